@@ -1,0 +1,72 @@
+# chihaya-rs developer targets. Every cargo call honours CARGO_TARGET_DIR.
+#
+#   make build     release build of chihaya, cc and bencode
+#   make test      find or start MariaDB (scripts/ensure-db.sh), then cargo test
+#   make run       build, demo database `chihaya` with the fixtures, run the tracker
+#   make db-stop   stop the private mariadbd that ensure-db may have started
+#   make fmt       check formatting        make lint   clippy, warnings are errors
+#   make docker    build the chihaya-rs image
+#   make clean     cargo clean
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+.DEFAULT_GOAL := build
+
+CARGO ?= cargo
+# Extra arguments for cargo test, e.g. make test TEST_ARGS='announce -- --nocapture'
+TEST_ARGS ?=
+
+ifdef CARGO_TARGET_DIR
+export CARGO_TARGET_DIR
+endif
+
+# The demo request printed by `make run`: user 1, torrent 3, an approved client.
+DEMO_PASSKEY := mUztWMpBYNCqzmge6vGeEUGSrctJbgpQ
+DEMO_INFO_HASH := 59FC5431B11C761C94CD3EB90825EA6E6DC8A5F1
+DEMO_PEER_ID := -TR2940-abcdefghijkl
+DEMO_TRACKER := http://127.0.0.1:34000
+
+.PHONY: build test run bench docker db-stop fmt lint clean
+
+build:
+	$(CARGO) build --release --bins
+
+# One shell line, so that the URL printed by ensure-db reaches cargo.
+test:
+	@out=$$(scripts/ensure-db.sh); url=$${out#DATABASE_URL=}; \
+	echo "DATABASE_URL=$$url $(CARGO) test --all-targets $(TEST_ARGS)"; \
+	DATABASE_URL="$$url" $(CARGO) test --all-targets $(TEST_ARGS)
+
+run:
+	$(CARGO) build --release --bins
+	@out=$$(scripts/ensure-db.sh); \
+	dsn=$$(scripts/ensure-demo-db.sh "$${out#DATABASE_URL=}"); \
+	bin=$${CARGO_TARGET_DIR:-target}/release; \
+	hash=$$(printf '%s' '$(DEMO_INFO_HASH)' | sed 's/../%&/g'); \
+	url="$(DEMO_TRACKER)/$(DEMO_PASSKEY)/announce?info_hash=$$hash&peer_id=$(DEMO_PEER_ID)&port=51413&uploaded=0&downloaded=0&left=0&compact=1"; \
+	echo; \
+	echo "Example announce (demo user 1, torrent 3):"; \
+	echo "  $$url"; \
+	echo "Try it from another shell:"; \
+	echo "  curl -s '$$url'; echo"; \
+	echo; \
+	echo "DB_DSN=$$dsn $$bin/chihaya --config config.example.json"; \
+	exec env DB_DSN="$$dsn" "$$bin/chihaya" --config config.example.json
+
+bench:
+	@echo "make bench: not implemented yet (see issue 6)" >&2; exit 1
+
+docker:
+	docker build -t chihaya-rs .
+
+db-stop:
+	@scripts/ensure-db.sh --stop
+
+fmt:
+	$(CARGO) fmt --check
+
+lint:
+	$(CARGO) clippy --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

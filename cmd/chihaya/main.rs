@@ -1,0 +1,88 @@
+//! `chihaya`: the tracker. Parses the command line and hands over to the library.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{value_parser, Arg, Command};
+
+fn cli() -> Command {
+    Command::new("chihaya")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("A private BitTorrent tracker for Gazelle-style sites")
+        .arg(
+            Arg::new("config")
+                .long("config")
+                .value_name("PATH")
+                .default_value("config.json")
+                .value_parser(value_parser!(PathBuf))
+                .help("Config file (JSON)"),
+        )
+        .arg(
+            Arg::new("peer-cache")
+                .long("peer-cache")
+                .value_name("PATH")
+                .default_value("peer-cache.bin")
+                .value_parser(value_parser!(PathBuf))
+                .help("Peer cache file, written periodically and at shutdown"),
+        )
+        .arg(
+            Arg::new("spill")
+                .long("spill")
+                .value_name("PATH")
+                .default_value("accounting-spill.jsonl")
+                .value_parser(value_parser!(PathBuf))
+                .help("Where rows that could not be written to the database are saved"),
+        )
+        .arg(
+            Arg::new("drain-timeout")
+                .long("drain-timeout")
+                .value_name("SECONDS")
+                .default_value("60")
+                .value_parser(value_parser!(u64))
+                .help("How long shutdown keeps trying to write pending rows"),
+        )
+}
+
+fn main() -> ExitCode {
+    // clap prints usage errors on stderr and exits 2, and -h/-V on stdout with 0.
+    let matches = cli().get_matches();
+    let path = |name: &str| {
+        matches
+            .get_one::<PathBuf>(name)
+            .cloned()
+            .unwrap_or_default()
+    };
+    let options = chihaya::app::Options {
+        config: path("config"),
+        peer_cache: path("peer-cache"),
+        spill: path("spill"),
+        drain_timeout: Duration::from_secs(
+            matches
+                .get_one::<u64>("drain-timeout")
+                .copied()
+                .unwrap_or(60),
+        ),
+    };
+    chihaya::log::init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            tracing::error!("Cannot start the async runtime: {}", e);
+            return ExitCode::from(1);
+        }
+    };
+    ExitCode::from(runtime.block_on(chihaya::app::run(options)))
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        super::cli().debug_assert();
+    }
+}

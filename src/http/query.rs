@@ -1,0 +1,362 @@
+//! The query-string parser of SPEC §4 and the announce parameter checks of SPEC §5.1
+//! (#1–#9). Works on raw bytes; values without escapes are borrowed, not copied.
+
+use std::borrow::Cow;
+
+use crate::tracker::{Event, Failure, InfoHash, PeerId};
+
+/// Longest query string accepted, in bytes.
+pub const MAX_QUERY_LEN: usize = 8192;
+
+/// The parameters the tracker reads. Others are ignored.
+#[derive(Default, Debug)]
+pub struct Query<'a> {
+    /// Every `info_hash` value of exactly 20 bytes, in order, duplicates kept.
+    pub info_hashes: Vec<InfoHash>,
+    pub peer_id: Option<Cow<'a, [u8]>>,
+    pub port: Option<Cow<'a, [u8]>>,
+    pub uploaded: Option<Cow<'a, [u8]>>,
+    pub downloaded: Option<Cow<'a, [u8]>>,
+    pub left: Option<Cow<'a, [u8]>>,
+    pub event: Option<Cow<'a, [u8]>>,
+    pub ip: Option<Cow<'a, [u8]>>,
+    pub ipv4: Option<Cow<'a, [u8]>>,
+    pub numwant: Option<Cow<'a, [u8]>>,
+    pub compact: Option<Cow<'a, [u8]>>,
+    pub no_peer_id: Option<Cow<'a, [u8]>>,
+}
+
+impl<'a> Query<'a> {
+    /// Parses the bytes after the `?`. Refuses an over-long query (Q1) and any `%` not
+    /// followed by two hex digits (Q2), in keys and values alike.
+    pub fn parse(raw: &'a [u8]) -> Result<Query<'a>, Failure> {
+        if raw.len() > MAX_QUERY_LEN {
+            return Err(Failure::QueryTooLong);
+        }
+        let mut query = Query::default();
+        for segment in raw.split(|&b| b == b'&') {
+            if segment.is_empty() {
+                continue;
+            }
+            let (key, value) = match segment.iter().position(|&b| b == b'=') {
+                Some(eq) => (&segment[..eq], &segment[eq + 1..]),
+                None => (segment, &b""[..]),
+            };
+            let key = decode(key)?;
+            let value = decode(value)?;
+            // `info_hash` is matched before lowercasing: `INFO_HASH` is just another key.
+            if *key == *b"info_hash" {
+                if let Ok(hash) = <[u8; 20]>::try_from(&*value) {
+                    query.info_hashes.push(InfoHash(hash));
+                }
+                continue;
+            }
+            if let Some(slot) = query.slot(&key) {
+                *slot = Some(value);
+            }
+        }
+        Ok(query)
+    }
+
+    /// The field for a (case-insensitive) key, or None for keys we ignore.
+    fn slot(&mut self, key: &[u8]) -> Option<&mut Option<Cow<'a, [u8]>>> {
+        const NAMES: [&[u8]; 11] = [
+            b"peer_id",
+            b"port",
+            b"uploaded",
+            b"downloaded",
+            b"left",
+            b"event",
+            b"ip",
+            b"ipv4",
+            b"numwant",
+            b"compact",
+            b"no_peer_id",
+        ];
+        let index = NAMES
+            .iter()
+            .position(|name| name.eq_ignore_ascii_case(key))?;
+        Some(match index {
+            0 => &mut self.peer_id,
+            1 => &mut self.port,
+            2 => &mut self.uploaded,
+            3 => &mut self.downloaded,
+            4 => &mut self.left,
+            5 => &mut self.event,
+            6 => &mut self.ip,
+            7 => &mut self.ipv4,
+            8 => &mut self.numwant,
+            9 => &mut self.compact,
+            _ => &mut self.no_peer_id,
+        })
+    }
+}
+
+/// `+` becomes a space and `%XX` (either case) a byte; other bytes stay.
+pub fn decode(input: &[u8]) -> Result<Cow<'_, [u8]>, Failure> {
+    if !input.iter().any(|&b| b == b'%' || b == b'+') {
+        return Ok(Cow::Borrowed(input));
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        match input[i] {
+            b'+' => out.push(b' '),
+            b'%' => {
+                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
+                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
+                    _ => return Err(Failure::InvalidQuery),
+                }
+                i += 2;
+            }
+            other => out.push(other),
+        }
+        i += 1;
+    }
+    Ok(Cow::Owned(out))
+}
+
+/// Decodes `%XX` in one path segment (`+` stays as is in paths); None on a bad escape.
+pub fn decode_path_segment(input: &[u8]) -> Option<Cow<'_, [u8]>> {
+    if !input.contains(&b'%') {
+        return Some(Cow::Borrowed(input));
+    }
+    let mut out = Vec::with_capacity(input.len());
+    let mut i = 0;
+    while i < input.len() {
+        if input[i] == b'%' {
+            let hi = hex_value(*input.get(i + 1)?)?;
+            let lo = hex_value(*input.get(i + 2)?)?;
+            out.push(hi << 4 | lo);
+            i += 3;
+        } else {
+            out.push(input[i]);
+            i += 1;
+        }
+    }
+    Some(Cow::Owned(out))
+}
+
+fn hex_value(b: u8) -> Option<u8> {
+    match b {
+        b'0'..=b'9' => Some(b - b'0'),
+        b'a'..=b'f' => Some(b - b'a' + 10),
+        b'A'..=b'F' => Some(b - b'A' + 10),
+        _ => None,
+    }
+}
+
+/// ASCII digits only, at least one, fitting in u64; anything else counts as absent.
+pub fn parse_u64(value: Option<&[u8]>) -> Option<u64> {
+    let value = value?;
+    if value.is_empty() {
+        return None;
+    }
+    value.iter().try_fold(0u64, |acc, &b| {
+        if !b.is_ascii_digit() {
+            return None;
+        }
+        acc.checked_mul(10)?.checked_add(u64::from(b - b'0'))
+    })
+}
+
+pub fn parse_u16(value: Option<&[u8]>) -> Option<u16> {
+    parse_u64(value).and_then(|n| u16::try_from(n).ok())
+}
+
+/// The parameters of an announce that passed checks #1–#9; the address comes next.
+#[derive(Debug, PartialEq)]
+pub struct AnnounceParams<'q> {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    /// The raw `event` value (empty when absent), for the recorder.
+    pub event_raw: &'q [u8],
+    pub event: Event,
+    pub numwant: Option<u16>,
+    pub compact: bool,
+    pub no_peer_id: bool,
+}
+
+impl<'q> AnnounceParams<'q> {
+    /// Checks #1–#9 of SPEC §5.1, first failure wins.
+    pub fn from_query(
+        query: &'q Query<'_>,
+        strict_port: bool,
+    ) -> Result<AnnounceParams<'q>, Failure> {
+        let info_hash = match query.info_hashes.as_slice() {
+            [] => return Err(Failure::MissingInfoHash),
+            [one] => *one,
+            _ => return Err(Failure::MultipleInfoHashes),
+        };
+        let peer_id = match query.peer_id.as_deref() {
+            None | Some([]) => return Err(Failure::MissingPeerId),
+            Some(raw) => PeerId(<[u8; 20]>::try_from(raw).map_err(|_| Failure::InvalidPeerId)?),
+        };
+        let port = parse_u16(query.port.as_deref()).ok_or(Failure::MissingPort)?;
+        if strict_port && port < 1024 {
+            return Err(Failure::PortOutOfRange(port));
+        }
+        let uploaded = parse_u64(query.uploaded.as_deref()).ok_or(Failure::MissingUploaded)?;
+        let downloaded =
+            parse_u64(query.downloaded.as_deref()).ok_or(Failure::MissingDownloaded)?;
+        let left = parse_u64(query.left.as_deref()).ok_or(Failure::MissingLeft)?;
+        let event_raw = query.event.as_deref().unwrap_or_default();
+        Ok(AnnounceParams {
+            info_hash,
+            peer_id,
+            port,
+            uploaded,
+            downloaded,
+            left,
+            event_raw,
+            event: Event::from_raw(event_raw),
+            numwant: parse_u16(query.numwant.as_deref()),
+            compact: query.compact.as_deref() != Some(b"0"),
+            no_peer_id: query.no_peer_id.as_deref() == Some(b"1"),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const HASH_ESC: &str = "%12%34%56%78%9a%BC%de%F0%00%ff%20%2B+abcdefg";
+
+    fn announce(q: &str) -> Result<AnnounceParams<'static>, Failure> {
+        let query = Box::leak(Box::new(Query::parse(Box::leak(
+            q.as_bytes().to_vec().into_boxed_slice(),
+        ))?));
+        AnnounceParams::from_query(query, false)
+    }
+
+    #[test]
+    fn decoding() {
+        assert_eq!(&*decode(b"a+b%20c%2b%2B").unwrap(), b"a b c++");
+        assert_eq!(&*decode(b"%fF%00").unwrap(), b"\xff\x00");
+        for bad in [&b"%"[..], b"%4", b"%zz", b"a%g0", b"%%41"] {
+            assert_eq!(decode(bad), Err(Failure::InvalidQuery), "{bad:?}");
+        }
+        assert!(matches!(decode(b"plain;text"), Ok(Cow::Borrowed(_))));
+    }
+
+    #[test]
+    fn info_hash_rules() {
+        let q = format!(
+            "info_hash={HASH_ESC}&info_hash=short&INFO_HASH={HASH_ESC}&info_hash={HASH_ESC}"
+        );
+        let query = Query::parse(q.as_bytes()).unwrap();
+        assert_eq!(query.info_hashes.len(), 2);
+        assert_eq!(query.info_hashes[0].0[..4], [0x12, 0x34, 0x56, 0x78]);
+        assert_eq!(&query.info_hashes[0].0[10..13], b" + ");
+    }
+
+    #[test]
+    fn keys_are_case_insensitive_last_wins_and_semicolon_is_ordinary() {
+        let query = Query::parse(b"EvEnT=started&event=completed&&port&left=1;x=2&ip").unwrap();
+        assert_eq!(query.event.as_deref(), Some(&b"completed"[..]));
+        assert_eq!(query.port.as_deref(), Some(&b""[..]));
+        assert_eq!(query.left.as_deref(), Some(&b"1;x=2"[..]));
+        assert_eq!(query.ip.as_deref(), Some(&b""[..]));
+    }
+
+    #[test]
+    fn limits_and_bad_escapes_anywhere() {
+        let long = "a".repeat(MAX_QUERY_LEN + 1);
+        assert_eq!(
+            Query::parse(long.as_bytes()).unwrap_err(),
+            Failure::QueryTooLong
+        );
+        assert!(Query::parse("a".repeat(MAX_QUERY_LEN).as_bytes()).is_ok());
+        assert_eq!(
+            Query::parse(b"unused%zz=1").unwrap_err(),
+            Failure::InvalidQuery
+        );
+        assert_eq!(
+            Query::parse(b"unused=%4").unwrap_err(),
+            Failure::InvalidQuery
+        );
+    }
+
+    #[test]
+    fn numbers() {
+        assert_eq!(parse_u64(Some(b"0")), Some(0));
+        assert_eq!(parse_u64(Some(b"007")), Some(7));
+        assert_eq!(parse_u64(Some(b"18446744073709551615")), Some(u64::MAX));
+        assert_eq!(parse_u64(Some(b"18446744073709551616")), None);
+        for bad in [&b""[..], b"-1", b"+1", b" 1", b"1 ", b"1e3", b"0x10"] {
+            assert_eq!(parse_u64(Some(bad)), None, "{bad:?}");
+        }
+        assert_eq!(parse_u16(Some(b"65535")), Some(65535));
+        assert_eq!(parse_u16(Some(b"65536")), None);
+    }
+
+    #[test]
+    fn announce_checks_in_order() {
+        let base = format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3");
+        let ok = announce(&base).unwrap();
+        assert_eq!(
+            (ok.port, ok.uploaded, ok.downloaded, ok.left),
+            (6881, 1, 2, 3)
+        );
+        assert_eq!(
+            (ok.event, ok.numwant, ok.compact, ok.no_peer_id),
+            (Event::None, None, true, false)
+        );
+
+        let cases: &[(&str, Failure)] = &[
+            ("peer_id=x", Failure::MissingInfoHash),
+            (&format!("info_hash={HASH_ESC}&info_hash={HASH_ESC}"), Failure::MultipleInfoHashes),
+            (&format!("info_hash={HASH_ESC}&peer_id="), Failure::MissingPeerId),
+            (&format!("info_hash={HASH_ESC}&peer_id=short"), Failure::InvalidPeerId),
+            (&format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=70000"), Failure::MissingPort),
+            (&format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=1"), Failure::MissingUploaded),
+            (&format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=1&uploaded=0"), Failure::MissingDownloaded),
+            (
+                &format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=1&uploaded=0&downloaded=0&left=-1"),
+                Failure::MissingLeft,
+            ),
+        ];
+        for (q, want) in cases {
+            assert_eq!(announce(q).unwrap_err(), *want, "{q}");
+        }
+        let port_zero = base.replace("port=6881", "port=0");
+        let query = Query::parse(port_zero.as_bytes()).unwrap();
+        assert!(
+            AnnounceParams::from_query(&query, false).is_ok(),
+            "port 0 passes without strict_port"
+        );
+        assert_eq!(
+            AnnounceParams::from_query(&query, true).unwrap_err(),
+            Failure::PortOutOfRange(0)
+        );
+    }
+
+    #[test]
+    fn flags() {
+        let base = format!("info_hash={HASH_ESC}&peer_id=-TR2940-abcdefghijkl&port=6881&uploaded=1&downloaded=2&left=3");
+        let p = announce(&format!(
+            "{base}&compact=0&no_peer_id=1&numwant=7&event=stopped"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.compact, p.no_peer_id, p.numwant, p.event),
+            (false, true, Some(7), Event::Stopped)
+        );
+        let p = announce(&format!(
+            "{base}&compact=00&no_peer_id=01&numwant=x&event=Stopped"
+        ))
+        .unwrap();
+        assert_eq!(
+            (p.compact, p.no_peer_id, p.numwant, p.event),
+            (true, false, None, Event::None)
+        );
+        assert_eq!(p.event_raw, b"Stopped");
+    }
+}

@@ -1,0 +1,169 @@
+//! Bencoded bodies: failures (SPEC §3.4), announce (§5.12) and scrape (§6) responses.
+//! Dictionary keys are written in sorted order by construction.
+
+use std::net::IpAddr;
+
+use crate::bencode;
+use crate::tracker::{Announced, Failure, ScrapeFile, SelectedPeer};
+
+/// `d14:failure reason<len>:<M>8:intervali<N>e12:min intervali<N>ee`.
+pub fn failure(out: &mut Vec<u8>, failure: &Failure) {
+    let mut reason = Vec::new();
+    failure.write_reason(&mut reason);
+    let interval = i64::from(failure.interval());
+    out.push(b'd');
+    bencode::bytes(out, b"failure reason");
+    bencode::bytes(out, &reason);
+    bencode::int_entry(out, "interval", interval);
+    bencode::int_entry(out, "min interval", interval);
+    out.push(b'e');
+}
+
+/// How the client asked for its peer list.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerFormat {
+    /// 6 bytes per IPv4 peer (BEP 23).
+    Compact,
+    /// A list of dicts, with or without `peer id`.
+    Dicts { with_peer_id: bool },
+}
+
+pub fn announce(out: &mut Vec<u8>, done: &Announced, peers: &[SelectedPeer], format: PeerFormat) {
+    out.push(b'd');
+    bencode::int_entry(out, "complete", i64::from(done.complete));
+    bencode::int_entry(out, "downloaded", i64::from(done.downloaded));
+    bencode::int_entry(out, "incomplete", i64::from(done.incomplete));
+    bencode::int_entry(out, "interval", i64::from(done.interval));
+    bencode::int_entry(out, "min interval", i64::from(done.min_interval));
+    if done.include_peers {
+        bencode::bytes(out, b"peers");
+        match format {
+            PeerFormat::Compact => compact_peers(out, peers),
+            PeerFormat::Dicts { with_peer_id } => dict_peers(out, peers, with_peer_id),
+        }
+    }
+    out.push(b'e');
+}
+
+fn compact_peers(out: &mut Vec<u8>, peers: &[SelectedPeer]) {
+    let v4 = || {
+        peers.iter().filter_map(|peer| match peer.ip {
+            IpAddr::V4(ip) => Some((ip, peer.port)),
+            IpAddr::V6(_) => None,
+        })
+    };
+    bencode::decimal(out, 6 * v4().count() as i64);
+    out.push(b':');
+    for (ip, port) in v4() {
+        out.extend_from_slice(&ip.octets());
+        out.extend_from_slice(&port.to_be_bytes());
+    }
+}
+
+fn dict_peers(out: &mut Vec<u8>, peers: &[SelectedPeer], with_peer_id: bool) {
+    out.push(b'l');
+    for peer in peers {
+        out.push(b'd');
+        bencode::bytes(out, b"ip");
+        bencode::bytes(out, peer.ip.to_string().as_bytes());
+        if with_peer_id {
+            bencode::bytes(out, b"peer id");
+            bencode::bytes(out, &peer.peer_id.0);
+        }
+        bencode::int_entry(out, "port", i64::from(peer.port));
+        out.push(b'e');
+    }
+    out.push(b'e');
+}
+
+/// A scrape response; without any valid hash it carries the scrape failure reason
+/// next to the (empty) files.
+pub fn scrape(out: &mut Vec<u8>, files: &[ScrapeFile], no_hashes: bool, interval: u32) {
+    let interval = i64::from(interval);
+    out.push(b'd');
+    if no_hashes {
+        bencode::bytes(out, b"failure reason");
+        bencode::bytes(out, b"Scrape without info_hash is not supported");
+    }
+    bencode::bytes(out, b"files");
+    out.push(b'd');
+    for file in files {
+        bencode::bytes(out, &file.info_hash.0);
+        out.push(b'd');
+        bencode::int_entry(out, "complete", i64::from(file.complete));
+        bencode::int_entry(out, "downloaded", i64::from(file.downloaded));
+        bencode::int_entry(out, "incomplete", i64::from(file.incomplete));
+        out.push(b'e');
+    }
+    out.push(b'e');
+    bencode::bytes(out, b"flags");
+    out.push(b'd');
+    bencode::int_entry(out, "min_request_interval", interval);
+    out.push(b'e');
+    bencode::int_entry(out, "interval", interval);
+    bencode::int_entry(out, "min interval", interval);
+    out.push(b'e');
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::{InfoHash, PeerId};
+
+    #[test]
+    fn failure_bytes() {
+        let mut out = Vec::new();
+        failure(&mut out, &Failure::InvalidPasskey);
+        assert_eq!(
+            out,
+            b"d14:failure reason23:Your passkey is invalid8:intervali3600e12:min intervali3600ee"
+        );
+    }
+
+    #[test]
+    fn empty_scrape_failure_bytes() {
+        let mut out = Vec::new();
+        scrape(&mut out, &[], true, 900);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "d14:failure reason41:Scrape without info_hash is not supported5:filesde5:flagsd20:min_request_intervali900ee8:intervali900e12:min intervali900ee"
+        );
+    }
+
+    #[test]
+    fn scrape_entries_match_a_reference_encoder() {
+        let files = [ScrapeFile {
+            info_hash: InfoHash(*b"abcdefghijklmnopqrst"),
+            complete: 1,
+            downloaded: 2,
+            incomplete: 3,
+        }];
+        let mut out = Vec::new();
+        scrape(&mut out, &files, false, 900);
+        assert_eq!(
+            String::from_utf8(out).unwrap(),
+            "d5:filesd20:abcdefghijklmnopqrstd8:completei1e10:downloadedi2e10:incompletei3eee5:flagsd20:min_request_intervali900ee8:intervali900e12:min intervali900ee"
+        );
+    }
+
+    #[test]
+    fn peer_lists() {
+        let peers = [SelectedPeer {
+            peer_id: PeerId(*b"-TR2940-abcdefghijkl"),
+            ip: "10.0.0.1".parse().unwrap(),
+            port: 0x1AE1,
+        }];
+        let mut out = Vec::new();
+        compact_peers(&mut out, &peers);
+        assert_eq!(out, b"6:\x0a\x00\x00\x01\x1a\xe1");
+        out.clear();
+        dict_peers(&mut out, &peers, true);
+        assert_eq!(
+            out,
+            b"ld2:ip8:10.0.0.17:peer id20:-TR2940-abcdefghijkl4:porti6881eee"
+        );
+        out.clear();
+        dict_peers(&mut out, &[], false);
+        assert_eq!(out, b"le");
+    }
+}

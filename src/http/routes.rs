@@ -1,0 +1,281 @@
+//! Routing (SPEC §3.3) and the announce and scrape handlers.
+
+use std::borrow::Cow;
+use std::sync::atomic::Ordering;
+
+use actix_web::http::{header, Method, StatusCode};
+use actix_web::{HttpRequest, HttpResponse};
+
+use super::query::{decode_path_segment, AnnounceParams, Query};
+use super::response::{self, PeerFormat};
+use super::{metrics, HttpState};
+use crate::state::{unix_now, unix_now_ms};
+use crate::tracker::{self, ip, AnnounceRequest, Failure, User, View, MAX_SCRAPE_HASHES};
+
+/// Where a path leads.
+#[derive(Debug, PartialEq, Eq)]
+enum Route<'a> {
+    Check,
+    Alive,
+    AdminMetrics,
+    Announce(Cow<'a, [u8]>),
+    Scrape(Cow<'a, [u8]>),
+    UserMetrics(Cow<'a, [u8]>),
+    NotFound,
+}
+
+fn decode(segment: &str) -> Option<Cow<'_, [u8]>> {
+    decode_path_segment(segment.as_bytes()).filter(|d| !d.is_empty())
+}
+
+/// Splits the path on `/` and decodes each segment; empty or extra segments and bad
+/// escapes lead nowhere.
+fn route(path: &str) -> Route<'_> {
+    let Some(rest) = path.strip_prefix('/') else {
+        return Route::NotFound;
+    };
+    let mut segments = rest.split('/');
+    let (first, second) = (segments.next(), segments.next());
+    if segments.next().is_some() {
+        return Route::NotFound;
+    }
+    match (first.and_then(decode), second) {
+        (Some(name), None) => match &*name {
+            b"check" => Route::Check,
+            b"alive" => Route::Alive,
+            b"metrics" => Route::AdminMetrics,
+            _ => Route::NotFound,
+        },
+        (Some(passkey), Some(action)) => match decode(action).as_deref() {
+            Some(b"announce") => Route::Announce(passkey),
+            Some(b"scrape") => Route::Scrape(passkey),
+            Some(b"metrics") => Route::UserMetrics(passkey),
+            _ => Route::NotFound,
+        },
+        _ => Route::NotFound,
+    }
+}
+
+pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
+    let method = request.method();
+    if method != Method::GET && method != Method::HEAD {
+        return HttpResponse::MethodNotAllowed()
+            .insert_header((header::ALLOW, "GET, HEAD"))
+            .finish();
+    }
+    let response = match route(request.uri().path()) {
+        Route::Check => text(unix_now().to_string().into_bytes()),
+        Route::Alive => {
+            let uptime = state.shared.started.elapsed().as_millis();
+            HttpResponse::Ok()
+                .content_type("application/json")
+                .body(format!(
+                    "{{\"now\":{},\"uptime\":{}}}",
+                    unix_now_ms(),
+                    uptime
+                ))
+        }
+        Route::AdminMetrics => match metrics::is_admin(request, &state.shared.config.admin_token) {
+            true => metrics::respond(&state.shared, true),
+            false => not_found(),
+        },
+        Route::Announce(passkey) => {
+            with_user(state, &passkey, |user| announce(request, state, user))
+        }
+        Route::Scrape(passkey) => with_user(state, &passkey, |user| {
+            if state.shared.config.scrape {
+                scrape(request, state, user)
+            } else {
+                not_found()
+            }
+        }),
+        Route::UserMetrics(passkey) => with_user(state, &passkey, |_| {
+            metrics::respond(
+                &state.shared,
+                metrics::is_admin(request, &state.shared.config.admin_token),
+            )
+        }),
+        Route::NotFound => not_found(),
+    };
+    if matches!(response.status(), StatusCode::OK | StatusCode::NOT_FOUND) {
+        state
+            .shared
+            .counters
+            .requests
+            .fetch_add(1, Ordering::Relaxed);
+    }
+    response
+}
+
+/// Looks the passkey up among enabled users before anything else.
+fn with_user(
+    state: &HttpState,
+    passkey: &[u8],
+    then: impl FnOnce(&User) -> HttpResponse,
+) -> HttpResponse {
+    let users = state.shared.snapshots.users.load();
+    match users.get(passkey) {
+        Some(user) => then(user),
+        None => failure(&Failure::InvalidPasskey),
+    }
+}
+
+fn text(body: Vec<u8>) -> HttpResponse {
+    HttpResponse::Ok().content_type("text/plain").body(body)
+}
+
+fn not_found() -> HttpResponse {
+    HttpResponse::NotFound().content_type("text/plain").finish()
+}
+
+fn failure(failure: &Failure) -> HttpResponse {
+    let mut body = Vec::with_capacity(128);
+    response::failure(&mut body, failure);
+    text(body)
+}
+
+fn raw_query(request: &HttpRequest) -> &[u8] {
+    request.uri().query().unwrap_or("").as_bytes()
+}
+
+fn announce(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse {
+    match try_announce(request, state, user) {
+        Ok(body) => text(body),
+        Err(refused) => failure(&refused),
+    }
+}
+
+fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result<Vec<u8>, Failure> {
+    let shared = &state.shared;
+    let query = Query::parse(raw_query(request))?;
+    let params = AnnounceParams::from_query(&query, shared.config.strict_port)?;
+    let source = ip::Source {
+        proxy_header: state
+            .proxy_header
+            .as_ref()
+            .and_then(|name| request.headers().get(name))
+            .map(|value| value.as_bytes()),
+        tcp_peer: request.peer_addr().map(|addr| addr.ip()),
+    };
+    let address = ip::resolve(query.ipv4.as_deref(), query.ip.as_deref(), &source)?;
+    let announce_request = AnnounceRequest {
+        info_hash: params.info_hash,
+        peer_id: params.peer_id,
+        port: params.port,
+        uploaded: params.uploaded,
+        downloaded: params.downloaded,
+        left: params.left,
+        event: params.event,
+        numwant: params.numwant,
+        compact: params.compact,
+        no_peer_id: params.no_peer_id,
+        ip: address,
+    };
+    let snapshots = &shared.snapshots;
+    let (clients, hit_and_runs, group_freeleech, torrents) = (
+        snapshots.clients.load(),
+        snapshots.hit_and_runs.load(),
+        snapshots.group_freeleech.load(),
+        snapshots.torrents.load(),
+    );
+    let view = View {
+        clients: &clients,
+        hit_and_runs: &hit_and_runs,
+        group_freeleech: &group_freeleech,
+        global_freeleech: snapshots.global_freeleech(),
+        torrents: &torrents,
+    };
+    let mut peers = Vec::new();
+    let done = tracker::announce(
+        &shared.settings,
+        &view,
+        user,
+        &announce_request,
+        unix_now(),
+        &mut rand::rng(),
+        &mut peers,
+    )?;
+    if let Some(id) = done.deltas.unprune {
+        tracing::info!("Unpruning torrent {}", id.0);
+    }
+    shared.sink.record(&done.deltas);
+    let format = if params.compact {
+        PeerFormat::Compact
+    } else {
+        PeerFormat::Dicts {
+            with_peer_id: !params.no_peer_id,
+        }
+    };
+    let mut body = Vec::with_capacity(128 + peers.len() * 6);
+    response::announce(&mut body, &done, &peers, format);
+    Ok(body)
+}
+
+fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse {
+    let shared = &state.shared;
+    let query = match Query::parse(raw_query(request)) {
+        Ok(query) => query,
+        Err(refused) => return failure(&refused),
+    };
+    if query.info_hashes.len() > MAX_SCRAPE_HASHES {
+        return failure(&Failure::TooManyInfoHashes);
+    }
+    let mut files = Vec::new();
+    let (torrents, hit_and_runs) = (
+        shared.snapshots.torrents.load(),
+        shared.snapshots.hit_and_runs.load(),
+    );
+    tracker::scrape(
+        &torrents,
+        &hit_and_runs,
+        user,
+        &query.info_hashes,
+        &mut files,
+    );
+    let mut body = Vec::with_capacity(160 + files.len() * 80);
+    response::scrape(
+        &mut body,
+        &files,
+        query.info_hashes.is_empty(),
+        shared.settings.scrape_interval,
+    );
+    text(body)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pk(s: &str) -> Cow<'_, [u8]> {
+        Cow::Owned(s.as_bytes().to_vec())
+    }
+
+    #[test]
+    fn routes() {
+        assert_eq!(route("/check"), Route::Check);
+        assert_eq!(route("/alive"), Route::Alive);
+        assert_eq!(route("/metrics"), Route::AdminMetrics);
+        assert_eq!(route("/abc/announce"), Route::Announce(pk("abc")));
+        assert_eq!(route("/abc/scrape"), Route::Scrape(pk("abc")));
+        assert_eq!(route("/abc/metrics"), Route::UserMetrics(pk("abc")));
+        assert_eq!(route("/a%2Fb/announce"), Route::Announce(pk("a/b")));
+        assert_eq!(route("/abc/%61nnounce"), Route::Announce(pk("abc")));
+        assert_eq!(route("/a+b/announce"), Route::Announce(pk("a+b")));
+        for nowhere in [
+            "/",
+            "",
+            "/check/",
+            "/abc/announce/",
+            "//announce",
+            "/a/b/announce",
+            "/abc/other",
+            "/abc",
+            "/%zz/announce",
+            "/abc/announc%",
+            "/announce",
+            "/scrape",
+        ] {
+            assert_eq!(route(nowhere), Route::NotFound, "{nowhere}");
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! Loading the snapshots from MariaDB at start and every `database_reload` seconds
+//! after (SPEC §7). Each snapshot loads independently and is swapped in whole; no lock
+//! that requests use is held while the database answers.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::log::fmt_duration;
+use crate::store::{self, Store};
+use crate::tracker::{Snapshots, Torrents};
+
+/// One of the six snapshots.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Users,
+    HitAndRuns,
+    Torrents,
+    GroupFreeleech,
+    GlobalFreeleech,
+    Clients,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 6] = [
+        Kind::Users,
+        Kind::HitAndRuns,
+        Kind::Torrents,
+        Kind::GroupFreeleech,
+        Kind::GlobalFreeleech,
+        Kind::Clients,
+    ];
+
+    /// As in `Failed to load <what> from database`.
+    fn what(self) -> &'static str {
+        match self {
+            Kind::Users => "users",
+            Kind::HitAndRuns => "hit and runs",
+            Kind::Torrents => "torrents",
+            Kind::GroupFreeleech => "group freeleech",
+            Kind::GlobalFreeleech => "global freeleech",
+            Kind::Clients => "clients",
+        }
+    }
+
+    /// As in `<Done> load complete`.
+    fn done(self) -> &'static str {
+        match self {
+            Kind::Users => "User",
+            Kind::HitAndRuns => "Hit and run",
+            Kind::Torrents => "Torrent",
+            Kind::GroupFreeleech => "Group freeleech",
+            Kind::GlobalFreeleech => "Global freeleech",
+            Kind::Clients => "Client list",
+        }
+    }
+}
+
+/// A snapshot that could not be loaded.
+#[derive(Debug)]
+pub struct LoadError {
+    pub kind: Kind,
+    pub error: sqlx::Error,
+}
+
+impl fmt::Display for LoadError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "Failed to load {} from database: {}",
+            self.kind.what(),
+            self.error
+        )
+    }
+}
+
+impl std::error::Error for LoadError {}
+
+/// Loads one snapshot and swaps it in; returns the rows loaded.
+pub async fn load(store: &Store, snapshots: &Snapshots, kind: Kind) -> Result<usize, LoadError> {
+    let fail = |error| LoadError { kind, error };
+    let started = Instant::now();
+    let rows = match kind {
+        Kind::Users => {
+            let users = store::load_users(store).await.map_err(fail)?;
+            let n = users.len();
+            snapshots.users.store(Arc::new(users));
+            n
+        }
+        Kind::HitAndRuns => {
+            let pairs = store::load_hit_and_runs(store).await.map_err(fail)?;
+            let n = pairs.len();
+            snapshots.hit_and_runs.store(Arc::new(pairs));
+            n
+        }
+        Kind::Torrents => {
+            let rows = store::load_torrents(store).await.map_err(fail)?;
+            let previous = snapshots.torrents.load_full();
+            // Building a big map is CPU work: keep it off the async workers.
+            let built =
+                tokio::task::spawn_blocking(move || Torrents::rebuild(&previous, rows)).await;
+            let (torrents, duplicates) = match built {
+                Ok(built) => built,
+                Err(join) => {
+                    let error = sqlx::Error::Protocol(format!(
+                        "building the torrent snapshot failed: {join}"
+                    ));
+                    return Err(fail(error));
+                }
+            };
+            for row in duplicates {
+                tracing::warn!("Skipping torrents row {}: duplicate info_hash", row.id.0);
+            }
+            let n = torrents.len();
+            snapshots.torrents.store(Arc::new(torrents));
+            n
+        }
+        Kind::GroupFreeleech => {
+            let groups = store::load_group_freeleech(store).await.map_err(fail)?;
+            let n = groups.len();
+            snapshots.group_freeleech.store(Arc::new(groups));
+            n
+        }
+        Kind::GlobalFreeleech => {
+            let on = store::load_global_freeleech(store).await.map_err(fail)?;
+            if on != snapshots.global_freeleech() {
+                tracing::info!("Global freeleech is now {}", if on { "on" } else { "off" });
+            }
+            snapshots.set_global_freeleech(on);
+            1
+        }
+        Kind::Clients => {
+            let clients = store::load_clients(store).await.map_err(fail)?;
+            let n = clients.len();
+            snapshots.clients.store(Arc::new(clients));
+            n
+        }
+    };
+    if kind != Kind::GlobalFreeleech {
+        tracing::info!(
+            "{} load complete ({} rows, {})",
+            kind.done(),
+            rows,
+            fmt_duration(started.elapsed())
+        );
+    }
+    Ok(rows)
+}
+
+/// The start-up load: every snapshot, stopping at the first failure.
+pub async fn load_all(store: &Store, snapshots: &Snapshots) -> Result<(), LoadError> {
+    for kind in Kind::ALL {
+        load(store, snapshots, kind).await?;
+    }
+    Ok(())
+}
+
+/// One reload cycle: each snapshot on its own; a failure keeps that snapshot's old value.
+pub async fn reload_all(store: &Store, snapshots: &Snapshots) {
+    for kind in Kind::ALL {
+        if let Err(error) = load(store, snapshots, kind).await {
+            tracing::error!("{}", error);
+        }
+    }
+}
+
+/// Reloads `period` after the previous cycle ended, until `stop` turns true.
+pub async fn run(
+    store: Store,
+    shared: Arc<crate::state::Shared>,
+    period: Duration,
+    mut stop: watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        tokio::select! {
+            () = reload_all(&store, &shared.snapshots) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+    }
+}

@@ -1,0 +1,109 @@
+//! Everything SQL: the connection pool, the snapshot loaders, the writers and the
+//! retry policy. Knows nothing of HTTP.
+
+mod load;
+pub mod retry;
+mod row;
+mod write;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
+use sqlx::ConnectOptions;
+
+use crate::config::{DatabaseConfig, DbProto};
+pub use load::{
+    load_clients, load_global_freeleech, load_group_freeleech, load_hit_and_runs, load_torrents,
+    load_users,
+};
+use retry::{RetryPolicy, RetryStats};
+pub use write::unprune;
+
+/// The pool plus the retry settings every statement follows.
+#[derive(Clone)]
+pub struct Store {
+    pub pool: MySqlPool,
+    pub policy: RetryPolicy,
+    pub stats: Arc<RetryStats>,
+}
+
+impl Store {
+    /// Builds the pool without connecting; `ping` tells whether the server answers.
+    pub fn new(config: &DatabaseConfig) -> Store {
+        let pool = MySqlPoolOptions::new()
+            .max_connections(8)
+            .min_connections(0)
+            // A statement waiting for a connection during an outage fails after this
+            // and is retried by its caller, rather than queueing forever.
+            .acquire_timeout(Duration::from_secs(5))
+            .connect_lazy_with(connect_options(config));
+        Store {
+            pool,
+            policy: RetryPolicy {
+                pause: Duration::from_secs(u64::from(config.deadlock_pause)),
+                retries: config.deadlock_retries,
+            },
+            stats: Arc::new(RetryStats::default()),
+        }
+    }
+
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        sqlx::query("SELECT 1")
+            .execute(&self.pool)
+            .await
+            .map(|_| ())
+    }
+}
+
+pub fn connect_options(config: &DatabaseConfig) -> MySqlConnectOptions {
+    let mut options = MySqlConnectOptions::new()
+        .username(&config.username)
+        .database(&config.database)
+        // Statement text is ours and constant; logging every one would flood the log.
+        .log_statements(tracing::log::LevelFilter::Off)
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(5));
+    // An empty password must be sent as no password at all: sqlx would otherwise
+    // scramble the empty string and the server refuses it.
+    if !config.password.is_empty() {
+        options = options.password(&config.password);
+    }
+    match config.proto {
+        DbProto::Unix => options.socket(&config.addr),
+        DbProto::Tcp => {
+            let (host, port) = split_host_port(&config.addr);
+            options.host(host).port(port)
+        }
+    }
+}
+
+/// `host:port`, `[v6]:port`, or a bare host (port 3306).
+fn split_host_port(addr: &str) -> (&str, u16) {
+    if let Some(rest) = addr.strip_prefix('[') {
+        if let Some((host, tail)) = rest.split_once(']') {
+            let port = tail
+                .strip_prefix(':')
+                .and_then(|p| p.parse().ok())
+                .unwrap_or(3306);
+            return (host, port);
+        }
+    }
+    match addr.rsplit_once(':') {
+        Some((host, port)) if !host.contains(':') => (host, port.parse().unwrap_or(3306)),
+        _ => (addr, 3306),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::split_host_port;
+
+    #[test]
+    fn host_and_port() {
+        assert_eq!(split_host_port("127.0.0.1:3307"), ("127.0.0.1", 3307));
+        assert_eq!(split_host_port("db.example"), ("db.example", 3306));
+        assert_eq!(split_host_port("[::1]:3310"), ("::1", 3310));
+        assert_eq!(split_host_port("[::1]"), ("::1", 3306));
+        assert_eq!(split_host_port("::1"), ("::1", 3306));
+    }
+}

@@ -1,0 +1,181 @@
+//! The retry policy of SPEC §8.7: how a failed statement is classified, how long to
+//! wait before the next attempt, what to log, and the counters behind the metrics.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use sqlx::mysql::MySqlDatabaseError;
+
+use crate::log::fmt_duration;
+
+/// Why an attempt failed; the `reason` label of `chihaya_flush_retries_total`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Reason {
+    /// 1213: InnoDB picked this transaction as the deadlock victim.
+    Deadlock,
+    /// 1205: a row lock was held longer than `innodb_lock_wait_timeout`.
+    LockWaitTimeout,
+    /// The server could not be reached, or the connection broke.
+    Connection,
+    /// A value the column refuses (out of range, NULL, bad date...).
+    Data,
+    Other,
+}
+
+impl Reason {
+    pub fn label(self) -> &'static str {
+        match self {
+            Reason::Deadlock => "deadlock",
+            Reason::LockWaitTimeout => "lock_wait_timeout",
+            Reason::Connection => "connection",
+            Reason::Data => "data",
+            Reason::Other => "other",
+        }
+    }
+
+    /// Lock conflicts clear by themselves, so they are retried on the short schedule.
+    pub fn is_lock_conflict(self) -> bool {
+        matches!(self, Reason::Deadlock | Reason::LockWaitTimeout)
+    }
+}
+
+/// The MariaDB error number, when the error came from the server.
+pub fn error_code(error: &sqlx::Error) -> Option<u16> {
+    match error {
+        sqlx::Error::Database(db) => db
+            .try_downcast_ref::<MySqlDatabaseError>()
+            .map(|e| e.number()),
+        _ => None,
+    }
+}
+
+pub fn classify(error: &sqlx::Error) -> Reason {
+    match error {
+        sqlx::Error::Database(_) => match error_code(error) {
+            Some(1213) => Reason::Deadlock,
+            Some(1205) => Reason::LockWaitTimeout,
+            // Gone away, lost during query, shutdown in progress, connection killed.
+            Some(2006 | 2013 | 1053 | 1927) => Reason::Connection,
+            Some(1048 | 1264 | 1265 | 1292 | 1366 | 1406 | 1690) => Reason::Data,
+            _ => Reason::Other,
+        },
+        sqlx::Error::Io(_)
+        | sqlx::Error::Tls(_)
+        | sqlx::Error::Protocol(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed => Reason::Connection,
+        _ => Reason::Other,
+    }
+}
+
+/// Counters shared by all writers and loaders (exported as metrics by a later issue).
+#[derive(Default, Debug)]
+pub struct RetryStats {
+    /// Statements that met 1213/1205.
+    pub deadlocks: AtomicU64,
+    /// Statements that reached `deadlock_retries` failures (and kept retrying).
+    pub deadlocks_aborted: AtomicU64,
+    /// Milliseconds waited after 1213/1205.
+    pub deadlock_wait_ms: AtomicU64,
+    /// Failed attempts of the other classes.
+    pub sql_errors: AtomicU64,
+    /// Failed attempts of any class.
+    pub retries: AtomicU64,
+}
+
+/// Linear back-off: `pause × min(n, retries)` after the n-th failure, at least a
+/// second for failures that are not lock conflicts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RetryPolicy {
+    pub pause: Duration,
+    pub retries: u32,
+}
+
+impl RetryPolicy {
+    pub fn wait(&self, failures: u32, reason: Reason) -> Duration {
+        let wait = self.pause * failures.min(self.retries);
+        if reason.is_lock_conflict() {
+            wait
+        } else {
+            wait.max(Duration::from_secs(1))
+        }
+    }
+
+    /// Logs the n-th failure of one statement, counts it, and returns how long to wait.
+    pub fn on_failure(
+        &self,
+        stats: &RetryStats,
+        failures: u32,
+        error: &sqlx::Error,
+    ) -> (Reason, Duration) {
+        let reason = classify(error);
+        let wait = self.wait(failures, reason);
+        stats.retries.fetch_add(1, Ordering::Relaxed);
+        match reason {
+            Reason::Deadlock | Reason::LockWaitTimeout => {
+                if failures == 1 {
+                    stats.deadlocks.fetch_add(1, Ordering::Relaxed);
+                }
+                let waited = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
+                stats.deadlock_wait_ms.fetch_add(waited, Ordering::Relaxed);
+                tracing::warn!(
+                    "Deadlock found! Retrying in {} ({}/{})",
+                    fmt_duration(wait),
+                    failures,
+                    self.retries
+                );
+            }
+            Reason::Connection => {
+                stats.sql_errors.fetch_add(1, Ordering::Relaxed);
+                tracing::error!("Database error: {}", error);
+            }
+            Reason::Data | Reason::Other => {
+                stats.sql_errors.fetch_add(1, Ordering::Relaxed);
+                let code = error_code(error).map_or_else(|| "-".to_owned(), |c| c.to_string());
+                tracing::error!("SQL error {}: {}", code, error);
+            }
+        }
+        if failures == self.retries {
+            stats.deadlocks_aborted.fetch_add(1, Ordering::Relaxed);
+            tracing::error!(
+                "Deadlocked {} times, still retrying every {}",
+                failures,
+                fmt_duration(wait)
+            );
+        }
+        (reason, wait)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn linear_then_constant_with_a_floor_for_non_lock_errors() {
+        let policy = RetryPolicy {
+            pause: Duration::from_secs(2),
+            retries: 3,
+        };
+        let waits: Vec<u64> = (1..=5)
+            .map(|n| policy.wait(n, Reason::Deadlock).as_secs())
+            .collect();
+        assert_eq!(waits, [2, 4, 6, 6, 6]);
+        let zero = RetryPolicy {
+            pause: Duration::ZERO,
+            retries: 5,
+        };
+        assert_eq!(zero.wait(1, Reason::LockWaitTimeout), Duration::ZERO);
+        assert_eq!(zero.wait(1, Reason::Connection), Duration::from_secs(1));
+        assert_eq!(zero.wait(3, Reason::Data), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn transport_errors_are_connection_errors() {
+        assert_eq!(classify(&sqlx::Error::PoolTimedOut), Reason::Connection);
+        let io = std::io::Error::new(std::io::ErrorKind::ConnectionReset, "reset");
+        assert_eq!(classify(&sqlx::Error::Io(io)), Reason::Connection);
+        assert_eq!(classify(&sqlx::Error::RowNotFound), Reason::Other);
+    }
+}

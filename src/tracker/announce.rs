@@ -1,0 +1,296 @@
+//! The announce algorithm (SPEC §5.3–5.13) from a validated request to a response and
+//! the accounting deltas. Pure: time and randomness come in as arguments.
+
+use std::net::{IpAddr, Ipv4Addr};
+
+use rand::Rng;
+
+use super::deltas::{
+    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta,
+};
+use super::failure::Failure;
+use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, Torrents, User};
+use super::swarm::{Peer, PeerKey, SelectedPeer};
+use super::types::{InfoHash, PeerId, TorrentId};
+
+/// Largest value the database's signed BIGINT columns hold.
+pub const MAX_COUNTER: u64 = i64::MAX as u64;
+
+/// The announce-related configuration.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Settings {
+    pub announce_interval: u32,
+    pub min_announce_interval: u32,
+    pub announce_drift: u32,
+    pub peer_inactivity: u32,
+    pub default_numwant: u16,
+    pub max_numwant: u16,
+    pub scrape_interval: u32,
+}
+
+/// The `event` parameter, compared case-sensitively.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Event {
+    /// Absent, empty, `started` or anything else: a plain announce.
+    None,
+    Completed,
+    Stopped,
+}
+
+impl Event {
+    pub fn from_raw(raw: &[u8]) -> Event {
+        match raw {
+            b"completed" => Event::Completed,
+            b"stopped" => Event::Stopped,
+            _ => Event::None,
+        }
+    }
+}
+
+/// An announce whose parameters passed checks 1–10.
+#[derive(Clone, Debug, PartialEq)]
+pub struct AnnounceRequest {
+    pub info_hash: InfoHash,
+    pub peer_id: PeerId,
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub event: Event,
+    pub numwant: Option<u16>,
+    pub compact: bool,
+    pub no_peer_id: bool,
+    pub ip: Ipv4Addr,
+}
+
+/// The snapshots an announce reads.
+pub struct View<'a> {
+    pub clients: &'a Clients,
+    pub hit_and_runs: &'a HitAndRuns,
+    pub group_freeleech: &'a GroupFreeleech,
+    pub global_freeleech: bool,
+    pub torrents: &'a Torrents,
+}
+
+/// A successful announce: the response fields (peers go to the caller's buffer) and
+/// what to queue for the database.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Announced {
+    pub complete: u32,
+    pub downloaded: u32,
+    pub incomplete: u32,
+    pub interval: u32,
+    pub min_interval: u32,
+    /// Whether the response carries a `peers` key (numwant > 0 and not stopped).
+    pub include_peers: bool,
+    pub seeding: bool,
+    pub deltas: AnnounceDeltas,
+}
+
+/// Whether `user` may not download `torrent`: download-disabled users may still leech
+/// torrents on which they have a hit-and-run, so they can repair it.
+pub fn download_disabled(user: &User, torrent: TorrentId, hit_and_runs: &HitAndRuns) -> bool {
+    user.disable_download && !hit_and_runs.contains(user.id, torrent)
+}
+
+/// Runs checks 11–14, updates the swarm and computes the deltas. Selected peers are
+/// appended to `peers`.
+pub fn announce(
+    settings: &Settings,
+    view: &View<'_>,
+    user: &User,
+    request: &AnnounceRequest,
+    now: i64,
+    rng: &mut impl Rng,
+    peers: &mut Vec<SelectedPeer>,
+) -> Result<Announced, Failure> {
+    let client = view
+        .clients
+        .matching(&request.peer_id)
+        .ok_or(Failure::ClientNotApproved(request.peer_id))?;
+    let torrent = view
+        .torrents
+        .get(&request.info_hash)
+        .ok_or(Failure::UnknownTorrent)?;
+    let seeding = request.left == 0;
+    let stopped = request.event == Event::Stopped;
+    let completed = request.event == Event::Completed;
+
+    let mut state = torrent.lock();
+    let mut unprune = None;
+    if state.status != 0 {
+        if state.status == 1 && seeding {
+            state.status = 0;
+            state.unprune_pending = true;
+            unprune = Some(torrent.id);
+        } else {
+            return Err(Failure::TorrentStatus {
+                status: state.status,
+                left: request.left,
+            });
+        }
+    }
+    if !seeding && download_disabled(user, torrent.id, view.hit_and_runs) {
+        return Err(Failure::DownloadDisabled);
+    }
+
+    let group = view
+        .group_freeleech
+        .get(state.meta.group_id, &state.meta.torrent_type);
+    let (torrent_up, torrent_down) = (state.meta.up_multiplier, state.meta.down_multiplier);
+
+    let key = PeerKey {
+        user: user.id,
+        peer_id: request.peer_id,
+    };
+    let (peer, _existed) = state.swarm.place(key, seeding, || Peer {
+        ip: IpAddr::V4(request.ip),
+        port: request.port,
+        uploaded: request.uploaded,
+        downloaded: request.downloaded,
+        left: request.left,
+        start_time: now,
+        last_announce: now,
+        client_id: client,
+    });
+
+    let raw_up = request
+        .uploaded
+        .saturating_sub(peer.uploaded)
+        .min(MAX_COUNTER);
+    let raw_down = request
+        .downloaded
+        .saturating_sub(peer.downloaded)
+        .min(MAX_COUNTER);
+    let credited_up = credit(raw_up, [user.up_multiplier, group.up, torrent_up]);
+    let credited_down = if view.global_freeleech {
+        0
+    } else {
+        credit(raw_down, [user.down_multiplier, group.down, torrent_down])
+    };
+
+    let since_last = (now - peer.last_announce).max(0);
+    let active_time = if since_last > i64::from(settings.peer_inactivity) {
+        0
+    } else {
+        since_last
+    };
+    // Seed time goes by the state after this announce, so the announce that turns a
+    // leecher into a seeder credits the interval before it as seeding.
+    let seed_time = if seeding { active_time } else { 0 };
+
+    peer.uploaded = request.uploaded;
+    peer.downloaded = request.downloaded;
+    peer.left = request.left;
+    peer.ip = IpAddr::V4(request.ip);
+    peer.port = request.port;
+    peer.client_id = client;
+    peer.last_announce = now;
+    let start_time = peer.start_time;
+
+    if seeding {
+        state.last_action = now;
+    }
+    if stopped {
+        state.swarm.remove(&key);
+    }
+    if completed {
+        state.snatched = state.snatched.saturating_add(1);
+    }
+    let snatched = u32::from(completed);
+    let complete = count(state.swarm.seeders());
+    let incomplete = count(state.swarm.leechers());
+    let numwant = usize::from(
+        request
+            .numwant
+            .unwrap_or(settings.default_numwant)
+            .min(settings.max_numwant),
+    );
+    let include_peers = numwant > 0 && !stopped;
+    if include_peers {
+        state.swarm.select(user.id, seeding, numwant, rng, peers);
+    }
+    let torrent_delta = TorrentDelta {
+        id: torrent.id,
+        snatched,
+        seeders: complete,
+        leechers: incomplete,
+        last_action: state.last_action,
+    };
+    let downloaded = state.snatched;
+    drop(state);
+
+    let user_delta = UserDelta {
+        id: user.id,
+        uploaded: credited_up,
+        downloaded: credited_down,
+        rawup: raw_up,
+        rawdl: raw_down,
+    };
+    let deltas = AnnounceDeltas {
+        torrent: torrent_delta,
+        history: HistoryDelta {
+            user: user.id,
+            torrent: torrent.id,
+            uploaded: raw_up,
+            downloaded: raw_down,
+            seeding,
+            start_time,
+            last_announce: now,
+            active_time,
+            seed_time,
+            active: !stopped,
+            snatched,
+            remaining: request.left.min(MAX_COUNTER),
+        },
+        user: (!user_delta.is_zero()).then_some(user_delta),
+        transfer_ip: TransferIpDelta {
+            user: user.id,
+            torrent: torrent.id,
+            client,
+            ip: if user.tracker_hide {
+                u32::from(Ipv4Addr::LOCALHOST)
+            } else {
+                u32::from(request.ip)
+            },
+            port: request.port,
+            uploaded: raw_up,
+            downloaded: raw_down,
+            start_time,
+            last_announce: now,
+        },
+        snatch: completed.then_some(SnatchDelta {
+            user: user.id,
+            torrent: torrent.id,
+            snatched_time: now,
+            start_time,
+        }),
+        unprune,
+    };
+    Ok(Announced {
+        complete,
+        downloaded,
+        incomplete,
+        interval: settings
+            .announce_interval
+            .saturating_add(rng.random_range(0..=settings.announce_drift)),
+        min_interval: settings.min_announce_interval,
+        include_peers,
+        seeding,
+        deltas,
+    })
+}
+
+/// Bytes credited for `raw` bytes under the given multipliers (their absolute values),
+/// multiplied left to right in f64 and truncated toward zero, within 0…2^63−1.
+pub fn credit(raw: u64, multipliers: [f64; 3]) -> u64 {
+    let product = multipliers
+        .iter()
+        .fold(raw as f64, |acc, multiplier| acc * multiplier.abs());
+    // `as` saturates (and maps NaN to 0), which is the clamping we want.
+    (product.trunc() as u64).min(MAX_COUNTER)
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
+}

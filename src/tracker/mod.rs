@@ -1,0 +1,33 @@
+//! The tracker core: swarms, peer selection, announce and scrape, deltas.
+//!
+//! Pure by design: no tokio, sqlx or actix here, and no clock or random source of its
+//! own — callers pass `now` and an `Rng`. That keeps every rule of the announce
+//! testable without a network or a database.
+
+mod announce;
+mod deltas;
+mod failure;
+pub mod ip;
+mod scrape;
+mod snapshot;
+mod swarm;
+mod types;
+
+#[cfg(test)]
+mod tests;
+
+pub use announce::{
+    announce, credit, download_disabled, AnnounceRequest, Announced, Event, Settings, View,
+    MAX_COUNTER,
+};
+pub use deltas::{
+    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta,
+};
+pub use failure::Failure;
+pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
+pub use snapshot::{
+    Clients, GroupFreeleech, HitAndRuns, Multipliers, Snapshots, Torrent, TorrentMeta, TorrentRow,
+    TorrentState, Torrents, User, Users,
+};
+pub use swarm::{Peer, PeerKey, SelectedPeer, Swarm};
+pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

@@ -1,0 +1,509 @@
+//! Unit tests of the announce rules, without I/O: a fixed clock and a seeded rng.
+
+use std::net::Ipv4Addr;
+use std::sync::Arc;
+
+use rand::rngs::SmallRng;
+use rand::SeedableRng;
+
+use super::*;
+
+const HASH: InfoHash = InfoHash([7; 20]);
+const T0: i64 = 1_700_000_000;
+
+struct World {
+    clients: Clients,
+    hit_and_runs: HitAndRuns,
+    group_freeleech: GroupFreeleech,
+    global_freeleech: bool,
+    torrents: Torrents,
+    settings: Settings,
+    rng: SmallRng,
+}
+
+fn user(id: u32) -> User {
+    User {
+        id: UserId(id),
+        up_multiplier: 1.0,
+        down_multiplier: 1.0,
+        disable_download: false,
+        tracker_hide: false,
+    }
+}
+
+fn world_with(status: i32, up: f64, down: f64) -> World {
+    let row = TorrentRow {
+        id: TorrentId(3),
+        info_hash: HASH,
+        meta: TorrentMeta {
+            group_id: GroupId(2),
+            torrent_type: TorrentType::Anime,
+            up_multiplier: up,
+            down_multiplier: down,
+        },
+        snatched: 10,
+        status,
+    };
+    let mut torrents = Torrents::default();
+    torrents.insert(HASH, Arc::new(Torrent::new(&row)));
+    World {
+        clients: Clients::new(vec![(b"-TR".to_vec().into(), ClientId(1))]),
+        hit_and_runs: HitAndRuns::default(),
+        group_freeleech: GroupFreeleech::default(),
+        global_freeleech: false,
+        torrents,
+        settings: Settings {
+            announce_interval: 1800,
+            min_announce_interval: 900,
+            announce_drift: 0,
+            peer_inactivity: 3900,
+            default_numwant: 25,
+            max_numwant: 50,
+            scrape_interval: 900,
+        },
+        rng: SmallRng::seed_from_u64(1),
+    }
+}
+
+fn world() -> World {
+    world_with(0, 1.0, 1.0)
+}
+
+fn request(n: u8, left: u64, up: u64, down: u64) -> AnnounceRequest {
+    let mut peer_id = *b"-TR2940-000000000000";
+    peer_id[19] = n;
+    AnnounceRequest {
+        info_hash: HASH,
+        peer_id: PeerId(peer_id),
+        port: 6881,
+        uploaded: up,
+        downloaded: down,
+        left,
+        event: Event::None,
+        numwant: None,
+        compact: true,
+        no_peer_id: false,
+        ip: Ipv4Addr::new(1, 2, 3, 4),
+    }
+}
+
+impl World {
+    fn announce_as(
+        &mut self,
+        who: &User,
+        req: &AnnounceRequest,
+        now: i64,
+    ) -> Result<(Announced, Vec<SelectedPeer>), Failure> {
+        let view = View {
+            clients: &self.clients,
+            hit_and_runs: &self.hit_and_runs,
+            group_freeleech: &self.group_freeleech,
+            global_freeleech: self.global_freeleech,
+            torrents: &self.torrents,
+        };
+        let mut peers = Vec::new();
+        let done = announce(
+            &self.settings,
+            &view,
+            who,
+            req,
+            now,
+            &mut self.rng,
+            &mut peers,
+        )?;
+        Ok((done, peers))
+    }
+
+    fn ok(&mut self, who: &User, req: &AnnounceRequest, now: i64) -> Announced {
+        match self.announce_as(who, req, now) {
+            Ok((done, _)) => done,
+            Err(failure) => panic!("announce failed: {failure:?}"),
+        }
+    }
+
+    fn state(&self) -> std::sync::MutexGuard<'_, TorrentState> {
+        self.torrents.get(&HASH).unwrap().lock()
+    }
+}
+
+#[test]
+fn first_announce_has_zero_deltas_then_deltas_follow_the_baseline() {
+    let mut w = world();
+    let u = user(1);
+    let first = w.ok(&u, &request(1, 100, 5_000, 7_000), T0);
+    assert_eq!(first.deltas.user, None);
+    assert_eq!(first.deltas.history.active_time, 0);
+    assert_eq!(first.deltas.history.start_time, T0);
+    assert_eq!(
+        (first.complete, first.incomplete, first.downloaded),
+        (0, 1, 10)
+    );
+
+    let second = w.ok(&u, &request(1, 50, 6_000, 7_500), T0 + 60);
+    assert_eq!(
+        second.deltas.user,
+        Some(UserDelta {
+            id: UserId(1),
+            uploaded: 1000,
+            downloaded: 500,
+            rawup: 1000,
+            rawdl: 500
+        })
+    );
+    let h = second.deltas.history;
+    assert_eq!(
+        (h.uploaded, h.downloaded, h.active_time, h.seed_time),
+        (1000, 500, 60, 0)
+    );
+    assert_eq!(
+        (
+            h.start_time,
+            h.last_announce,
+            h.remaining,
+            h.seeding,
+            h.active
+        ),
+        (T0, T0 + 60, 50, false, true)
+    );
+    let ip = second.deltas.transfer_ip;
+    assert_eq!(
+        (ip.ip, ip.port, ip.client, ip.start_time),
+        (0x0102_0304, 6881, ClientId(1), T0)
+    );
+}
+
+#[test]
+fn counters_going_backwards_give_zero_not_negative() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 100, 5_000, 7_000), T0);
+    let after_restart = w.ok(&u, &request(1, 100, 10, 20), T0 + 30);
+    assert_eq!(after_restart.deltas.user, None);
+    // The baseline moved to the reported values, so the next delta counts from there.
+    let next = w.ok(&u, &request(1, 100, 110, 20), T0 + 60);
+    assert_eq!(next.deltas.user.map(|d| d.rawup), Some(100));
+}
+
+#[test]
+fn leecher_to_seeder_credits_the_interval_as_seed_time_and_moves_the_peer() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 100, 0, 0), T0);
+    let done = w.ok(&u, &request(1, 0, 0, 100), T0 + 120);
+    assert_eq!((done.complete, done.incomplete), (1, 0));
+    assert_eq!(
+        (
+            done.deltas.history.seed_time,
+            done.deltas.history.active_time
+        ),
+        (120, 120)
+    );
+    assert!(done.seeding);
+    assert_eq!(done.deltas.torrent.last_action, T0 + 120);
+    assert_eq!(
+        done.deltas.history.start_time, T0,
+        "start time kept across the move"
+    );
+
+    // Seeder -> leecher (e.g. a re-check found missing pieces): moved back, no seed time.
+    let back = w.ok(&u, &request(1, 10, 0, 100), T0 + 180);
+    assert_eq!((back.complete, back.incomplete), (0, 1));
+    assert_eq!(
+        (
+            back.deltas.history.seed_time,
+            back.deltas.history.active_time
+        ),
+        (0, 60)
+    );
+    assert_eq!(
+        w.state().last_action,
+        T0 + 120,
+        "only seeders refresh last action"
+    );
+}
+
+#[test]
+fn inactivity_cap_zeroes_time_and_clock_skew_is_not_negative() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 0, 0, 0), T0);
+    let late = w.ok(&u, &request(1, 0, 0, 0), T0 + 3901);
+    assert_eq!(
+        (
+            late.deltas.history.active_time,
+            late.deltas.history.seed_time
+        ),
+        (0, 0)
+    );
+    let at_cap = w.ok(&u, &request(1, 0, 0, 0), T0 + 3901 + 3900);
+    assert_eq!(at_cap.deltas.history.active_time, 3900);
+    let skewed = w.ok(&u, &request(1, 0, 0, 0), T0);
+    assert_eq!(skewed.deltas.history.active_time, 0);
+}
+
+#[test]
+fn multipliers_and_group_freeleech_and_global_freeleech() {
+    // User 2 of the fixtures: down 2, up 0.5; torrent 2: down 2, up 0.5.
+    let mut w = world_with(0, 0.5, 2.0);
+    let mut u = user(2);
+    u.up_multiplier = 0.5;
+    u.down_multiplier = 2.0;
+    w.ok(&u, &request(1, 1000, 0, 0), T0);
+    let d = w
+        .ok(&u, &request(1, 1000, 1001, 1001), T0 + 1)
+        .deltas
+        .user
+        .unwrap();
+    assert_eq!(
+        (d.uploaded, d.downloaded, d.rawup, d.rawdl),
+        (250, 4004, 1001, 1001)
+    );
+
+    w.group_freeleech.insert(
+        GroupId(2),
+        TorrentType::Anime,
+        Multipliers { down: 0.0, up: 2.0 },
+    );
+    let d = w
+        .ok(&u, &request(1, 1000, 2001, 2001), T0 + 2)
+        .deltas
+        .user
+        .unwrap();
+    assert_eq!(
+        (d.uploaded, d.downloaded, d.rawup, d.rawdl),
+        (500, 0, 1000, 1000)
+    );
+
+    w.group_freeleech = GroupFreeleech::default();
+    w.global_freeleech = true;
+    let d = w
+        .ok(&u, &request(1, 1000, 3001, 3001), T0 + 3)
+        .deltas
+        .user
+        .unwrap();
+    assert_eq!(
+        (d.uploaded, d.downloaded),
+        (250, 0),
+        "global freeleech spares upload"
+    );
+}
+
+#[test]
+fn credit_truncates_and_uses_absolute_values_and_saturates() {
+    assert_eq!(credit(10, [0.7, 2.0, 1.0]), 14);
+    assert_eq!(credit(3, [0.5, 1.0, 1.0]), 1);
+    assert_eq!(credit(100, [-2.0, 1.0, 1.0]), 200);
+    assert_eq!(credit(MAX_COUNTER, [4.0, 1.0, 1.0]), MAX_COUNTER);
+    assert_eq!(credit(100, [f64::NAN, 1.0, 1.0]), 0);
+}
+
+#[test]
+fn huge_counters_saturate() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, u64::MAX, 0, 0), T0);
+    let d = w
+        .ok(&u, &request(1, u64::MAX, u64::MAX, u64::MAX), T0 + 1)
+        .deltas;
+    assert_eq!(
+        d.user.map(|d| (d.rawup, d.uploaded)),
+        Some((MAX_COUNTER, MAX_COUNTER))
+    );
+    assert_eq!(d.history.remaining, MAX_COUNTER);
+}
+
+#[test]
+fn completed_counts_every_time_and_queues_a_snatch() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 100, 0, 0), T0);
+    let mut req = request(1, 0, 0, 100);
+    req.event = Event::Completed;
+    let done = w.ok(&u, &req, T0 + 10);
+    assert_eq!(done.downloaded, 11);
+    assert_eq!(done.deltas.torrent.snatched, 1);
+    assert_eq!(done.deltas.history.snatched, 1);
+    assert_eq!(
+        done.deltas.snatch,
+        Some(SnatchDelta {
+            user: UserId(1),
+            torrent: TorrentId(3),
+            snatched_time: T0 + 10,
+            start_time: T0
+        })
+    );
+    // A repeat from a known seeder counts again but keeps its baseline.
+    let again = w.ok(&u, &req, T0 + 20);
+    assert_eq!(again.downloaded, 12);
+    assert_eq!(again.deltas.history.start_time, T0);
+    let plain = w.ok(&u, &request(1, 0, 0, 100), T0 + 30);
+    assert_eq!(
+        (plain.deltas.torrent.snatched, plain.deltas.snatch),
+        (0, None)
+    );
+}
+
+#[test]
+fn stopped_removes_the_peer_but_still_queues_rows() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 100, 0, 0), T0);
+    let mut req = request(1, 100, 50, 0);
+    req.event = Event::Stopped;
+    let (done, peers) = w.announce_as(&u, &req, T0 + 5).unwrap();
+    assert!(!done.include_peers);
+    assert!(peers.is_empty());
+    assert_eq!((done.complete, done.incomplete), (0, 0));
+    assert!(!done.deltas.history.active);
+    assert_eq!(done.deltas.user.map(|d| d.rawup), Some(50));
+    // A never-seen peer that stops is created and removed at once, rows still queued.
+    let mut stranger = request(2, 0, 0, 0);
+    stranger.event = Event::Stopped;
+    let done = w.ok(&user(5), &stranger, T0 + 6);
+    assert_eq!(
+        (done.complete, done.incomplete, done.deltas.history.active),
+        (0, 0, false)
+    );
+}
+
+#[test]
+fn peers_never_include_own_and_numwant_is_capped() {
+    let mut w = world();
+    for n in 0..60u8 {
+        w.ok(&user(100 + u32::from(n)), &request(n, 0, 0, 0), T0);
+    }
+    w.ok(&user(1), &request(200, 0, 0, 0), T0);
+    let mut leech = request(201, 10, 0, 0);
+    leech.numwant = Some(500);
+    let (done, peers) = w.announce_as(&user(1), &leech, T0).unwrap();
+    assert_eq!(peers.len(), 50, "capped at max_numwant");
+    assert!(
+        peers.iter().all(|p| p.peer_id.0[19] < 60),
+        "own seeder never returned"
+    );
+    assert_eq!((done.complete, done.incomplete), (61, 1));
+    leech.numwant = None;
+    assert_eq!(w.announce_as(&user(1), &leech, T0).unwrap().1.len(), 25);
+    leech.numwant = Some(0);
+    let (done, peers) = w.announce_as(&user(1), &leech, T0).unwrap();
+    assert!(!done.include_peers && peers.is_empty());
+}
+
+#[test]
+fn interval_drift_stays_in_range() {
+    let mut w = world();
+    w.settings.announce_drift = 5;
+    let mut seen = std::collections::HashSet::new();
+    for i in 0..200 {
+        let done = w.ok(&user(1), &request(1, 0, 0, 0), T0 + i);
+        assert!((1800..=1805).contains(&done.interval));
+        assert_eq!(done.min_interval, 900);
+        seen.insert(done.interval);
+    }
+    assert_eq!(seen.len(), 6, "both ends reachable");
+}
+
+#[test]
+fn unknown_client_and_torrent() {
+    let mut w = world();
+    let mut req = request(1, 0, 0, 0);
+    req.peer_id = PeerId(*b"-qB4250-000000000000");
+    assert_eq!(
+        w.announce_as(&user(1), &req, T0).unwrap_err(),
+        Failure::ClientNotApproved(req.peer_id)
+    );
+    let mut req = request(1, 0, 0, 0);
+    req.info_hash = InfoHash([9; 20]);
+    assert_eq!(
+        w.announce_as(&user(1), &req, T0).unwrap_err(),
+        Failure::UnknownTorrent
+    );
+}
+
+#[test]
+fn pruned_torrent_refuses_leechers_and_a_seeder_unprunes_it() {
+    let mut w = world_with(1, 1.0, 1.0);
+    assert_eq!(
+        w.announce_as(&user(1), &request(1, 42, 0, 0), T0)
+            .unwrap_err(),
+        Failure::TorrentStatus {
+            status: 1,
+            left: 42
+        }
+    );
+    let mut stop = request(2, 0, 0, 0);
+    stop.event = Event::Stopped;
+    let done = w.ok(&user(2), &stop, T0);
+    assert_eq!(done.deltas.unprune, Some(TorrentId(3)));
+    assert_eq!(w.state().status, 0);
+    assert!(w.state().unprune_pending);
+    let next = w.ok(&user(1), &request(1, 42, 0, 0), T0);
+    assert_eq!(next.deltas.unprune, None);
+
+    let mut gone = world_with(2, 1.0, 1.0);
+    assert_eq!(
+        gone.announce_as(&user(1), &request(1, 0, 0, 0), T0)
+            .unwrap_err(),
+        Failure::TorrentStatus { status: 2, left: 0 }
+    );
+}
+
+#[test]
+fn download_disabled_except_on_hit_and_runs() {
+    let mut w = world();
+    let mut u = user(2);
+    u.disable_download = true;
+    assert_eq!(
+        w.announce_as(&u, &request(1, 5, 0, 0), T0).unwrap_err(),
+        Failure::DownloadDisabled
+    );
+    w.ok(&u, &request(1, 0, 0, 0), T0); // seeding is always allowed
+    w.hit_and_runs.insert(UserId(2), TorrentId(3));
+    w.ok(&u, &request(1, 5, 0, 0), T0);
+}
+
+#[test]
+fn tracker_hide_only_changes_the_transfer_ips_address() {
+    let mut w = world();
+    let mut u = user(2);
+    u.tracker_hide = true;
+    let done = w.ok(&u, &request(1, 0, 0, 0), T0);
+    assert_eq!(done.deltas.transfer_ip.ip, 2_130_706_433);
+    let (_, peers) = w.announce_as(&user(3), &request(2, 5, 0, 0), T0).unwrap();
+    assert_eq!(peers[0].ip, std::net::IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)));
+}
+
+#[test]
+fn same_peer_id_for_two_users_is_two_peers() {
+    let mut w = world();
+    w.ok(&user(1), &request(1, 0, 0, 0), T0);
+    let done = w.ok(&user(2), &request(1, 0, 0, 0), T0);
+    assert_eq!(done.complete, 2);
+}
+
+#[test]
+fn scrape_filters_unknown_and_download_disabled_and_dedups() {
+    let w = world_with(1, 1.0, 1.0);
+    let mut files = Vec::new();
+    scrape(
+        &w.torrents,
+        &w.hit_and_runs,
+        &user(1),
+        &[HASH, InfoHash([1; 20]), HASH],
+        &mut files,
+    );
+    assert_eq!(
+        files,
+        vec![ScrapeFile {
+            info_hash: HASH,
+            complete: 0,
+            downloaded: 10,
+            incomplete: 0
+        }]
+    );
+    let mut blocked = user(2);
+    blocked.disable_download = true;
+    files.clear();
+    scrape(&w.torrents, &w.hit_and_runs, &blocked, &[HASH], &mut files);
+    assert!(files.is_empty());
+}
