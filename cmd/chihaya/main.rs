@@ -45,8 +45,19 @@ fn cli() -> Command {
 }
 
 fn main() -> ExitCode {
-    // clap prints usage errors on stderr and exits 2, and -h/-V on stdout with 0.
-    let matches = cli().get_matches();
+    let matches = match cli().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) if !error.use_stderr() => error.exit(), // -h / -V: stdout, exit 0
+        Err(error) => {
+            // Every usage error shows the usage, which clap adds only to some.
+            let message = error.render().to_string();
+            eprint!("{message}");
+            if !message.contains("Usage:") {
+                eprintln!("\n{}", cli().render_usage());
+            }
+            return ExitCode::from(2);
+        }
+    };
     let path = |name: &str| {
         matches
             .get_one::<PathBuf>(name)

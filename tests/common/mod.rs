@@ -107,9 +107,10 @@ impl TestDb {
             .unwrap_or_else(|e| panic!("{sql}: {e}"));
     }
 
-    /// Every row of a query, each column rendered as text (NULL as "NULL").
+    /// Every row of a query, each column as the server renders it in text (NULL as
+    /// "NULL"): the text protocol, so numbers arrive as their decimal strings.
     pub async fn rows(&self, sql: &str) -> Vec<Vec<String>> {
-        let rows = sqlx::query(sql)
+        let rows = sqlx::raw_sql(sql)
             .fetch_all(&self.pool)
             .await
             .unwrap_or_else(|e| panic!("{sql}: {e}"));

@@ -1,0 +1,234 @@
+//! The `chihaya` binary: flags, exit codes, start-up failures and a signal-driven
+//! shutdown (SPEC §1.1, §2, §9).
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+use common::*;
+
+fn chihaya() -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_chihaya"));
+    command.env_remove("DB_DSN");
+    command
+}
+
+fn temp_dir(tag: &str) -> std::path::PathBuf {
+    let dir = std::env::temp_dir().join(format!(
+        "chihaya-cli-{tag}-{}-{}",
+        std::process::id(),
+        rand::random::<u32>()
+    ));
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Every log line must have the SPEC shape `YYYY/MM/DD HH:MM:SS [L] message`.
+fn assert_log_shape(stderr: &str) {
+    for line in stderr.lines() {
+        let bytes = line.as_bytes();
+        assert!(bytes.len() > 24, "short log line {line:?}");
+        let shape_ok = bytes[4] == b'/'
+            && bytes[7] == b'/'
+            && bytes[10] == b' '
+            && bytes[13] == b':'
+            && bytes[16] == b':';
+        assert!(
+            shape_ok && matches!(&line[19..23], " [I]" | " [W]" | " [E]"),
+            "log line {line:?}"
+        );
+    }
+}
+
+#[test]
+fn version_help_and_usage_errors() {
+    let out = chihaya().arg("-V").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("chihaya {}\n", env!("CARGO_PKG_VERSION"))
+    );
+    let out = chihaya().arg("--help").output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--config",
+        "--peer-cache",
+        "--spill",
+        "--drain-timeout",
+        "--version",
+    ] {
+        assert!(help.contains(flag), "{flag} in {help}");
+    }
+    for bad in [
+        &["--nope"][..],
+        &["positional"],
+        &["--drain-timeout", "-1"],
+        &["--drain-timeout=x"],
+        &["--config"],
+    ] {
+        let out = chihaya().args(bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(2), "{bad:?}");
+        assert!(out.stdout.is_empty());
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("Usage"),
+            "{bad:?}"
+        );
+    }
+}
+
+#[test]
+fn bad_config_exits_1_naming_the_key() {
+    let dir = temp_dir("badconfig");
+    let path = dir.join("config.json");
+    std::fs::write(&path, r#"{"channels": {"snatch": 0}}"#).unwrap();
+    let out = chihaya().arg("--config").arg(&path).output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[E] config: channels.snatch: must be an integer >= 1 (got 0)"),
+        "{stderr}"
+    );
+    assert_log_shape(&stderr);
+    assert!(out.stdout.is_empty());
+
+    let out = chihaya()
+        .arg("--config=/nonexistent/chihaya.json")
+        .env("DB_DSN", "nonsense")
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[E] config: DB_DSN: "), "{stderr}");
+    std::fs::remove_dir_all(dir).ok();
+}
+
+#[test]
+fn unreachable_database_exits_1() {
+    let port = free_port();
+    let out = chihaya()
+        .arg("--config=/nonexistent/chihaya.json")
+        .env("DB_DSN", format!("root@tcp(127.0.0.1:{port})/chihaya"))
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("[E] Couldn't ping database - "), "{stderr}");
+    assert_log_shape(&stderr);
+}
+
+#[tokio::test]
+async fn failed_initial_load_exits_1() {
+    let db = TestDb::new().await;
+    db.exec("DROP TABLE approved_clients").await;
+    let dsn = db.dsn();
+    let out = tokio::task::spawn_blocking(move || {
+        chihaya()
+            .arg("--config=/nonexistent/chihaya.json")
+            .env("DB_DSN", dsn)
+            .output()
+            .unwrap()
+    })
+    .await
+    .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("[E] Failed to load clients from database: "),
+        "{stderr}"
+    );
+}
+
+#[tokio::test]
+async fn serves_then_drains_on_sigterm_and_exits_0() {
+    let db = TestDb::new().await;
+    let dir = temp_dir("sigterm");
+    let port = free_port();
+    let config = dir.join("config.json");
+    std::fs::write(
+        &config,
+        format!(r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0}}}}"#),
+    )
+    .unwrap();
+    let mut child = chihaya()
+        .arg("--config")
+        .arg(&config)
+        .env("DB_DSN", db.dsn())
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let (lines_tx, lines) = mpsc::channel();
+    let stderr = child.stderr.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            let _ = lines_tx.send(line);
+        }
+    });
+    let mut log = Vec::new();
+    loop {
+        let line = lines
+            .recv_timeout(Duration::from_secs(20))
+            .expect("Ready line");
+        let ready = line.ends_with(&format!(
+            "Ready and accepting new connections on 127.0.0.1:{port}"
+        ));
+        log.push(line);
+        if ready {
+            break;
+        }
+    }
+    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Pruned torrent 1: the unprune is queued, and must be written by the drain.
+    let r = get(
+        addr,
+        &Announce::new(PASSKEY_1, HASH_1, "s", 0).target(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.body, announce_body(1, 2, 0, Some(b"0:")));
+
+    let status = Command::new("kill")
+        .arg("-TERM")
+        .arg(child.id().to_string())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
+        .await
+        .unwrap();
+    reader.join().unwrap();
+    log.extend(lines.try_iter());
+    assert_eq!(exit.code(), Some(0), "{log:#?}");
+    let text = log.join("\n");
+    assert_log_shape(&text);
+    let order = [
+        "Unpruning torrent 1",
+        "Caught interrupt, shutting down...",
+        "Now closed and not accepting any new connections",
+        "Shutdown complete",
+    ];
+    let mut at = 0;
+    for step in order {
+        let found = text[at..]
+            .find(step)
+            .unwrap_or_else(|| panic!("{step:?} after byte {at} in\n{text}"));
+        at += found + step.len();
+    }
+    assert_eq!(
+        db.rows("SELECT Status FROM torrents WHERE ID = 1").await,
+        vec![vec!["0".to_owned()]]
+    );
+    std::fs::remove_dir_all(dir).ok();
+}

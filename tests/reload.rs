@@ -1,0 +1,210 @@
+//! Reload (SPEC §7): changes in MariaDB take effect within one `database_reload`, and
+//! announces keep being answered while reloads run.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use common::*;
+
+const FAST: &str = r#""intervals": {"announce_drift": 0, "database_reload": 1}"#;
+const NEW_PASSKEY: &str = "NewUserPasskey00000000000000000a";
+const NEW_HASH: &str = "00112233445566778899AABBCCDDEEFF00112233";
+
+async fn within_a_reload<F, Fut>(check: F) -> bool
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    // One reload period plus the time a cycle takes.
+    eventually(Duration::from_secs(4), check).await
+}
+
+#[tokio::test]
+async fn users_added_changed_and_disabled() {
+    let t = TestTracker::with_config(FAST).await;
+    let new = Announce::new(NEW_PASSKEY, HASH_3, "n", 0);
+    assert_eq!(
+        t.announce(&new).await.text(),
+        failure_body("Your passkey is invalid", 3600)
+    );
+    t.db.exec(&format!(
+        "INSERT INTO users_main (ID, torrent_pass, Enabled) VALUES (4, '{NEW_PASSKEY}', '1')"
+    ))
+    .await;
+    assert!(
+        within_a_reload(|| async { t.announce(&new).await.text().starts_with("d8:complete") })
+            .await
+    );
+
+    // User 2 loses its download restriction.
+    let leech = Announce::new(PASSKEY_2, HASH_3, "l", 5);
+    assert_eq!(
+        t.announce(&leech).await.text(),
+        failure_body("Your download privileges are disabled", 3600)
+    );
+    t.db.exec("UPDATE users_main SET DisableDownload = 0 WHERE ID = 2")
+        .await;
+    assert!(
+        within_a_reload(|| async { t.announce(&leech).await.text().starts_with("d8:complete") })
+            .await
+    );
+
+    // User 1 is disabled.
+    let one = Announce::new(PASSKEY_1, HASH_3, "o", 0);
+    assert!(t.announce(&one).await.text().starts_with("d8:complete"));
+    t.db.exec("UPDATE users_main SET Enabled = '2' WHERE ID = 1")
+        .await;
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&one).await.text() == failure_body("Your passkey is invalid", 3600)
+        })
+        .await
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn torrents_added_changed_and_removed_keep_swarms() {
+    let t = TestTracker::with_config(FAST).await;
+    let seed = Announce::new(PASSKEY_1, HASH_3, "s", 0);
+    t.announce(&seed).await;
+
+    let fresh = Announce::new(PASSKEY_1, NEW_HASH, "s", 0);
+    assert_eq!(
+        t.announce(&fresh).await.text(),
+        failure_body("This torrent does not exist", 30)
+    );
+    t.db.exec(&format!(
+        "INSERT INTO torrents (ID, GroupID, TorrentType, info_hash, Snatched) VALUES (9, 5, 'music', UNHEX('{NEW_HASH}'), 7)"
+    ))
+    .await;
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&fresh).await.body == announce_body(1, 7, 0, Some(b"0:"))
+        })
+        .await
+    );
+
+    // New metadata (snatched from the database) while the swarm stays.
+    t.db.exec("UPDATE torrents SET Snatched = 40 WHERE ID = 3")
+        .await;
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&seed).await.body == announce_body(1, 40, 0, Some(b"0:"))
+        })
+        .await
+    );
+
+    // Pruned by staff: seeders would unprune, leechers are refused.
+    t.db.exec("UPDATE torrents SET Status = 1 WHERE ID = 9")
+        .await;
+    let fresh_leech = Announce::new(PASSKEY_1, NEW_HASH, "l", 5);
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&fresh_leech).await.text()
+                == failure_body("This torrent does not exist (status: 1, left: 5)", 300)
+        })
+        .await
+    );
+
+    t.db.exec("DELETE FROM torrents WHERE ID = 9").await;
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&fresh).await.text() == failure_body("This torrent does not exist", 30)
+        })
+        .await
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn clients_added_and_archived() {
+    let t = TestTracker::with_config(FAST).await;
+    let mut qbit = Announce::new(PASSKEY_1, HASH_3, "q", 0);
+    qbit.peer_id = *b"-qB4250-abcdefghijkl";
+    let refused = failure_body(
+        "Your client is not approved (peer_id: -qB4250-abcdefghijkl)",
+        3600,
+    );
+    assert_eq!(t.announce(&qbit).await.text(), refused);
+    t.db.exec("UPDATE approved_clients SET archived = 0 WHERE id = 2")
+        .await;
+    assert!(
+        within_a_reload(|| async { t.announce(&qbit).await.text().starts_with("d8:complete") })
+            .await
+    );
+    t.db.exec("UPDATE approved_clients SET archived = 1 WHERE id = 1")
+        .await;
+    let transmission = Announce::new(PASSKEY_1, HASH_3, "t", 0);
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&transmission).await.text()
+                == failure_body(
+                    "Your client is not approved (peer_id: -TR2940-00000000000t)",
+                    3600,
+                )
+        })
+        .await
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn announces_are_answered_while_reloads_run() {
+    let t = TestTracker::with_config(FAST).await;
+    // Enough torrents that a reload takes a noticeable moment.
+    let mut sql =
+        String::from("INSERT INTO torrents (ID, GroupID, TorrentType, info_hash) VALUES ");
+    for id in 100..20_100u32 {
+        if id > 100 {
+            sql.push(',');
+        }
+        sql.push_str(&format!(
+            "({id}, {id}, 'anime', UNHEX('{:040X}'))",
+            u128::from(id) << 16
+        ));
+    }
+    t.db.exec(&sql).await;
+    let stop = Arc::new(AtomicBool::new(false));
+    let (ok, bad) = (Arc::new(AtomicU64::new(0)), Arc::new(AtomicU64::new(0)));
+    let mut workers = Vec::new();
+    for worker in 0..4u8 {
+        let (stop, ok, bad, addr) = (stop.clone(), ok.clone(), bad.clone(), t.addr);
+        workers.push(tokio::spawn(async move {
+            let mut n = 0u64;
+            while !stop.load(Ordering::Relaxed) {
+                n += 1;
+                let a = Announce::new(PASSKEY_1, HASH_3, &format!("w{worker}"), 0).transfer(n, 0);
+                let r = get(addr, &a.target(), &[]).await;
+                if r.status == 200 && r.text().starts_with("d8:complete") {
+                    ok.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    bad.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+        }));
+    }
+    // Several reload cycles of the 20k-torrent table happen meanwhile.
+    tokio::time::sleep(Duration::from_secs(4)).await;
+    let grew =
+        within_a_reload(|| async { t.tracker().shared.snapshots.torrents.load().len() == 20_003 })
+            .await;
+    stop.store(true, Ordering::Relaxed);
+    for w in workers {
+        w.await.unwrap();
+    }
+    assert!(grew, "the big table was loaded");
+    assert_eq!(bad.load(Ordering::Relaxed), 0);
+    assert!(
+        ok.load(Ordering::Relaxed) > 100,
+        "announces kept flowing: {}",
+        ok.load(Ordering::Relaxed)
+    );
+    // The swarm survived every reload.
+    let r = t.announce(&Announce::new(PASSKEY_1, HASH_3, "w0", 0)).await;
+    assert_eq!(r.body, announce_body(4, 0, 0, Some(b"0:")));
+    t.stop().await;
+}
