@@ -6,12 +6,11 @@ mod common;
 
 use std::time::Duration;
 
-use chihaya::accounting::rows::{TransferIpRow, UserRow};
-use chihaya::tracker::{TorrentId, UserId};
+use chihaya::tracker::{TorrentId, TransferIpDelta, UserDelta, UserId};
 use common::*;
 
 /// Takes the pending users_main row of `id` (and drops the others).
-fn user_row(t: &TestTracker, id: u32) -> Option<UserRow> {
+fn user_row(t: &TestTracker, id: u32) -> Option<UserDelta> {
     t.tracker()
         .shared
         .sink
@@ -19,11 +18,16 @@ fn user_row(t: &TestTracker, id: u32) -> Option<UserRow> {
         .take()
         .into_iter()
         .find(|(key, _)| *key == UserId(id))
-        .map(|(_, row)| row)
+        // Compared without the key, which `credited` leaves at 0.
+        .map(|(_, row)| UserDelta {
+            id: UserId(0),
+            ..row
+        })
 }
 
-fn credited(uploaded: u64, downloaded: u64, rawup: u64, rawdl: u64) -> Option<UserRow> {
-    Some(UserRow {
+fn credited(uploaded: u64, downloaded: u64, rawup: u64, rawdl: u64) -> Option<UserDelta> {
+    Some(UserDelta {
+        id: UserId(0),
         uploaded,
         downloaded,
         rawup,
@@ -124,7 +128,7 @@ async fn tracker_hide_records_localhost_in_transfer_ips() {
         .map(|((u, f, ip, c), _)| (u.0, f.0, *ip, c.0))
         .collect();
     assert_eq!(keys, vec![(1, 2, 16_909_060, 1), (2, 2, 2_130_706_433, 1)]);
-    let row: &TransferIpRow = &rows[1].1;
+    let row: &TransferIpDelta = &rows[1].1;
     assert_eq!(row.port, 51413);
     // TrackerHide hides nothing else: other peers get the real address.
     let r = t

@@ -2,16 +2,19 @@
 //! (one pending row per table key) and the writer tasks hand batches to `store`.
 //! Nothing here waits for the database while an announce is being answered.
 
+mod merge;
 mod pending;
-pub mod rows;
 pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
 
+pub use merge::Unprune;
 pub use pending::{Merge, Pending};
-use rows::{HistoryRow, SnatchRow, TorrentRow, TransferIpRow, UnpruneRow, UserRow};
 
-use crate::tracker::{AnnounceDeltas, ClientId, TorrentDelta, TorrentId, UserId};
+use crate::tracker::{
+    AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta,
+    UserDelta, UserId,
+};
 
 /// `transfer_ips` key: user, torrent, IPv4 as u32, client.
 pub type TransferIpKey = (UserId, TorrentId, u32, ClientId);
@@ -19,12 +22,12 @@ pub type TransferIpKey = (UserId, TorrentId, u32, ClientId);
 /// Pending rows of every table the tracker writes.
 #[derive(Default)]
 pub struct Sink {
-    pub torrents: Pending<TorrentId, TorrentRow>,
-    pub users: Pending<UserId, UserRow>,
-    pub history: Pending<(UserId, TorrentId), HistoryRow>,
-    pub transfer_ips: Pending<TransferIpKey, TransferIpRow>,
-    pub snatches: Pending<(UserId, TorrentId), SnatchRow>,
-    pub unprune: Pending<TorrentId, UnpruneRow>,
+    pub torrents: Pending<TorrentId, TorrentDelta>,
+    pub users: Pending<UserId, UserDelta>,
+    pub history: Pending<(UserId, TorrentId), HistoryDelta>,
+    pub transfer_ips: Pending<TransferIpKey, TransferIpDelta>,
+    pub snatches: Pending<(UserId, TorrentId), SnatchDelta>,
+    pub unprune: Pending<TorrentId, Unprune>,
     /// Announces whose deltas were handed in.
     pub announces: AtomicU64,
 }
@@ -39,26 +42,23 @@ impl Sink {
         self.announces.fetch_add(1, Ordering::Relaxed);
         self.torrent(&deltas.torrent);
         let h = &deltas.history;
-        self.history.add((h.user, h.torrent), HistoryRow::from(h));
-        if let Some(user) = &deltas.user {
-            self.users.add(user.id, UserRow::from(user));
+        self.history.add((h.user, h.torrent), *h);
+        if let Some(user) = deltas.user {
+            self.users.add(user.id, user);
         }
         let ip = &deltas.transfer_ip;
-        self.transfer_ips.add(
-            (ip.user, ip.torrent, ip.ip, ip.client),
-            TransferIpRow::from(ip),
-        );
-        if let Some(snatch) = &deltas.snatch {
-            self.snatches
-                .add((snatch.user, snatch.torrent), SnatchRow::from(snatch));
+        self.transfer_ips
+            .add((ip.user, ip.torrent, ip.ip, ip.client), *ip);
+        if let Some(snatch) = deltas.snatch {
+            self.snatches.add((snatch.user, snatch.torrent), snatch);
         }
         if let Some(id) = deltas.unprune {
-            self.unprune.add(id, UnpruneRow);
+            self.unprune.add(id, Unprune);
         }
     }
 
     /// Queues new counts for a torrent (announces, and the purge of inactive peers).
     pub fn torrent(&self, delta: &TorrentDelta) {
-        self.torrents.add(delta.id, TorrentRow::from(delta));
+        self.torrents.add(delta.id, *delta);
     }
 }

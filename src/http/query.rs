@@ -2,8 +2,9 @@
 //! (#1–#9). Works on raw bytes; values without escapes are borrowed, not copied.
 
 use std::borrow::Cow;
+use std::net::Ipv4Addr;
 
-use crate::tracker::{Event, Failure, InfoHash, PeerId};
+use crate::tracker::{AnnounceRequest, Event, Failure, InfoHash, PeerId};
 
 /// Longest query string accepted, in bytes.
 pub const MAX_QUERY_LEN: usize = 8192;
@@ -166,61 +167,46 @@ pub fn parse_u16(value: Option<&[u8]>) -> Option<u16> {
     parse_u64(value).and_then(|n| u16::try_from(n).ok())
 }
 
-/// The parameters of an announce that passed checks #1–#9; the address comes next.
-#[derive(Debug, PartialEq)]
-pub struct AnnounceParams<'q> {
-    pub info_hash: InfoHash,
-    pub peer_id: PeerId,
-    pub port: u16,
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub left: u64,
-    /// The raw `event` value (empty when absent), for the recorder.
-    pub event_raw: &'q [u8],
-    pub event: Event,
-    pub numwant: Option<u16>,
-    pub compact: bool,
-    pub no_peer_id: bool,
-}
-
-impl<'q> AnnounceParams<'q> {
-    /// Checks #1–#9 of SPEC §5.1, first failure wins.
-    pub fn from_query(
-        query: &'q Query<'_>,
-        strict_port: bool,
-    ) -> Result<AnnounceParams<'q>, Failure> {
-        let info_hash = match query.info_hashes.as_slice() {
-            [] => return Err(Failure::MissingInfoHash),
-            [one] => *one,
-            _ => return Err(Failure::MultipleInfoHashes),
-        };
-        let peer_id = match query.peer_id.as_deref() {
-            None | Some([]) => return Err(Failure::MissingPeerId),
-            Some(raw) => PeerId(<[u8; 20]>::try_from(raw).map_err(|_| Failure::InvalidPeerId)?),
-        };
-        let port = parse_u16(query.port.as_deref()).ok_or(Failure::MissingPort)?;
-        if strict_port && port < 1024 {
-            return Err(Failure::PortOutOfRange(port));
-        }
-        let uploaded = parse_u64(query.uploaded.as_deref()).ok_or(Failure::MissingUploaded)?;
-        let downloaded =
-            parse_u64(query.downloaded.as_deref()).ok_or(Failure::MissingDownloaded)?;
-        let left = parse_u64(query.left.as_deref()).ok_or(Failure::MissingLeft)?;
-        let event_raw = query.event.as_deref().unwrap_or_default();
-        Ok(AnnounceParams {
-            info_hash,
-            peer_id,
-            port,
-            uploaded,
-            downloaded,
-            left,
-            event_raw,
-            event: Event::from_raw(event_raw),
-            numwant: parse_u16(query.numwant.as_deref()),
-            compact: query.compact.as_deref() != Some(b"0"),
-            no_peer_id: query.no_peer_id.as_deref() == Some(b"1"),
-        })
+/// Checks #1–#10 of SPEC §5.1 in order, first failure wins; `address` resolves the
+/// peer's address (#10) once the parameters passed. Returns the request and the raw
+/// `event` value (empty when absent), which the recorder keeps as sent.
+pub fn announce_request<'q>(
+    query: &'q Query<'_>,
+    strict_port: bool,
+    address: impl FnOnce() -> Result<Ipv4Addr, Failure>,
+) -> Result<(AnnounceRequest, &'q [u8]), Failure> {
+    let info_hash = match query.info_hashes.as_slice() {
+        [] => return Err(Failure::MissingInfoHash),
+        [one] => *one,
+        _ => return Err(Failure::MultipleInfoHashes),
+    };
+    let peer_id = match query.peer_id.as_deref() {
+        None | Some([]) => return Err(Failure::MissingPeerId),
+        Some(raw) => PeerId(<[u8; 20]>::try_from(raw).map_err(|_| Failure::InvalidPeerId)?),
+    };
+    let port = parse_u16(query.port.as_deref()).ok_or(Failure::MissingPort)?;
+    if strict_port && port < 1024 {
+        return Err(Failure::PortOutOfRange(port));
     }
+    let uploaded = parse_u64(query.uploaded.as_deref()).ok_or(Failure::MissingUploaded)?;
+    let downloaded = parse_u64(query.downloaded.as_deref()).ok_or(Failure::MissingDownloaded)?;
+    let left = parse_u64(query.left.as_deref()).ok_or(Failure::MissingLeft)?;
+    let ip = address()?;
+    let event_raw = query.event.as_deref().unwrap_or_default();
+    let request = AnnounceRequest {
+        info_hash,
+        peer_id,
+        port,
+        uploaded,
+        downloaded,
+        left,
+        event: Event::from_raw(event_raw),
+        numwant: parse_u16(query.numwant.as_deref()),
+        compact: query.compact.as_deref() != Some(b"0"),
+        no_peer_id: query.no_peer_id.as_deref() == Some(b"1"),
+        ip,
+    };
+    Ok((request, event_raw))
 }
 
 #[cfg(test)]
@@ -229,11 +215,15 @@ mod tests {
 
     const HASH_ESC: &str = "%12%34%56%78%9a%BC%de%F0%00%ff%20%2B+abcdefg";
 
-    fn announce(q: &str) -> Result<AnnounceParams<'static>, Failure> {
-        let query = Box::leak(Box::new(Query::parse(Box::leak(
-            q.as_bytes().to_vec().into_boxed_slice(),
-        ))?));
-        AnnounceParams::from_query(query, false)
+    const IP: Ipv4Addr = Ipv4Addr::new(1, 2, 3, 4);
+
+    fn announce(q: &str) -> Result<AnnounceRequest, Failure> {
+        check(q, false)
+    }
+
+    fn check(q: &str, strict_port: bool) -> Result<AnnounceRequest, Failure> {
+        let query = Query::parse(q.as_bytes())?;
+        announce_request(&query, strict_port, || Ok(IP)).map(|(request, _)| request)
     }
 
     #[test]
@@ -327,15 +317,22 @@ mod tests {
             assert_eq!(announce(q).unwrap_err(), *want, "{q}");
         }
         let port_zero = base.replace("port=6881", "port=0");
-        let query = Query::parse(port_zero.as_bytes()).unwrap();
         assert!(
-            AnnounceParams::from_query(&query, false).is_ok(),
+            check(&port_zero, false).is_ok(),
             "port 0 passes without strict_port"
         );
         assert_eq!(
-            AnnounceParams::from_query(&query, true).unwrap_err(),
+            check(&port_zero, true).unwrap_err(),
             Failure::PortOutOfRange(0)
         );
+        // The address is resolved only after every parameter check passed.
+        let query = Query::parse(b"peer_id=x").unwrap();
+        let refused = announce_request(&query, false, || Err(Failure::BadAddress(Vec::new())));
+        assert_eq!(refused.unwrap_err(), Failure::MissingInfoHash);
+        let query = Query::parse(base.as_bytes()).unwrap();
+        let refused = announce_request(&query, false, || Err(Failure::BadAddress(Vec::new())));
+        assert_eq!(refused.unwrap_err(), Failure::BadAddress(Vec::new()));
+        assert_eq!(announce(&base).unwrap().ip, IP);
     }
 
     #[test]
@@ -357,6 +354,9 @@ mod tests {
             (p.compact, p.no_peer_id, p.numwant, p.event),
             (true, false, None, Event::None)
         );
-        assert_eq!(p.event_raw, b"Stopped");
+        let raw = format!("{base}&event=Stopped");
+        let query = Query::parse(raw.as_bytes()).unwrap();
+        let (_, event_raw) = announce_request(&query, false, || Ok(IP)).unwrap();
+        assert_eq!(event_raw, b"Stopped");
     }
 }

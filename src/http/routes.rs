@@ -6,11 +6,11 @@ use std::sync::atomic::Ordering;
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
 
-use super::query::{decode_path_segment, AnnounceParams, Query};
+use super::query::{announce_request, decode_path_segment, Query};
 use super::response::{self, PeerFormat};
 use super::{metrics, HttpState};
 use crate::state::{unix_now, unix_now_ms};
-use crate::tracker::{self, ip, AnnounceRequest, Failure, User, View, MAX_SCRAPE_HASHES};
+use crate::tracker::{self, ip, Failure, User, View, MAX_SCRAPE_HASHES};
 
 /// Where a path leads.
 #[derive(Debug, PartialEq, Eq)]
@@ -148,29 +148,18 @@ fn announce(request: &HttpRequest, state: &HttpState, user: &User) -> HttpRespon
 fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result<Vec<u8>, Failure> {
     let shared = &state.shared;
     let query = Query::parse(raw_query(request))?;
-    let params = AnnounceParams::from_query(&query, shared.config.strict_port)?;
-    let source = ip::Source {
-        proxy_header: state
-            .proxy_header
-            .as_ref()
-            .and_then(|name| request.headers().get(name))
-            .map(|value| value.as_bytes()),
-        tcp_peer: request.peer_addr().map(|addr| addr.ip()),
-    };
-    let address = ip::resolve(query.ipv4.as_deref(), query.ip.as_deref(), &source)?;
-    let announce_request = AnnounceRequest {
-        info_hash: params.info_hash,
-        peer_id: params.peer_id,
-        port: params.port,
-        uploaded: params.uploaded,
-        downloaded: params.downloaded,
-        left: params.left,
-        event: params.event,
-        numwant: params.numwant,
-        compact: params.compact,
-        no_peer_id: params.no_peer_id,
-        ip: address,
-    };
+    let (announce_request, _event_raw) =
+        announce_request(&query, shared.config.strict_port, || {
+            let source = ip::Source {
+                proxy_header: state
+                    .proxy_header
+                    .as_ref()
+                    .and_then(|name| request.headers().get(name))
+                    .map(|value| value.as_bytes()),
+                tcp_peer: request.peer_addr().map(|addr| addr.ip()),
+            };
+            ip::resolve(query.ipv4.as_deref(), query.ip.as_deref(), &source)
+        })?;
     let snapshots = &shared.snapshots;
     let (clients, hit_and_runs, group_freeleech, torrents) = (
         snapshots.clients.load(),
@@ -199,11 +188,11 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         tracing::info!("Unpruning torrent {}", id.0);
     }
     shared.sink.record(&done.deltas);
-    let format = if params.compact {
+    let format = if announce_request.compact {
         PeerFormat::Compact
     } else {
         PeerFormat::Dicts {
-            with_peer_id: !params.no_peer_id,
+            with_peer_id: !announce_request.no_peer_id,
         }
     };
     let mut body = Vec::with_capacity(128 + peers.len() * 6);

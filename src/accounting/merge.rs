@@ -1,6 +1,7 @@
-//! The pending row of each table and its merge rules (SPEC §8.1–8.6): sums add up,
-//! "last" columns keep the newest value, `last_action` keeps the maximum, and
-//! insert-only start times keep the earliest.
+//! How a table's pending row absorbs a newer delta for the same key (SPEC §8.1–8.6):
+//! sums add up, "last" columns keep the newest value, `last_action` keeps the maximum,
+//! and insert-only start times keep the earliest. The pending row is the delta type
+//! itself; its key fields are equal on both sides of a merge.
 
 use super::pending::Merge;
 use crate::tracker::{
@@ -11,31 +12,7 @@ fn add(a: u64, b: u64) -> u64 {
     a.saturating_add(b).min(MAX_COUNTER)
 }
 
-fn add_time(a: i64, b: i64) -> i64 {
-    a.saturating_add(b)
-}
-
-/// `torrents`, keyed by ID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TorrentRow {
-    pub snatched: u32,
-    pub seeders: u32,
-    pub leechers: u32,
-    pub last_action: i64,
-}
-
-impl From<&TorrentDelta> for TorrentRow {
-    fn from(d: &TorrentDelta) -> Self {
-        TorrentRow {
-            snatched: d.snatched,
-            seeders: d.seeders,
-            leechers: d.leechers,
-            last_action: d.last_action,
-        }
-    }
-}
-
-impl Merge for TorrentRow {
+impl Merge for TorrentDelta {
     fn merge(&mut self, newer: Self) {
         self.snatched = self.snatched.saturating_add(newer.snatched);
         self.seeders = newer.seeders;
@@ -44,27 +21,7 @@ impl Merge for TorrentRow {
     }
 }
 
-/// `users_main`, keyed by ID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UserRow {
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub rawup: u64,
-    pub rawdl: u64,
-}
-
-impl From<&UserDelta> for UserRow {
-    fn from(d: &UserDelta) -> Self {
-        UserRow {
-            uploaded: d.uploaded,
-            downloaded: d.downloaded,
-            rawup: d.rawup,
-            rawdl: d.rawdl,
-        }
-    }
-}
-
-impl Merge for UserRow {
+impl Merge for UserDelta {
     fn merge(&mut self, newer: Self) {
         self.uploaded = add(self.uploaded, newer.uploaded);
         self.downloaded = add(self.downloaded, newer.downloaded);
@@ -73,44 +30,12 @@ impl Merge for UserRow {
     }
 }
 
-/// `transfer_history`, keyed by (uid, fid).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct HistoryRow {
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub seeding: bool,
-    pub start_time: i64,
-    pub last_announce: i64,
-    pub active_time: i64,
-    pub seed_time: i64,
-    pub active: bool,
-    pub snatched: u32,
-    pub remaining: u64,
-}
-
-impl From<&HistoryDelta> for HistoryRow {
-    fn from(d: &HistoryDelta) -> Self {
-        HistoryRow {
-            uploaded: d.uploaded,
-            downloaded: d.downloaded,
-            seeding: d.seeding,
-            start_time: d.start_time,
-            last_announce: d.last_announce,
-            active_time: d.active_time,
-            seed_time: d.seed_time,
-            active: d.active,
-            snatched: d.snatched,
-            remaining: d.remaining,
-        }
-    }
-}
-
-impl Merge for HistoryRow {
+impl Merge for HistoryDelta {
     fn merge(&mut self, newer: Self) {
         self.uploaded = add(self.uploaded, newer.uploaded);
         self.downloaded = add(self.downloaded, newer.downloaded);
-        self.active_time = add_time(self.active_time, newer.active_time);
-        self.seed_time = add_time(self.seed_time, newer.seed_time);
+        self.active_time = self.active_time.saturating_add(newer.active_time);
+        self.seed_time = self.seed_time.saturating_add(newer.seed_time);
         self.snatched = self.snatched.saturating_add(newer.snatched);
         self.seeding = newer.seeding;
         self.remaining = newer.remaining;
@@ -120,29 +45,7 @@ impl Merge for HistoryRow {
     }
 }
 
-/// `transfer_ips`, keyed by (uid, fid, ip, client_id).
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TransferIpRow {
-    pub port: u16,
-    pub uploaded: u64,
-    pub downloaded: u64,
-    pub start_time: i64,
-    pub last_announce: i64,
-}
-
-impl From<&TransferIpDelta> for TransferIpRow {
-    fn from(d: &TransferIpDelta) -> Self {
-        TransferIpRow {
-            port: d.port,
-            uploaded: d.uploaded,
-            downloaded: d.downloaded,
-            start_time: d.start_time,
-            last_announce: d.last_announce,
-        }
-    }
-}
-
-impl Merge for TransferIpRow {
+impl Merge for TransferIpDelta {
     fn merge(&mut self, newer: Self) {
         self.uploaded = add(self.uploaded, newer.uploaded);
         self.downloaded = add(self.downloaded, newer.downloaded);
@@ -152,23 +55,8 @@ impl Merge for TransferIpRow {
     }
 }
 
-/// A completion for (uid, fid): the first one is the one the site keeps.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct SnatchRow {
-    pub snatched_time: i64,
-    pub start_time: i64,
-}
-
-impl From<&SnatchDelta> for SnatchRow {
-    fn from(d: &SnatchDelta) -> Self {
-        SnatchRow {
-            snatched_time: d.snatched_time,
-            start_time: d.start_time,
-        }
-    }
-}
-
-impl Merge for SnatchRow {
+impl Merge for SnatchDelta {
+    /// The first completion is the one the site keeps.
     fn merge(&mut self, newer: Self) {
         self.snatched_time = self.snatched_time.min(newer.snatched_time);
         self.start_time = self.start_time.min(newer.start_time);
@@ -177,19 +65,22 @@ impl Merge for SnatchRow {
 
 /// A torrent to unprune; nothing to merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct UnpruneRow;
+pub struct Unprune;
 
-impl Merge for UnpruneRow {
+impl Merge for Unprune {
     fn merge(&mut self, _newer: Self) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::tracker::{TorrentId, UserId};
 
     #[test]
     fn history_merge_rules() {
-        let mut row = HistoryRow {
+        let base = HistoryDelta {
+            user: UserId(1),
+            torrent: TorrentId(2),
             uploaded: 10,
             downloaded: 20,
             seeding: false,
@@ -201,7 +92,8 @@ mod tests {
             snatched: 0,
             remaining: 500,
         };
-        row.merge(HistoryRow {
+        let mut row = base;
+        row.merge(HistoryDelta {
             uploaded: 1,
             downloaded: 2,
             seeding: true,
@@ -212,10 +104,11 @@ mod tests {
             active: false,
             snatched: 1,
             remaining: 0,
+            ..base
         });
         assert_eq!(
             row,
-            HistoryRow {
+            HistoryDelta {
                 uploaded: 11,
                 downloaded: 22,
                 seeding: true,
@@ -226,48 +119,53 @@ mod tests {
                 active: false,
                 snatched: 1,
                 remaining: 0,
+                ..base
             }
         );
     }
 
     #[test]
     fn torrent_merge_keeps_max_last_action_and_newest_counts() {
-        let mut row = TorrentRow {
+        let base = TorrentDelta {
+            id: TorrentId(1),
             snatched: 1,
             seeders: 5,
             leechers: 5,
             last_action: 300,
         };
-        row.merge(TorrentRow {
+        let mut row = base;
+        row.merge(TorrentDelta {
             snatched: 2,
             seeders: 4,
             leechers: 6,
             last_action: 0,
+            ..base
         });
         assert_eq!(
             row,
-            TorrentRow {
+            TorrentDelta {
                 snatched: 3,
                 seeders: 4,
                 leechers: 6,
-                last_action: 300
+                ..base
             }
         );
     }
 
     #[test]
     fn sums_saturate_at_the_column_range() {
-        let mut row = UserRow {
+        let base = UserDelta {
+            id: UserId(1),
             uploaded: MAX_COUNTER,
             downloaded: 0,
             rawup: 1,
             rawdl: 0,
         };
-        row.merge(UserRow {
+        let mut row = base;
+        row.merge(UserDelta {
             uploaded: 5,
             downloaded: 1,
-            rawup: 1,
-            rawdl: 0,
+            ..base
         });
         assert_eq!(
             (row.uploaded, row.downloaded, row.rawup),
@@ -276,21 +174,51 @@ mod tests {
     }
 
     #[test]
+    fn transfer_ip_keeps_newest_port_and_earliest_start() {
+        let base = TransferIpDelta {
+            user: UserId(1),
+            torrent: TorrentId(2),
+            client: crate::tracker::ClientId(3),
+            ip: 1,
+            port: 1000,
+            uploaded: 5,
+            downloaded: 6,
+            start_time: 50,
+            last_announce: 60,
+        };
+        let mut row = base;
+        row.merge(TransferIpDelta {
+            port: 2000,
+            start_time: 70,
+            last_announce: 90,
+            ..base
+        });
+        assert_eq!(
+            (
+                row.port,
+                row.uploaded,
+                row.downloaded,
+                row.start_time,
+                row.last_announce
+            ),
+            (2000, 10, 12, 50, 90)
+        );
+    }
+
+    #[test]
     fn first_snatch_wins() {
-        let mut row = SnatchRow {
+        let base = SnatchDelta {
+            user: UserId(1),
+            torrent: TorrentId(2),
             snatched_time: 50,
             start_time: 10,
         };
-        row.merge(SnatchRow {
+        let mut row = base;
+        row.merge(SnatchDelta {
             snatched_time: 70,
             start_time: 5,
+            ..base
         });
-        assert_eq!(
-            row,
-            SnatchRow {
-                snatched_time: 50,
-                start_time: 5
-            }
-        );
+        assert_eq!((row.snatched_time, row.start_time), (50, 5));
     }
 }
