@@ -52,7 +52,10 @@ pub fn init() {
         .with_writer(std::io::stderr)
         .event_format(LineFormat)
         .with_filter(filter);
-    let _ = tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer));
+    if tracing::subscriber::set_global_default(tracing_subscriber::registry().with(layer)).is_ok() {
+        // Panics become log lines too; the HTTP layer turns a handler's panic into a 500.
+        std::panic::set_hook(Box::new(|info| tracing::error!("panic: {}", info)));
+    }
 }
 
 /// A duration the way operators read them in logs: `850ns`, `12.5µs`, `3.2ms`, `1.5s`, `2s`.

@@ -9,8 +9,8 @@ mod write;
 use std::sync::Arc;
 use std::time::Duration;
 
-use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
-use sqlx::ConnectOptions;
+use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
+use sqlx::{ConnectOptions, Connection};
 
 use crate::config::{DatabaseConfig, DbProto};
 pub use load::{
@@ -48,11 +48,12 @@ impl Store {
         }
     }
 
+    /// One connection attempt and a ping: fails at once when nothing answers, where
+    /// the pool would keep retrying until its acquire timeout.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1")
-            .execute(&self.pool)
-            .await
-            .map(|_| ())
+        let mut connection = MySqlConnection::connect_with(&self.pool.connect_options()).await?;
+        connection.ping().await?;
+        connection.close().await
     }
 }
 
