@@ -12,10 +12,13 @@ use tokio::sync::watch;
 use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
-use crate::accounting::writer;
+use crate::accounting::spill::{self, Spill};
+use crate::accounting::writer::Writers;
+use crate::accounting::Sink;
 use crate::config::Config;
+use crate::purge;
 use crate::reload::{self, LoadError};
-use crate::state::Shared;
+use crate::state::{unix_now, Shared};
 use crate::store::Store;
 
 /// Command-line options of `chihaya`.
@@ -33,6 +36,7 @@ pub enum StartError {
     Ping(sqlx::Error),
     Load(LoadError),
     Bind(String, std::io::Error),
+    Spill(String),
 }
 
 impl fmt::Display for StartError {
@@ -41,6 +45,7 @@ impl fmt::Display for StartError {
             StartError::Ping(e) => write!(f, "Couldn't ping database - {e}"),
             StartError::Load(e) => write!(f, "{e}"),
             StartError::Bind(addr, e) => write!(f, "Couldn't listen on {addr} - {e}"),
+            StartError::Spill(problem) => write!(f, "{problem}"),
         }
     }
 }
@@ -52,6 +57,7 @@ pub struct Tracker {
     pub shared: Arc<Shared>,
     pub addr: SocketAddr,
     store: Store,
+    writers: Arc<Writers>,
     server: actix_web::dev::ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
     stop: watch::Sender<bool>,
@@ -60,11 +66,12 @@ pub struct Tracker {
 }
 
 impl Tracker {
-    /// Connects, loads every snapshot, starts the background tasks and serves on
-    /// `listener`, or on the configured `addr` bound once the loads are done (the
-    /// start-up order of SPEC §1.1 from the database ping on).
+    /// Connects, loads every snapshot, replays the spill file, starts the background
+    /// tasks and serves on `listener`, or on the configured `addr` bound once all that
+    /// is done (the start-up order of SPEC §1.1 from the database ping on).
     pub async fn start(
         config: Config,
+        files: Files,
         listener: Option<TcpListener>,
     ) -> Result<Tracker, StartError> {
         let store = Store::new(&config.database);
@@ -73,47 +80,50 @@ impl Tracker {
         reload::load_all(&store, &shared.snapshots)
             .await
             .map_err(StartError::Load)?;
+        let spill = Arc::new(Spill::new(files.spill));
+        replay_spill(&shared.sink, &spill)?;
 
         let (stop, stopped) = watch::channel(false);
         let (deadline, deadline_rx) = watch::channel(None);
-        let intervals = &shared.config.intervals;
-        let tasks = vec![
-            tokio::spawn(reload::run(
-                store.clone(),
-                Arc::clone(&shared),
-                Duration::from_secs(u64::from(intervals.database_reload)),
-                stopped.clone(),
-            )),
-            tokio::spawn(writer::run_unprune(
-                Arc::clone(&shared.sink),
-                store.clone(),
-                Duration::from_secs(u64::from(intervals.flush)),
-                shared.config.channels.torrent as usize,
-                stopped,
-                deadline_rx,
-            )),
-        ];
+        let config = &shared.config;
+        let writers = Arc::new(Writers {
+            sink: Arc::clone(&shared.sink),
+            store: store.clone(),
+            spill,
+            log_flushes: config.log_flushes,
+            flush_groups: config.flush_groups,
+        });
+        let seconds = |s: u32| Duration::from_secs(u64::from(s));
+        let mut tasks = writers.spawn_all(seconds(config.intervals.flush), &stopped, &deadline_rx);
+        tasks.push(tokio::spawn(reload::run(
+            store.clone(),
+            Arc::clone(&shared),
+            seconds(config.intervals.database_reload),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(purge::run(
+            Arc::clone(&shared),
+            seconds(config.intervals.purge_inactive_peers),
+            stopped,
+        )));
 
         let listener = match listener {
             Some(listener) => listener,
-            None => bind(&shared.config.addr)
-                .map_err(|e| StartError::Bind(shared.config.addr.clone(), e))?,
+            None => bind(&config.addr).map_err(|e| StartError::Bind(config.addr.clone(), e))?,
         };
         let addr = listener
             .local_addr()
-            .map_err(|e| StartError::Bind(shared.config.addr.clone(), e))?;
+            .map_err(|e| StartError::Bind(config.addr.clone(), e))?;
         let server = crate::http::serve(Arc::clone(&shared), listener)
-            .map_err(|e| StartError::Bind(shared.config.addr.clone(), e))?;
+            .map_err(|e| StartError::Bind(config.addr.clone(), e))?;
         let handle = server.handle();
         let server_task = tokio::spawn(server);
-        tracing::info!(
-            "Ready and accepting new connections on {}",
-            shared.config.addr
-        );
+        tracing::info!("Ready and accepting new connections on {}", config.addr);
         Ok(Tracker {
             shared,
             addr,
             store,
+            writers,
             server: handle,
             server_task,
             stop,
@@ -122,13 +132,30 @@ impl Tracker {
         })
     }
 
+    /// Wakes every writer and waits until nothing is pending or being written; false
+    /// if that takes longer than `within`.
+    pub async fn flush(&self, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        let sink = &self.shared.sink;
+        loop {
+            sink.wake_all();
+            if sink.is_idle() {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    }
+
     /// A handle that sets the drain deadline from outside (signals).
     pub fn deadline(&self) -> watch::Sender<Option<Instant>> {
         self.deadline.clone()
     }
 
     /// The drain of SPEC §9: stop accepting and finish in-flight requests, stop the
-    /// background tasks, then write what is pending until the deadline.
+    /// background tasks, write what is pending until the deadline, spill the rest.
     pub async fn shutdown(self, drain_timeout: Duration) {
         if self.deadline.borrow().is_none() {
             self.deadline
@@ -138,37 +165,77 @@ impl Tracker {
         let _ = self.server_task.await;
         tracing::info!("Now closed and not accepting any new connections");
 
+        // Writers finish the batch they are on (or give up at the deadline) and stop.
         self.stop.send_replace(true);
         for task in self.tasks {
             let _ = task.await;
         }
 
-        let mut deadline = self.deadline.subscribe();
-        let batch = self.shared.config.channels.torrent as usize;
-        let flush = writer::flush_unprune(&self.shared.sink, &self.store, batch, &mut deadline);
-        tokio::pin!(flush);
+        let deadline = self.deadline.subscribe();
+        let drain = self.writers.drain(&deadline);
+        tokio::pin!(drain);
         let mut reminder = tokio::time::interval_at(
             Instant::now() + Duration::from_secs(10),
             Duration::from_secs(10),
         );
-        let drained = loop {
+        loop {
             tokio::select! {
-                result = &mut flush => break result.is_ok(),
+                _ = &mut drain => break,
                 _ = reminder.tick() => tracing::info!(
                     "Waiting for database flushing to finish. This can take a few minutes, please be patient!"
                 ),
             }
-        };
-        if !drained {
-            // The spill file that keeps these rows comes with the accounting writers.
-            tracing::error!(
-                "Could not write {} pending unprune rows before the drain deadline",
-                self.shared.sink.unprune.len()
-            );
         }
+        self.writers.spill_pending();
         self.store.pool.close().await;
         tracing::info!("Shutdown complete");
     }
+}
+
+/// Files the tracker keeps next to the database.
+#[derive(Clone, Debug)]
+pub struct Files {
+    pub peer_cache: PathBuf,
+    pub spill: PathBuf,
+}
+
+/// Merges the rows of a previous run's spill file into the sink and renames the file
+/// `<path>.replayed-<unix seconds>` (SPEC §9).
+fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
+    let path = spill.path();
+    let text = match std::fs::read(path) {
+        Ok(text) => text,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(0),
+        Err(e) => {
+            return Err(StartError::Spill(format!(
+                "spill file {}: {e}",
+                path.display()
+            )))
+        }
+    };
+    let replayed = spill::parse(path, &text).map_err(|e| StartError::Spill(e.to_string()))?;
+    if let Some(line) = replayed.torn_tail {
+        tracing::warn!(
+            "spill file {} line {}: unterminated last line ignored",
+            path.display(),
+            line
+        );
+    }
+    let count = replayed.lines.len();
+    for line in replayed.lines {
+        sink.replay(line.row);
+    }
+    let mut renamed = path.as_os_str().to_owned();
+    renamed.push(format!(".replayed-{}", unix_now()));
+    std::fs::rename(path, &renamed).map_err(|e| {
+        StartError::Spill(format!(
+            "spill file {}: cannot rename to {}: {e}",
+            path.display(),
+            PathBuf::from(&renamed).display()
+        ))
+    })?;
+    tracing::info!("Replayed {} spilled rows from {}", count, path.display());
+    Ok(count)
 }
 
 /// Binds the listen address of SPEC §1.1: `:PORT` is every IPv4 and IPv6 address
@@ -237,8 +304,12 @@ pub async fn run(options: Options) -> u8 {
     for warning in &loaded.warnings {
         tracing::warn!("{}", warning);
     }
+    let files = Files {
+        peer_cache: options.peer_cache.clone(),
+        spill: options.spill.clone(),
+    };
     let started = tokio::select! {
-        started = Tracker::start(loaded.config, None) => started,
+        started = Tracker::start(loaded.config, files, None) => started,
         _ = signal() => {
             // Nothing is pending before the tracker listens: there is nothing to drain.
             tracing::info!("Caught interrupt, shutting down...");

@@ -11,6 +11,7 @@ pub mod bencode;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod purge;
 pub mod reload;
 pub mod state;
 pub mod store;

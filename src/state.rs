@@ -32,9 +32,9 @@ impl Shared {
     pub fn new(config: Arc<Config>) -> Shared {
         Shared {
             settings: settings(&config),
+            sink: Arc::new(Sink::new(&config.channels)),
             config,
             snapshots: Snapshots::default(),
-            sink: Arc::new(Sink::new()),
             counters: Counters::default(),
             started: Instant::now(),
         }

@@ -248,7 +248,8 @@ async fn ipv6_source_without_ipv4_is_refused() {
     let loaded =
         chihaya::config::Config::from_parts(Some(&config_json("")), Some(&db.dsn())).unwrap();
     let listener = std::net::TcpListener::bind("[::1]:0").expect("bind ::1");
-    let tracker = chihaya::app::Tracker::start(loaded.config, Some(listener))
+    let dir = TempDir::new("v6");
+    let tracker = chihaya::app::Tracker::start(loaded.config, dir.files(), Some(listener))
         .await
         .unwrap();
     let a = Announce::new(PASSKEY_1, HASH_3, "a", 0);

@@ -5,7 +5,7 @@
 
 use super::pending::Merge;
 use crate::tracker::{
-    HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta, MAX_COUNTER,
+    HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta, UserDelta, MAX_COUNTER,
 };
 
 fn add(a: u64, b: u64) -> u64 {
@@ -63,18 +63,26 @@ impl Merge for SnatchDelta {
     }
 }
 
-/// A torrent to unprune; nothing to merge.
+/// A pruned torrent an announce revived; nothing to merge.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct Unprune;
+pub struct Unprune(pub TorrentId);
 
 impl Merge for Unprune {
+    fn merge(&mut self, _newer: Self) {}
+}
+
+/// A torrent whose group's `Time` is to be bumped (`flush_groups`); nothing to merge.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct GroupBump(pub TorrentId);
+
+impl Merge for GroupBump {
     fn merge(&mut self, _newer: Self) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::{TorrentId, UserId};
+    use crate::tracker::UserId;
 
     #[test]
     fn history_merge_rules() {

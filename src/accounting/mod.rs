@@ -1,64 +1,287 @@
 //! The accounting sink: announces hand it their deltas, it coalesces them per key
-//! (one pending row per table key) and the writer tasks hand batches to `store`.
-//! Nothing here waits for the database while an announce is being answered.
+//! (one pending row per table key) and one writer task per table hands batches to
+//! `store`, retrying until they are written. Nothing here waits for the database
+//! while an announce is being answered; what the database never took by the end of a
+//! shutdown goes to the spill file and comes back at the next start.
 
 mod merge;
 mod pending;
+pub mod spill;
+mod table;
 pub mod writer;
 
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Mutex, PoisonError};
 
-pub use merge::Unprune;
+pub use merge::{GroupBump, Unprune};
 pub use pending::{Merge, Pending};
+pub use table::{Kind, Row, Table, TableStats};
 
+use crate::config::ChannelsConfig;
 use crate::tracker::{
     AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta,
     UserDelta, UserId,
 };
+use spill::SpillRow;
 
 /// `transfer_ips` key: user, torrent, IPv4 as u32, client.
 pub type TransferIpKey = (UserId, TorrentId, u32, ClientId);
 
 /// Pending rows of every table the tracker writes.
-#[derive(Default)]
 pub struct Sink {
-    pub torrents: Pending<TorrentId, TorrentDelta>,
-    pub users: Pending<UserId, UserDelta>,
-    pub history: Pending<(UserId, TorrentId), HistoryDelta>,
-    pub transfer_ips: Pending<TransferIpKey, TransferIpDelta>,
-    pub snatches: Pending<(UserId, TorrentId), SnatchDelta>,
-    pub unprune: Pending<TorrentId, Unprune>,
+    pub torrents: Table<TorrentDelta>,
+    pub users: Table<UserDelta>,
+    pub history: Table<HistoryDelta>,
+    pub transfer_ips: Table<TransferIpDelta>,
+    pub snatches: Table<SnatchDelta>,
+    pub unprune: Table<Unprune>,
+    pub groups: Table<GroupBump>,
     /// Announces whose deltas were handed in.
     pub announces: AtomicU64,
+    /// The latest purge cutoff not yet applied to `transfer_history.active`.
+    deactivate_before: Mutex<Option<i64>>,
 }
 
 impl Sink {
-    pub fn new() -> Sink {
-        Sink::default()
+    pub fn new(channels: &ChannelsConfig) -> Sink {
+        Sink {
+            torrents: Table::new(channels.torrent),
+            users: Table::new(channels.user),
+            history: Table::new(channels.transfer_history),
+            transfer_ips: Table::new(channels.transfer_ips),
+            snatches: Table::new(channels.snatch),
+            unprune: Table::new(channels.torrent),
+            groups: Table::new(channels.torrent),
+            announces: AtomicU64::new(0),
+            deactivate_before: Mutex::new(None),
+        }
     }
 
     /// Queues everything one successful announce changed (SPEC §5.11).
     pub fn record(&self, deltas: &AnnounceDeltas) {
         self.announces.fetch_add(1, Ordering::Relaxed);
-        self.torrent(&deltas.torrent);
-        let h = &deltas.history;
-        self.history.add((h.user, h.torrent), *h);
+        self.torrents.add(deltas.torrent);
+        self.history.add(deltas.history);
         if let Some(user) = deltas.user {
-            self.users.add(user.id, user);
+            self.users.add(user);
         }
-        let ip = &deltas.transfer_ip;
-        self.transfer_ips
-            .add((ip.user, ip.torrent, ip.ip, ip.client), *ip);
+        self.transfer_ips.add(deltas.transfer_ip);
         if let Some(snatch) = deltas.snatch {
-            self.snatches.add((snatch.user, snatch.torrent), snatch);
+            self.snatches.add(snatch);
         }
         if let Some(id) = deltas.unprune {
-            self.unprune.add(id, Unprune);
+            self.unprune.add(Unprune(id));
         }
     }
 
-    /// Queues new counts for a torrent (announces, and the purge of inactive peers).
-    pub fn torrent(&self, delta: &TorrentDelta) {
-        self.torrents.add(delta.id, *delta);
+    /// Queues new counts for a torrent (the purge of inactive peers).
+    pub fn torrent(&self, delta: TorrentDelta) {
+        self.torrents.add(delta);
+    }
+
+    /// Asks the transfer_history writer to mark rows idle since before `cutoff`
+    /// inactive; a newer cutoff replaces one not yet applied.
+    pub fn deactivate_before(&self, cutoff: i64) {
+        *self
+            .deactivate_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(cutoff);
+        self.history.wake.notify_one();
+    }
+
+    pub(crate) fn take_deactivation(&self) -> Option<i64> {
+        self.deactivate_before
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// Pending keys of a table.
+    pub fn pending(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Torrents => self.torrents.len(),
+            Kind::Users => self.users.len(),
+            Kind::TransferHistory => self.history.len(),
+            Kind::TransferIps => self.transfer_ips.len(),
+            Kind::Snatches => self.snatches.len(),
+            Kind::Unprune => self.unprune.len(),
+            Kind::Groups => self.groups.len(),
+        }
+    }
+
+    /// Seconds the oldest pending delta of a table has waited.
+    pub fn oldest_age(&self, kind: Kind) -> f64 {
+        match kind {
+            Kind::Torrents => self.torrents.oldest_age(),
+            Kind::Users => self.users.oldest_age(),
+            Kind::TransferHistory => self.history.oldest_age(),
+            Kind::TransferIps => self.transfer_ips.oldest_age(),
+            Kind::Snatches => self.snatches.oldest_age(),
+            Kind::Unprune => self.unprune.oldest_age(),
+            Kind::Groups => self.groups.oldest_age(),
+        }
+    }
+
+    pub fn stats(&self, kind: Kind) -> &TableStats {
+        match kind {
+            Kind::Torrents => &self.torrents.stats,
+            Kind::Users => &self.users.stats,
+            Kind::TransferHistory => &self.history.stats,
+            Kind::TransferIps => &self.transfer_ips.stats,
+            Kind::Snatches => &self.snatches.stats,
+            Kind::Unprune => &self.unprune.stats,
+            Kind::Groups => &self.groups.stats,
+        }
+    }
+
+    /// Rows of a table pending or being written.
+    pub fn unwritten(&self, kind: Kind) -> usize {
+        match kind {
+            Kind::Torrents => self.torrents.unwritten(),
+            Kind::Users => self.users.unwritten(),
+            Kind::TransferHistory => self.history.unwritten(),
+            Kind::TransferIps => self.transfer_ips.unwritten(),
+            Kind::Snatches => self.snatches.unwritten(),
+            Kind::Unprune => self.unprune.unwritten(),
+            Kind::Groups => self.groups.unwritten(),
+        }
+    }
+
+    /// Whether nothing waits to be written: no pending or in-flight row and no purge
+    /// cutoff left to apply.
+    pub fn is_idle(&self) -> bool {
+        Kind::ALL.iter().all(|&kind| self.unwritten(kind) == 0)
+            && self
+                .deactivate_before
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .is_none()
+    }
+
+    /// Wakes every writer to flush now instead of at its next period.
+    pub fn wake_all(&self) {
+        self.torrents.wake.notify_one();
+        self.users.wake.notify_one();
+        self.history.wake.notify_one();
+        self.transfer_ips.wake.notify_one();
+        self.snatches.wake.notify_one();
+        self.unprune.wake.notify_one();
+        self.groups.wake.notify_one();
+    }
+
+    /// Merges a row read back from the spill file, by the same rules as a new delta.
+    pub fn replay(&self, row: SpillRow) -> Kind {
+        let kind = match row {
+            SpillRow::Torrents {
+                id,
+                snatched,
+                seeders,
+                leechers,
+                last_action,
+            } => {
+                self.torrents.add(TorrentDelta {
+                    id: TorrentId(id),
+                    snatched,
+                    seeders,
+                    leechers,
+                    last_action,
+                });
+                Kind::Torrents
+            }
+            SpillRow::Users {
+                id,
+                uploaded,
+                downloaded,
+                rawup,
+                rawdl,
+            } => {
+                self.users.add(UserDelta {
+                    id: UserId(id),
+                    uploaded,
+                    downloaded,
+                    rawup,
+                    rawdl,
+                });
+                Kind::Users
+            }
+            SpillRow::TransferHistory {
+                uid,
+                fid,
+                uploaded,
+                downloaded,
+                seeding,
+                starttime,
+                last_announce,
+                activetime,
+                seedtime,
+                active,
+                snatched,
+                remaining,
+            } => {
+                self.history.add(HistoryDelta {
+                    user: UserId(uid),
+                    torrent: TorrentId(fid),
+                    uploaded,
+                    downloaded,
+                    seeding: seeding.0,
+                    start_time: starttime,
+                    last_announce,
+                    active_time: activetime,
+                    seed_time: seedtime,
+                    active: active.0,
+                    snatched,
+                    remaining,
+                });
+                Kind::TransferHistory
+            }
+            SpillRow::TransferIps {
+                uid,
+                fid,
+                client_id,
+                ip,
+                port,
+                uploaded,
+                downloaded,
+                starttime,
+                last_announce,
+            } => {
+                self.transfer_ips.add(TransferIpDelta {
+                    user: UserId(uid),
+                    torrent: TorrentId(fid),
+                    client: ClientId(client_id),
+                    ip,
+                    port,
+                    uploaded,
+                    downloaded,
+                    start_time: starttime,
+                    last_announce,
+                });
+                Kind::TransferIps
+            }
+            SpillRow::Snatches {
+                uid,
+                fid,
+                snatched_time,
+                starttime,
+            } => {
+                self.snatches.add(SnatchDelta {
+                    user: UserId(uid),
+                    torrent: TorrentId(fid),
+                    snatched_time,
+                    start_time: starttime,
+                });
+                Kind::Snatches
+            }
+            SpillRow::Unprune { id } => {
+                self.unprune.add(Unprune(TorrentId(id)));
+                Kind::Unprune
+            }
+            SpillRow::Groups { torrent_id } => {
+                self.groups.add(GroupBump(TorrentId(torrent_id)));
+                Kind::Groups
+            }
+        };
+        self.stats(kind).replayed.fetch_add(1, Ordering::Relaxed);
+        kind
     }
 }

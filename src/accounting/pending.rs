@@ -79,6 +79,13 @@ impl<K: Eq + Hash, V: Merge> Pending<K, V> {
         self.lock().by_key.len()
     }
 
+    pub fn get(&self, key: &K) -> Option<V>
+    where
+        V: Copy,
+    {
+        self.lock().by_key.get(key).copied()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }

@@ -1,22 +1,28 @@
-//! Writer tasks: take what is pending, write it through `store` with the retry policy,
-//! and on shutdown keep trying until the drain deadline.
+//! The writers (SPEC §8.1, §8.7–8.8, §9): one task per table takes what is pending,
+//! writes it in batches through `store` with the retry policy, sets aside a row the
+//! database refuses for good, and at shutdown keeps trying until the drain deadline,
+//! after which the rest goes to the spill file.
 
-use std::future::Future;
+use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::Sink;
-use crate::store::{self, Store};
-use crate::tracker::TorrentId;
+use super::spill::{Spill, SpillLine};
+use super::table::{Kind, Row};
+use super::{GroupBump, Sink, Unprune};
+use crate::log::fmt_duration;
+use crate::store::retry::Reason;
+use crate::store::{write, Store};
+use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
 
 /// The shutdown drain deadline: None while running normally; set at the first signal,
 /// moved to "now" by a second one.
 pub type Deadline = watch::Receiver<Option<Instant>>;
 
-/// The deadline passed before the write succeeded; the rows are still pending.
+/// The deadline passed before everything was written; the rest is still pending.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Abandoned;
 
@@ -49,78 +55,312 @@ fn is_past(deadline: &Deadline) -> bool {
     deadline.borrow().is_some_and(|at| at <= Instant::now())
 }
 
-/// Runs `op` until it succeeds, waiting per the retry policy between attempts. Gives
-/// up only when the deadline passes: no attempt starts after it, but one in progress
-/// is allowed to finish.
-pub async fn with_retries<T, F, Fut>(
-    store: &Store,
-    deadline: &mut Deadline,
-    mut op: F,
-) -> Result<T, Abandoned>
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Result<T, sqlx::Error>>,
-{
-    let mut failures = 0u32;
-    loop {
-        if is_past(deadline) {
-            return Err(Abandoned);
+/// How writing one batch ended.
+enum Outcome {
+    Written,
+    /// `deadlock_retries` failures of class `data`: some row in it is refused.
+    Refused(String),
+    Abandoned,
+}
+
+/// Everything a writer needs; shared by all writer tasks.
+pub struct Writers {
+    pub sink: Arc<Sink>,
+    pub store: Store,
+    pub spill: Arc<Spill>,
+    pub log_flushes: bool,
+    pub flush_groups: bool,
+}
+
+impl Writers {
+    /// Writes everything pending in `R`'s table. Rows that could not be written before
+    /// the deadline are put back.
+    pub async fn flush<R: Row>(&self, deadline: &mut Deadline) -> Result<(), Abandoned> {
+        let table = R::table(&self.sink);
+        // Restored rows are pending again before the guard drops: never "idle" between.
+        let (mut rows, _in_flight) = table.take_for_writing();
+        if rows.is_empty() {
+            return Ok(());
         }
-        match op().await {
-            Ok(value) => return Ok(value),
-            Err(error) => {
-                failures = failures.saturating_add(1);
-                let (_, wait) = store.policy.on_failure(&store.stats, failures, &error);
-                tokio::select! {
-                    () = tokio::time::sleep(wait) => {}
-                    () = deadline_passed(deadline) => return Err(Abandoned),
+        R::prepare(&self.sink, &mut rows);
+        if self.log_flushes {
+            tracing::info!("{} Flushing {}", R::KIND.log_name(), rows.len());
+        }
+        let per_statement = table.capacity.min(write::MAX_BINDS / R::BINDS).max(1);
+        // Batches still to write, the next one last.
+        let mut todo: Vec<Vec<R>> = rows
+            .chunks(per_statement)
+            .rev()
+            .map(<[R]>::to_vec)
+            .collect();
+        while let Some(batch) = todo.pop() {
+            match self.write_batch(&batch, deadline).await {
+                Outcome::Written => R::after_commit(&self.sink, &batch, self.flush_groups),
+                Outcome::Refused(error) if batch.len() == 1 => self.set_aside(&batch[0], &error),
+                Outcome::Refused(_) => {
+                    // Halve until the refused row is alone; the others get written.
+                    let (first, second) = batch.split_at(batch.len() / 2);
+                    todo.push(second.to_vec());
+                    todo.push(first.to_vec());
+                }
+                Outcome::Abandoned => {
+                    table.restore(
+                        batch
+                            .into_iter()
+                            .chain(todo.into_iter().flatten())
+                            .collect(),
+                    );
+                    return Err(Abandoned);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// One statement, retried until it commits, its rows are found refused, or the
+    /// deadline passes (no attempt starts after it; one in progress finishes).
+    async fn write_batch<R: Row>(&self, batch: &[R], deadline: &mut Deadline) -> Outcome {
+        let stats = &R::table(&self.sink).stats;
+        let (mut failures, mut data_failures) = (0u32, 0u32);
+        loop {
+            if is_past(deadline) {
+                return Outcome::Abandoned;
+            }
+            let started = std::time::Instant::now();
+            match R::write(&self.store, batch).await {
+                Ok(_) => {
+                    stats.batches.fetch_add(1, Ordering::Relaxed);
+                    stats
+                        .rows_written
+                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
+                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    stats.write_micros.fetch_add(micros, Ordering::Relaxed);
+                    return Outcome::Written;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let (reason, wait) =
+                        self.store
+                            .policy
+                            .on_failure(&self.store.stats, failures, &error);
+                    stats.retry(reason);
+                    if reason == Reason::Data {
+                        data_failures += 1;
+                        if data_failures >= self.store.policy.retries {
+                            return Outcome::Refused(error.to_string());
+                        }
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = deadline_passed(deadline) => return Outcome::Abandoned,
+                    }
                 }
             }
         }
     }
-}
 
-/// Writes every pending unprune; what the deadline stops stays pending.
-pub async fn flush_unprune(
-    sink: &Sink,
-    store: &Store,
-    batch: usize,
-    deadline: &mut Deadline,
-) -> Result<(), Abandoned> {
-    let mut rows = sink.unprune.take();
-    if rows.is_empty() {
-        return Ok(());
-    }
-    rows.sort_by_key(|(id, _)| *id);
-    while !rows.is_empty() {
-        let split = rows.len().saturating_sub(batch.max(1));
-        let chunk = rows.split_off(split);
-        let ids: Vec<TorrentId> = chunk.iter().map(|(id, _)| *id).collect();
-        if let Err(abandoned) = with_retries(store, deadline, || store::unprune(store, &ids)).await
-        {
-            rows.extend(chunk);
-            sink.unprune.restore(rows);
-            return Err(abandoned);
+    /// Saves a row the database refuses to the spill file, with the reason, so the
+    /// rest of its table can go on.
+    fn set_aside<R: Row>(&self, row: &R, error: &str) {
+        let line = SpillLine::new(row.to_spill(), Some(error.to_owned()));
+        match self.spill.append(std::slice::from_ref(&line)) {
+            Ok(()) => {
+                R::table(&self.sink)
+                    .stats
+                    .spilled
+                    .fetch_add(1, Ordering::Relaxed);
+                tracing::error!(
+                    "Set aside a {} row the database refuses ({}); saved to {}",
+                    R::KIND.name(),
+                    error,
+                    self.spill.path().display()
+                );
+            }
+            Err(e) => tracing::error!(
+                "Lost a {} row the database refuses ({}): cannot write {}: {}",
+                R::KIND.name(),
+                error,
+                self.spill.path().display(),
+                e
+            ),
         }
     }
-    Ok(())
-}
 
-/// The unprune writer: every `period`, until `stop` turns true.
-pub async fn run_unprune(
-    sink: Arc<Sink>,
-    store: Store,
-    period: Duration,
-    batch: usize,
-    mut stop: watch::Receiver<bool>,
-    mut deadline: Deadline,
-) {
-    loop {
-        tokio::select! {
-            () = tokio::time::sleep(period) => {}
-            _ = stop.wait_for(|stopped| *stopped) => return,
+    /// Applies the latest purge cutoff to `transfer_history.active`. Not spilled: the
+    /// next purge asks again.
+    async fn deactivate(&self, deadline: &mut Deadline) {
+        let Some(cutoff) = self.sink.take_deactivation() else {
+            return;
+        };
+        let started = std::time::Instant::now();
+        let mut failures = 0u32;
+        loop {
+            if is_past(deadline) {
+                return;
+            }
+            match write::deactivate_history(&self.store, cutoff).await {
+                Ok(changed) => {
+                    tracing::info!(
+                        "Updated {} inactive peers in database ({})",
+                        changed,
+                        fmt_duration(started.elapsed())
+                    );
+                    return;
+                }
+                Err(error) => {
+                    failures = failures.saturating_add(1);
+                    let (reason, wait) =
+                        self.store
+                            .policy
+                            .on_failure(&self.store.stats, failures, &error);
+                    self.sink.history.stats.retry(reason);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = deadline_passed(deadline) => return,
+                    }
+                }
+            }
         }
-        // Without a deadline this only returns once everything is written.
-        let _ = flush_unprune(&sink, &store, batch, &mut deadline).await;
+    }
+
+    /// A table's writer: flushes every `period`, or at once when the table reaches half
+    /// its capacity, until `stop` turns true.
+    pub async fn run<R: Row>(
+        self: Arc<Self>,
+        period: Duration,
+        mut stop: watch::Receiver<bool>,
+        mut deadline: Deadline,
+    ) {
+        let table = R::table(&self.sink);
+        loop {
+            tokio::select! {
+                () = tokio::time::sleep(period) => {}
+                () = table.wake.notified() => {}
+                _ = stop.wait_for(|stopped| *stopped) => return,
+            }
+            // Without a deadline a flush returns only once everything is written.
+            let _ = self.flush::<R>(&mut deadline).await;
+            if R::KIND == Kind::TransferHistory {
+                self.deactivate(&mut deadline).await;
+            }
+        }
+    }
+
+    /// Starts one writer task per table.
+    pub fn spawn_all(
+        self: &Arc<Self>,
+        period: Duration,
+        stop: &watch::Receiver<bool>,
+        deadline: &Deadline,
+    ) -> Vec<tokio::task::JoinHandle<()>> {
+        let s = || (Arc::clone(self), stop.clone(), deadline.clone());
+        let mut tasks = Vec::new();
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<TorrentDelta>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<UserDelta>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<HistoryDelta>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<TransferIpDelta>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<SnatchDelta>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<Unprune>(period, st, d)));
+        let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<GroupBump>(period, st, d)));
+        tasks
+    }
+
+    /// The final flush of every table (SPEC §9 step 4), the writer tasks being stopped:
+    /// tables in parallel, group bumps after the torrents that cause them.
+    pub async fn drain(&self, deadline: &Deadline) -> Result<(), Abandoned> {
+        let d = || deadline.clone();
+        let (mut d1, mut d2, mut d3, mut d4, mut d5, mut d6) = (d(), d(), d(), d(), d(), d());
+        let torrents_then_groups = async {
+            let torrents = self.flush::<TorrentDelta>(&mut d1).await;
+            torrents.and(self.flush::<GroupBump>(&mut d1).await)
+        };
+        let results = tokio::join!(
+            torrents_then_groups,
+            self.flush::<UserDelta>(&mut d2),
+            self.flush::<HistoryDelta>(&mut d3),
+            self.flush::<TransferIpDelta>(&mut d4),
+            self.flush::<SnatchDelta>(&mut d5),
+            self.flush::<Unprune>(&mut d6),
+        );
+        results.0?;
+        results.1?;
+        results.2?;
+        results.3?;
+        results.4?;
+        results.5
+    }
+
+    /// Appends every row still pending to the spill file (SPEC §9 step 5); returns how
+    /// many were saved.
+    pub fn spill_pending(&self) -> usize {
+        let mut lines = Vec::new();
+        let mut counted = Vec::new();
+        let mut collect = |kind: Kind, rows: Vec<super::spill::SpillRow>| {
+            counted.push((kind, rows.len()));
+            lines.extend(rows.into_iter().map(|row| SpillLine::new(row, None)));
+        };
+        let sink = &self.sink;
+        collect(
+            Kind::Torrents,
+            sink.torrents.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::Users,
+            sink.users.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::TransferHistory,
+            sink.history.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::TransferIps,
+            sink.transfer_ips.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::Snatches,
+            sink.snatches.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::Unprune,
+            sink.unprune.take().iter().map(Row::to_spill).collect(),
+        );
+        collect(
+            Kind::Groups,
+            sink.groups.take().iter().map(Row::to_spill).collect(),
+        );
+        if lines.is_empty() {
+            return 0;
+        }
+        match self.spill.append(&lines) {
+            Ok(()) => {
+                for (kind, n) in counted {
+                    sink.stats(kind)
+                        .spilled
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                }
+                tracing::info!(
+                    "Saved {} unwritten rows to {}",
+                    lines.len(),
+                    self.spill.path().display()
+                );
+                lines.len()
+            }
+            Err(e) => {
+                tracing::error!(
+                    "Lost {} unwritten rows: cannot write {}: {}",
+                    lines.len(),
+                    self.spill.path().display(),
+                    e
+                );
+                0
+            }
+        }
     }
 }

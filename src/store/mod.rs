@@ -4,7 +4,7 @@
 mod load;
 pub mod retry;
 mod row;
-mod write;
+pub mod write;
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -18,7 +18,6 @@ pub use load::{
     load_users,
 };
 use retry::{RetryPolicy, RetryStats};
-pub use write::unprune;
 
 /// The pool plus the retry settings every statement follows.
 #[derive(Clone)]

@@ -23,6 +23,25 @@ pub enum Reason {
 }
 
 impl Reason {
+    pub const ALL: [Reason; 5] = [
+        Reason::Deadlock,
+        Reason::LockWaitTimeout,
+        Reason::Connection,
+        Reason::Data,
+        Reason::Other,
+    ];
+
+    /// Position in [`Reason::ALL`].
+    pub fn index(self) -> usize {
+        match self {
+            Reason::Deadlock => 0,
+            Reason::LockWaitTimeout => 1,
+            Reason::Connection => 2,
+            Reason::Data => 3,
+            Reason::Other => 4,
+        }
+    }
+
     pub fn label(self) -> &'static str {
         match self {
             Reason::Deadlock => "deadlock",

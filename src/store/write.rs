@@ -1,10 +1,196 @@
-//! Statements that change the site's tables. Each is one round trip per batch and
-//! binds every value.
+//! Statements that change the site's tables (SPEC §8.2–8.8). Each batch is one
+//! statement, one round trip, with every value bound. Rows arrive sorted by key, so
+//! concurrent writers lock rows in the same order and deadlock less.
 
 use sqlx::{MySql, QueryBuilder};
 
 use super::Store;
-use crate::tracker::TorrentId;
+use crate::tracker::{
+    HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta, UserDelta,
+};
+
+/// MariaDB refuses prepared statements with more placeholders than this.
+pub const MAX_BINDS: usize = 65_535;
+
+/// Runs a built statement without caching it (its text depends on the batch size).
+async fn execute(store: &Store, mut sql: QueryBuilder<'_, MySql>) -> Result<u64, sqlx::Error> {
+    let done = sql.build().persistent(false).execute(&store.pool).await?;
+    Ok(done.rows_affected())
+}
+
+/// Binds one row's values into a `SELECT`; the first row also names the columns.
+pub struct RowBinder<'q, 'a> {
+    sql: &'q mut QueryBuilder<'a, MySql>,
+    names: Option<&'q [&'q str]>,
+    column: usize,
+}
+
+impl<'a> RowBinder<'_, 'a> {
+    pub fn bind<T>(&mut self, value: T) -> &mut Self
+    where
+        T: 'a + sqlx::Encode<'a, MySql> + sqlx::Type<MySql>,
+    {
+        if self.column > 0 {
+            self.sql.push(", ");
+        }
+        self.sql.push_bind(value);
+        if let Some(name) = self.names.and_then(|names| names.get(self.column)) {
+            self.sql.push(format_args!(" AS {name}"));
+        }
+        self.column += 1;
+        self
+    }
+}
+
+/// Starts `UPDATE <table> AS t JOIN (<rows>) AS d ON t.<id> = d.id SET `: the rows
+/// are a derived table of `SELECT ?, ...` joined with UNION ALL, so only rows that
+/// exist are touched and none is ever inserted. `columns` names the derived table's
+/// columns, the first being `id`.
+fn update_join<'a, R>(
+    table: &str,
+    id_column: &str,
+    columns: &[&str],
+    rows: &'a [R],
+    mut bind: impl FnMut(&mut RowBinder<'_, 'a>, &'a R),
+) -> QueryBuilder<'a, MySql> {
+    let mut sql = QueryBuilder::<MySql>::new(format!("UPDATE {table} AS t JOIN ("));
+    for (n, row) in rows.iter().enumerate() {
+        sql.push(if n == 0 {
+            "SELECT "
+        } else {
+            " UNION ALL SELECT "
+        });
+        let mut binder = RowBinder {
+            sql: &mut sql,
+            names: (n == 0).then_some(columns),
+            column: 0,
+        };
+        bind(&mut binder, row);
+    }
+    sql.push(format_args!(") AS d ON t.{id_column} = d.id SET "));
+    sql
+}
+
+/// `torrents`: Snatched += delta, Seeders/Leechers = newest, last_action = max.
+/// Existing rows only.
+pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx::Error> {
+    let columns = ["id", "snatched", "seeders", "leechers", "last_action"];
+    let mut sql = update_join("torrents", "ID", &columns, rows, |values, row| {
+        values
+            .bind(row.id.0)
+            .bind(row.snatched)
+            .bind(row.seeders)
+            .bind(row.leechers)
+            .bind(row.last_action);
+    });
+    sql.push(
+        "t.Snatched = t.Snatched + d.snatched, t.Seeders = d.seeders, t.Leechers = d.leechers, \
+         t.last_action = GREATEST(t.last_action, d.last_action)",
+    );
+    execute(store, sql).await
+}
+
+/// `users_main`: credited and raw transfer added. Existing rows only.
+pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error> {
+    let columns = ["id", "uploaded", "downloaded", "rawup", "rawdl"];
+    let mut sql = update_join("users_main", "ID", &columns, rows, |values, row| {
+        values
+            .bind(row.id.0)
+            .bind(row.uploaded)
+            .bind(row.downloaded)
+            .bind(row.rawup)
+            .bind(row.rawdl);
+    });
+    sql.push(
+        "t.Uploaded = t.Uploaded + d.uploaded, t.Downloaded = t.Downloaded + d.downloaded, \
+         t.rawup = t.rawup + d.rawup, t.rawdl = t.rawdl + d.rawdl",
+    );
+    execute(store, sql).await
+}
+
+/// `transfer_history` upsert on (uid, fid): sums add, last values replace, `starttime`
+/// only on insert; `hnr` and `snatched_time` are never written here.
+pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::Error> {
+    let mut sql = QueryBuilder::<MySql>::new(
+        "INSERT INTO transfer_history (uid, fid, uploaded, downloaded, seeding, starttime, last_announce, \
+         activetime, seedtime, active, snatched, remaining) ",
+    );
+    sql.push_values(rows, |mut values, row| {
+        values.push_bind(row.user.0);
+        values.push_bind(row.torrent.0);
+        values.push_bind(row.uploaded);
+        values.push_bind(row.downloaded);
+        values.push_bind(u8::from(row.seeding));
+        values.push_bind(row.start_time);
+        values.push_bind(row.last_announce);
+        values.push_bind(row.active_time);
+        values.push_bind(row.seed_time);
+        values.push_bind(u8::from(row.active));
+        values.push_bind(row.snatched);
+        values.push_bind(row.remaining);
+    });
+    sql.push(
+        " ON DUPLICATE KEY UPDATE uploaded = uploaded + VALUES(uploaded), \
+         downloaded = downloaded + VALUES(downloaded), seeding = VALUES(seeding), \
+         last_announce = VALUES(last_announce), activetime = activetime + VALUES(activetime), \
+         seedtime = seedtime + VALUES(seedtime), active = VALUES(active), \
+         snatched = snatched + VALUES(snatched), remaining = VALUES(remaining)",
+    );
+    execute(store, sql).await
+}
+
+/// `transfer_ips` upsert on (uid, fid, ip, client_id).
+pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64, sqlx::Error> {
+    let mut sql = QueryBuilder::<MySql>::new(
+        "INSERT INTO transfer_ips (uid, fid, ip, client_id, port, uploaded, downloaded, starttime, last_announce) ",
+    );
+    sql.push_values(rows, |mut values, row| {
+        values.push_bind(row.user.0);
+        values.push_bind(row.torrent.0);
+        values.push_bind(row.ip);
+        values.push_bind(row.client.0);
+        values.push_bind(row.port);
+        values.push_bind(row.uploaded);
+        values.push_bind(row.downloaded);
+        values.push_bind(row.start_time);
+        values.push_bind(row.last_announce);
+    });
+    sql.push(
+        " ON DUPLICATE KEY UPDATE uploaded = uploaded + VALUES(uploaded), \
+         downloaded = downloaded + VALUES(downloaded), port = VALUES(port), \
+         last_announce = VALUES(last_announce)",
+    );
+    execute(store, sql).await
+}
+
+/// Completions into `transfer_history`: a new row gets the completion time and start
+/// time; an existing one keeps its first completion (`snatched_time` set only while it
+/// is 0 or NULL) and its start time.
+pub async fn snatches(store: &Store, rows: &[SnatchDelta]) -> Result<u64, sqlx::Error> {
+    let mut sql = QueryBuilder::<MySql>::new(
+        "INSERT INTO transfer_history (uid, fid, snatched_time, starttime) ",
+    );
+    sql.push_values(rows, |mut values, row| {
+        values.push_bind(row.user.0);
+        values.push_bind(row.torrent.0);
+        values.push_bind(row.snatched_time);
+        values.push_bind(row.start_time);
+    });
+    sql.push(
+        " ON DUPLICATE KEY UPDATE snatched_time = \
+         IF(snatched_time = 0 OR snatched_time IS NULL, VALUES(snatched_time), snatched_time)",
+    );
+    execute(store, sql).await
+}
+
+fn id_list(sql: &mut QueryBuilder<'_, MySql>, ids: &[TorrentId]) {
+    sql.push("(");
+    let mut list = sql.separated(", ");
+    for id in ids {
+        list.push_bind(id.0);
+    }
+    sql.push(")");
+}
 
 /// Marks pruned torrents active again (`Status` 1 → 0). Only rows still at 1 change:
 /// a staff member may have set another status meanwhile. Returns the rows changed.
@@ -13,12 +199,81 @@ pub async fn unprune(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::Erro
         return Ok(0);
     }
     let mut sql =
-        QueryBuilder::<MySql>::new("UPDATE torrents SET Status = 0 WHERE Status = 1 AND ID IN (");
-    let mut list = sql.separated(", ");
-    for id in ids {
-        list.push_bind(id.0);
+        QueryBuilder::<MySql>::new("UPDATE torrents SET Status = 0 WHERE Status = 1 AND ID IN ");
+    id_list(&mut sql, ids);
+    execute(store, sql).await
+}
+
+/// With `flush_groups`: the group of each torrent gets the database's current time,
+/// anime groups in `torrents_group`, music groups in `torrents_group2`. No inserts.
+pub async fn bump_groups(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::Error> {
+    if ids.is_empty() {
+        return Ok(0);
     }
-    sql.push(")");
-    let done = sql.build().persistent(false).execute(&store.pool).await?;
+    let mut changed = 0;
+    for (table, kind) in [("torrents_group", "anime"), ("torrents_group2", "music")] {
+        let mut sql = QueryBuilder::<MySql>::new(format!(
+            "UPDATE {table} AS g JOIN torrents AS t ON g.ID = t.GroupID \
+             SET g.Time = UNIX_TIMESTAMP() WHERE t.TorrentType = '{kind}' AND t.ID IN "
+        ));
+        id_list(&mut sql, ids);
+        changed += execute(store, sql).await?;
+    }
+    Ok(changed)
+}
+
+/// Peers purged from memory: their `transfer_history` rows stop being active.
+pub async fn deactivate_history(store: &Store, cutoff: i64) -> Result<u64, sqlx::Error> {
+    let done = sqlx::query(
+        "UPDATE transfer_history SET active = 0 WHERE last_announce < ? AND active = 1",
+    )
+    .bind(cutoff)
+    .execute(&store.pool)
+    .await?;
     Ok(done.rows_affected())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::tracker::UserId;
+
+    #[test]
+    fn derived_table_names_its_columns_once() {
+        let rows = [
+            UserDelta {
+                id: UserId(1),
+                uploaded: 1,
+                downloaded: 2,
+                rawup: 3,
+                rawdl: 4,
+            },
+            UserDelta {
+                id: UserId(2),
+                uploaded: 5,
+                downloaded: 6,
+                rawup: 7,
+                rawdl: 8,
+            },
+        ];
+        let sql = update_join(
+            "users_main",
+            "ID",
+            &["id", "a", "b", "c", "d"],
+            &rows,
+            |values, row| {
+                values
+                    .bind(row.id.0)
+                    .bind(row.uploaded)
+                    .bind(row.downloaded)
+                    .bind(row.rawup)
+                    .bind(row.rawdl);
+            },
+        );
+        assert_eq!(
+            sql.sql(),
+            "UPDATE users_main AS t JOIN (SELECT ? AS id, ? AS a, ? AS b, ? AS c, ? AS d \
+             UNION ALL SELECT ?, ?, ?, ?, ?) AS d ON t.ID = d.id SET "
+        );
+    }
 }

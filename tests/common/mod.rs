@@ -4,11 +4,13 @@
 
 #![allow(dead_code)] // each test binary uses a different part of this module
 
+pub mod proxy;
+
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chihaya::app::Tracker;
+use chihaya::app::{Files, Tracker};
 use chihaya::config::Config;
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
@@ -100,6 +102,34 @@ impl TestDb {
         format!("{}/{}", database_url(), self.name)
     }
 
+    /// The `DB_DSN` that reaches this database through a proxy on 127.0.0.1:`port`.
+    pub fn dsn_via(&self, port: u16) -> String {
+        let url = database_url();
+        let credentials = url
+            .strip_prefix("mysql://")
+            .and_then(|rest| rest.rsplit_once('@'))
+            .map_or("root", |(user, _)| user);
+        format!("mysql://{credentials}@127.0.0.1:{port}/{}", self.name)
+    }
+
+    /// The server's TCP address, for a proxy in front of it.
+    pub fn server_addr() -> SocketAddr {
+        let url = database_url();
+        let host_port = url
+            .strip_prefix("mysql://")
+            .and_then(|rest| rest.rsplit_once('@').map(|(_, host)| host).or(Some(rest)))
+            .unwrap_or("127.0.0.1:3306");
+        let host_port = if host_port.contains(':') {
+            host_port.to_owned()
+        } else {
+            format!("{host_port}:3306")
+        };
+        std::net::ToSocketAddrs::to_socket_addrs(&host_port)
+            .ok()
+            .and_then(|mut addrs| addrs.next())
+            .expect("DATABASE_URL host:port")
+    }
+
     pub async fn exec(&self, sql: &str) {
         sqlx::raw_sql(sql)
             .execute(&self.pool)
@@ -170,11 +200,40 @@ pub fn config_json(extra: &str) -> String {
     }
 }
 
+/// A directory of its own for one test, removed afterwards.
+pub struct TempDir(pub std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        let path = std::env::temp_dir().join(format!(
+            "chihaya-test-{tag}-{}-{}",
+            std::process::id(),
+            rand::random::<u32>()
+        ));
+        std::fs::create_dir_all(&path).expect("temp dir");
+        TempDir(path)
+    }
+
+    pub fn files(&self) -> Files {
+        Files {
+            peer_cache: self.0.join("peer-cache.bin"),
+            spill: self.0.join("accounting-spill.jsonl"),
+        }
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
 /// A tracker running in-process against its own database.
 pub struct TestTracker {
     pub tracker: Option<Tracker>,
     pub addr: SocketAddr,
     pub db: TestDb,
+    pub dir: TempDir,
 }
 
 impl TestTracker {
@@ -191,21 +250,41 @@ impl TestTracker {
     }
 
     pub async fn on(db: TestDb, extra: &str) -> TestTracker {
+        TestTracker::on_in(db, extra, TempDir::new("tracker")).await
+    }
+
+    /// Starts with its files (spill, peer cache) in `dir`, e.g. one a previous run used.
+    pub async fn on_in(db: TestDb, extra: &str, dir: TempDir) -> TestTracker {
+        let dsn = db.dsn();
+        TestTracker::with_dsn(db, &dsn, extra, dir).await
+    }
+
+    /// Starts against `dsn`, which may lead to `db` through a proxy.
+    pub async fn with_dsn(db: TestDb, dsn: &str, extra: &str, dir: TempDir) -> TestTracker {
         let json = if extra.contains("\"intervals\"") {
             format!("{{{extra}}}")
         } else {
             config_json(extra)
         };
-        let loaded = Config::from_parts(Some(&json), Some(&db.dsn())).expect("test config");
+        let loaded = Config::from_parts(Some(&json), Some(dsn)).expect("test config");
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
-        let tracker = Tracker::start(loaded.config, Some(listener))
+        let tracker = Tracker::start(loaded.config, dir.files(), Some(listener))
             .await
             .expect("tracker start");
         TestTracker {
             addr: tracker.addr,
             tracker: Some(tracker),
             db,
+            dir,
         }
+    }
+
+    /// Waits until every pending row is in the database.
+    pub async fn flush(&self) {
+        assert!(
+            self.tracker().flush(Duration::from_secs(15)).await,
+            "writers idle within 15 s"
+        );
     }
 
     pub fn tracker(&self) -> &Tracker {
@@ -220,11 +299,16 @@ impl TestTracker {
         self.get(&a.target()).await
     }
 
-    pub async fn stop(mut self) -> TestDb {
+    pub async fn stop(self) -> TestDb {
+        self.stop_keeping_files().await.0
+    }
+
+    /// Stops, handing back the database and the directory of the tracker's files.
+    pub async fn stop_keeping_files(mut self) -> (TestDb, TempDir) {
         if let Some(tracker) = self.tracker.take() {
             tracker.shutdown(Duration::from_secs(10)).await;
         }
-        self.db
+        (self.db, self.dir)
     }
 }
 

@@ -1,0 +1,456 @@
+//! The tables the tracker writes, as the writers see them: each row type knows its
+//! key, its statement and its spill form; each [`Table`] holds the pending rows, the
+//! wake-up for its writer and its counters.
+
+use std::future::Future;
+use std::hash::Hash;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+
+use tokio::sync::Notify;
+
+use super::merge::{GroupBump, Unprune};
+use super::pending::{Merge, Pending};
+use super::spill::{Flag, SpillRow};
+use super::Sink;
+use crate::store::retry::Reason;
+use crate::store::{write, Store};
+use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
+
+/// What a row is written to; the `type` label of the metrics and the spill `kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum Kind {
+    Torrents,
+    Users,
+    TransferHistory,
+    TransferIps,
+    Snatches,
+    Unprune,
+    Groups,
+}
+
+impl Kind {
+    pub const ALL: [Kind; 7] = [
+        Kind::Torrents,
+        Kind::Users,
+        Kind::TransferHistory,
+        Kind::TransferIps,
+        Kind::Snatches,
+        Kind::Unprune,
+        Kind::Groups,
+    ];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Kind::Torrents => "torrents",
+            Kind::Users => "users",
+            Kind::TransferHistory => "transfer_history",
+            Kind::TransferIps => "transfer_ips",
+            Kind::Snatches => "snatches",
+            Kind::Unprune => "unprune",
+            Kind::Groups => "groups",
+        }
+    }
+
+    /// The `{table}` of `{table} Flushing <n>`.
+    pub fn log_name(self) -> &'static str {
+        match self {
+            Kind::Torrents => "{torrents}",
+            Kind::Users => "{users_main}",
+            Kind::TransferHistory => "{transfer_history}",
+            Kind::TransferIps => "{transfer_ips}",
+            Kind::Snatches => "{snatches}",
+            Kind::Unprune => "{unprune}",
+            Kind::Groups => "{groups}",
+        }
+    }
+}
+
+/// A pending row of one table.
+pub trait Row: Merge + Copy + Send + Sync + 'static {
+    type Key: Eq + Hash + Ord + Copy + Send + Sync + 'static;
+    const KIND: Kind;
+    /// Values bound per row, to keep statements under MariaDB's placeholder limit.
+    const BINDS: usize;
+
+    fn key(&self) -> Self::Key;
+
+    /// This row type's table in the sink.
+    fn table(sink: &Sink) -> &Table<Self>;
+
+    /// Adjusts a batch just taken from the sink before it is written.
+    fn prepare(_sink: &Sink, _rows: &mut [Self]) {}
+
+    /// Runs after a batch committed.
+    fn after_commit(_sink: &Sink, _batch: &[Self], _flush_groups: bool) {}
+
+    /// Writes a batch (sorted by key) in one statement.
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
+
+    fn to_spill(&self) -> SpillRow;
+}
+
+impl Row for TorrentDelta {
+    type Key = crate::tracker::TorrentId;
+    const KIND: Kind = Kind::Torrents;
+    const BINDS: usize = 5;
+
+    fn key(&self) -> Self::Key {
+        self.id
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.torrents
+    }
+
+    /// With `flush_groups`, the committed torrents' groups get their `Time` bumped,
+    /// as a write of its own.
+    fn after_commit(sink: &Sink, batch: &[Self], flush_groups: bool) {
+        if flush_groups {
+            for row in batch {
+                sink.groups.add(GroupBump(row.id));
+            }
+        }
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::torrents(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::Torrents {
+            id: self.id.0,
+            snatched: self.snatched,
+            seeders: self.seeders,
+            leechers: self.leechers,
+            last_action: self.last_action,
+        }
+    }
+}
+
+impl Row for UserDelta {
+    type Key = crate::tracker::UserId;
+    const KIND: Kind = Kind::Users;
+    const BINDS: usize = 5;
+
+    fn key(&self) -> Self::Key {
+        self.id
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.users
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::users(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::Users {
+            id: self.id.0,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            rawup: self.rawup,
+            rawdl: self.rawdl,
+        }
+    }
+}
+
+impl Row for HistoryDelta {
+    type Key = (crate::tracker::UserId, crate::tracker::TorrentId);
+    const KIND: Kind = Kind::TransferHistory;
+    const BINDS: usize = 12;
+
+    fn key(&self) -> Self::Key {
+        (self.user, self.torrent)
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.history
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::history(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::TransferHistory {
+            uid: self.user.0,
+            fid: self.torrent.0,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            seeding: Flag(self.seeding),
+            starttime: self.start_time,
+            last_announce: self.last_announce,
+            activetime: self.active_time,
+            seedtime: self.seed_time,
+            active: Flag(self.active),
+            snatched: self.snatched,
+            remaining: self.remaining,
+        }
+    }
+}
+
+impl Row for TransferIpDelta {
+    type Key = super::TransferIpKey;
+    const KIND: Kind = Kind::TransferIps;
+    const BINDS: usize = 9;
+
+    fn key(&self) -> Self::Key {
+        (self.user, self.torrent, self.ip, self.client)
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.transfer_ips
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::transfer_ips(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::TransferIps {
+            uid: self.user.0,
+            fid: self.torrent.0,
+            client_id: self.client.0,
+            ip: self.ip,
+            port: self.port,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            starttime: self.start_time,
+            last_announce: self.last_announce,
+        }
+    }
+}
+
+impl Row for SnatchDelta {
+    type Key = (crate::tracker::UserId, crate::tracker::TorrentId);
+    const KIND: Kind = Kind::Snatches;
+    const BINDS: usize = 4;
+
+    fn key(&self) -> Self::Key {
+        (self.user, self.torrent)
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.snatches
+    }
+
+    /// A snatch that creates the transfer_history row gives it the earliest start time
+    /// known for the pair, so it matches what the pending history row would insert.
+    fn prepare(sink: &Sink, rows: &mut [Self]) {
+        for row in rows {
+            if let Some(history) = sink.history.peek(&row.key()) {
+                row.start_time = row.start_time.min(history.start_time);
+            }
+        }
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::snatches(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::Snatches {
+            uid: self.user.0,
+            fid: self.torrent.0,
+            snatched_time: self.snatched_time,
+            starttime: self.start_time,
+        }
+    }
+}
+
+impl Row for Unprune {
+    type Key = crate::tracker::TorrentId;
+    const KIND: Kind = Kind::Unprune;
+    const BINDS: usize = 1;
+
+    fn key(&self) -> Self::Key {
+        self.0
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.unprune
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        let ids: Vec<_> = rows.iter().map(|row| row.0).collect();
+        async move { write::unprune(store, &ids).await }
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::Unprune { id: self.0 .0 }
+    }
+}
+
+impl Row for GroupBump {
+    type Key = crate::tracker::TorrentId;
+    const KIND: Kind = Kind::Groups;
+    const BINDS: usize = 1;
+
+    fn key(&self) -> Self::Key {
+        self.0
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.groups
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        let ids: Vec<_> = rows.iter().map(|row| row.0).collect();
+        async move { write::bump_groups(store, &ids).await }
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::Groups {
+            torrent_id: self.0 .0,
+        }
+    }
+}
+
+/// Counters of one table (exported as metrics).
+#[derive(Default, Debug)]
+pub struct TableStats {
+    /// Failed write attempts by [`Reason`], in `Reason::ALL` order.
+    pub retries: [AtomicU64; 5],
+    pub spilled: AtomicU64,
+    pub replayed: AtomicU64,
+    pub batches: AtomicU64,
+    pub rows_written: AtomicU64,
+    /// Time spent in committed batches, microseconds.
+    pub write_micros: AtomicU64,
+}
+
+impl TableStats {
+    pub fn retry(&self, reason: Reason) {
+        self.retries[reason.index()].fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn retries(&self, reason: Reason) -> u64 {
+        self.retries[reason.index()].load(Ordering::Relaxed)
+    }
+}
+
+/// Marks rows as being written while it lives.
+pub struct InFlight<'a> {
+    counter: &'a AtomicUsize,
+    rows: usize,
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.counter.fetch_sub(self.rows, Ordering::SeqCst);
+    }
+}
+
+/// One table's pending rows, its writer's wake-up and its counters.
+pub struct Table<R: Row> {
+    pending: Pending<R::Key, R>,
+    /// Most rows per statement.
+    pub capacity: usize,
+    /// Pending keys at which the writer flushes without waiting for its period.
+    threshold: usize,
+    pub wake: Notify,
+    pub stats: TableStats,
+    /// Rows taken by the writer and not yet written (or put back).
+    writing: AtomicUsize,
+}
+
+impl<R: Row> Table<R> {
+    pub fn new(capacity: u32) -> Table<R> {
+        let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
+        Table {
+            pending: Pending::new(),
+            capacity,
+            threshold: (capacity / 2).max(1),
+            wake: Notify::new(),
+            stats: TableStats::default(),
+            writing: AtomicUsize::new(0),
+        }
+    }
+
+    /// Merges a row into the pending ones; wakes the writer at half capacity.
+    pub fn add(&self, row: R) {
+        if self.pending.add(row.key(), row) >= self.threshold {
+            self.wake.notify_one();
+        }
+    }
+
+    /// Takes every pending row for writing, sorted by key; they count as in flight
+    /// until the guard is dropped.
+    pub fn take_for_writing(&self) -> (Vec<R>, InFlight<'_>) {
+        let rows = self.take();
+        self.writing.fetch_add(rows.len(), Ordering::SeqCst);
+        let guard = InFlight {
+            counter: &self.writing,
+            rows: rows.len(),
+        };
+        (rows, guard)
+    }
+
+    /// Rows pending or being written.
+    pub fn unwritten(&self) -> usize {
+        self.len() + self.writing.load(Ordering::SeqCst)
+    }
+
+    /// Takes every pending row, sorted by key.
+    pub fn take(&self) -> Vec<R> {
+        let mut rows: Vec<R> = self
+            .pending
+            .take()
+            .into_iter()
+            .map(|(_, row)| row)
+            .collect();
+        rows.sort_unstable_by_key(Row::key);
+        rows
+    }
+
+    /// Puts rows that were not written back under any newer ones.
+    pub fn restore(&self, rows: Vec<R>) {
+        self.pending
+            .restore(rows.into_iter().map(|row| (row.key(), row)).collect());
+    }
+
+    /// The pending row of `key`, if any.
+    pub fn peek(&self, key: &R::Key) -> Option<R> {
+        self.pending.get(key)
+    }
+
+    pub fn len(&self) -> usize {
+        self.pending.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pending.is_empty()
+    }
+
+    /// Seconds the oldest pending delta has waited (0 when nothing is pending).
+    pub fn oldest_age(&self) -> f64 {
+        self.pending
+            .oldest()
+            .map_or(0.0, |at| at.elapsed().as_secs_f64())
+    }
+}
