@@ -3,36 +3,10 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
-use std::process::{Command, Stdio};
-use std::sync::mpsc;
 use std::time::Duration;
 
+use common::process::{chihaya, free_port, Process};
 use common::*;
-
-fn chihaya() -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_chihaya"));
-    command.env_remove("DB_DSN");
-    command
-}
-
-fn temp_dir(tag: &str) -> std::path::PathBuf {
-    let dir = std::env::temp_dir().join(format!(
-        "chihaya-cli-{tag}-{}-{}",
-        std::process::id(),
-        rand::random::<u32>()
-    ));
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
 
 /// Every log line must have the SPEC shape `YYYY/MM/DD HH:MM:SS [L] message`.
 fn assert_log_shape(stderr: &str) {
@@ -90,8 +64,8 @@ fn version_help_and_usage_errors() {
 
 #[test]
 fn bad_config_exits_1_naming_the_key() {
-    let dir = temp_dir("badconfig");
-    let path = dir.join("config.json");
+    let dir = TempDir::new("badconfig");
+    let path = dir.0.join("config.json");
     std::fs::write(&path, r#"{"channels": {"snatch": 0}}"#).unwrap();
     let out = chihaya().arg("--config").arg(&path).output().unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -111,7 +85,6 @@ fn bad_config_exits_1_naming_the_key() {
     assert_eq!(out.status.code(), Some(1));
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(stderr.contains("[E] config: DB_DSN: "), "{stderr}");
-    std::fs::remove_dir_all(dir).ok();
 }
 
 #[test]
@@ -153,42 +126,18 @@ async fn failed_initial_load_exits_1() {
 #[tokio::test]
 async fn serves_then_drains_on_sigterm_and_exits_0() {
     let db = TestDb::new().await;
-    let dir = temp_dir("sigterm");
+    let dir = TempDir::new("sigterm");
     let port = free_port();
-    let config = dir.join("config.json");
+    let config = dir.0.join("config.json");
     std::fs::write(
         &config,
         format!(r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0}}}}"#),
     )
     .unwrap();
-    let mut child = chihaya()
-        .arg("--config")
-        .arg(&config)
-        .env("DB_DSN", db.dsn())
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let (lines_tx, lines) = mpsc::channel();
-    let stderr = child.stderr.take().unwrap();
-    let reader = std::thread::spawn(move || {
-        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-            let _ = lines_tx.send(line);
-        }
-    });
-    let mut log = Vec::new();
-    loop {
-        let line = lines
-            .recv_timeout(Duration::from_secs(20))
-            .expect("Ready line");
-        let ready = line.ends_with(&format!(
-            "Ready and accepting new connections on 127.0.0.1:{port}"
-        ));
-        log.push(line);
-        if ready {
-            break;
-        }
-    }
+    let spill = dir.0.join("spill.jsonl");
+    let mut tracker = Process::start(&config, &db.dsn(), &["--spill", spill.to_str().unwrap()]);
+    let ready = format!("Ready and accepting new connections on 127.0.0.1:{port}");
+    tracker.wait_for(&ready, Duration::from_secs(20));
     let addr = format!("127.0.0.1:{port}").parse().unwrap();
     // Pruned torrent 1: the unprune is queued, and must be written by the drain.
     let r = get(
@@ -199,19 +148,13 @@ async fn serves_then_drains_on_sigterm_and_exits_0() {
     .await;
     assert_eq!(r.body, announce_body(1, 2, 0, Some(b"0:")));
 
-    let status = Command::new("kill")
-        .arg("-TERM")
-        .arg(child.id().to_string())
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let exit = tokio::task::spawn_blocking(move || child.wait().unwrap())
-        .await
-        .unwrap();
-    reader.join().unwrap();
-    log.extend(lines.try_iter());
-    assert_eq!(exit.code(), Some(0), "{log:#?}");
-    let text = log.join("\n");
+    tracker.signal("TERM");
+    let (exit, text) = tokio::task::spawn_blocking(move || {
+        (tracker.wait(Duration::from_secs(20)), tracker.log_text())
+    })
+    .await
+    .unwrap();
+    assert_eq!(exit.code(), Some(0), "{text}");
     assert_log_shape(&text);
     let order = [
         "Unpruning torrent 1",
@@ -230,5 +173,4 @@ async fn serves_then_drains_on_sigterm_and_exits_0() {
         db.rows("SELECT Status FROM torrents WHERE ID = 1").await,
         vec![vec!["0".to_owned()]]
     );
-    std::fs::remove_dir_all(dir).ok();
 }

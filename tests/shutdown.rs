@@ -1,0 +1,247 @@
+//! Shutdown of the real binary (SPEC §9): a signal drains everything to MariaDB; when
+//! MariaDB is unreachable the rows go to the spill file and come back at the next start.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::process::{free_port, Process};
+use common::proxy::Proxy;
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Setup {
+    dir: TempDir,
+    config: PathBuf,
+    spill: PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl Setup {
+    /// A config that never flushes on its own: only the shutdown drain writes.
+    fn new(tag: &str) -> Setup {
+        let dir = TempDir::new(tag);
+        let port = free_port();
+        let config = dir.0.join("config.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
+            ),
+        )
+        .unwrap();
+        Setup {
+            spill: dir.0.join("spill.jsonl"),
+            config,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            dir,
+        }
+    }
+
+    fn start(&self, dsn: &str, extra: &[&str]) -> Process {
+        let spill = self.spill.to_str().unwrap();
+        let cache = self.dir.0.join("peer-cache.bin");
+        let mut args = vec!["--spill", spill, "--peer-cache", cache.to_str().unwrap()];
+        args.extend_from_slice(extra);
+        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut process = Process::start(&self.config, dsn, &args);
+        process.wait_for("Ready and accepting new connections", WAIT);
+        process
+    }
+}
+
+/// Transfer for users 1 and 2, a completion and an unprune.
+async fn traffic(addr: std::net::SocketAddr) {
+    let one = Announce::new(PASSKEY_1, HASH_3, "a", 50);
+    for a in [
+        one.clone(),
+        one.clone().transfer(10, 50).left(0).event("completed"),
+        Announce::new(PASSKEY_2, HASH_2, "b", 1000),
+        Announce::new(PASSKEY_2, HASH_2, "b", 1000).transfer(100, 0),
+        Announce::new(PASSKEY_1, HASH_1, "c", 0),
+    ] {
+        let r = get(addr, &a.target(), &[]).await;
+        assert!(r.text().starts_with("d8:complete"), "{}", r.text());
+    }
+}
+
+fn owned(rows: &[&[&str]]) -> Vec<Vec<String>> {
+    rows.iter()
+        .map(|r| r.iter().map(|v| (*v).to_owned()).collect())
+        .collect()
+}
+
+async fn assert_traffic_written(db: &TestDb) {
+    assert_eq!(
+        db.rows("SELECT ID, Uploaded, Downloaded, rawup, rawdl FROM users_main WHERE ID IN (1, 2) ORDER BY ID").await,
+        owned(&[&["1", "20", "0", "10", "50"], &["2", "2576", "5", "2651", "5"]])
+    );
+    assert_eq!(
+        db.rows(
+            "SELECT uid, fid, uploaded, downloaded, seeding, snatched, snatched_time > 0 FROM transfer_history \
+             WHERE (uid, fid) IN ((1, 3), (2, 2), (1, 1)) ORDER BY uid, fid"
+        )
+        .await,
+        owned(&[
+            &["1", "1", "0", "0", "1", "0", "0"],
+            &["1", "3", "10", "50", "1", "1", "1"],
+            &["2", "2", "100", "0", "0", "0", "0"],
+        ])
+    );
+    assert_eq!(
+        db.rows("SELECT ID, Status, Seeders, Leechers, Snatched FROM torrents ORDER BY ID")
+            .await,
+        owned(&[
+            &["1", "0", "1", "0", "2"],
+            &["2", "0", "0", "1", "0"],
+            &["3", "0", "1", "0", "1"]
+        ])
+    );
+}
+
+fn replayed_files(dir: &Path) -> Vec<PathBuf> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.to_string_lossy().contains("spill.jsonl.replayed-"))
+        .collect()
+}
+
+#[tokio::test]
+async fn a_signal_right_after_announces_writes_everything() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("drain");
+    let mut tracker = setup.start(&db.dsn(), &[]);
+    traffic(setup.addr).await;
+    tracker.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+        .await
+        .unwrap();
+    assert_eq!(status.0.code(), Some(0), "{}", status.1);
+    assert!(status.1.contains("Shutdown complete"), "{}", status.1);
+    assert!(!status.1.contains("Saved"), "nothing spilled: {}", status.1);
+    assert_traffic_written(&db).await;
+    assert!(!setup.spill.exists());
+}
+
+// Multi-threaded: the proxy's tasks run while this test blocks waiting for log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("spill");
+    let proxy = Proxy::start(TestDb::server_addr()).await;
+    let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
+    traffic(setup.addr).await;
+    proxy.cut();
+    tracker.signal("TERM");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let saved = format!("Saved 13 unwritten rows to {}", setup.spill.display());
+    assert!(log.contains(&saved), "{saved:?} in\n{log}");
+
+    let text = std::fs::read_to_string(&setup.spill).unwrap();
+    let lines: Vec<serde_json::Value> = text
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    let kinds: std::collections::BTreeMap<String, usize> =
+        lines.iter().fold(Default::default(), |mut m, l| {
+            *m.entry(l["kind"].as_str().unwrap().to_owned()).or_default() += 1;
+            m
+        });
+    let want: std::collections::BTreeMap<String, usize> = [
+        ("snatches", 1),
+        ("torrents", 3),
+        ("transfer_history", 3),
+        ("transfer_ips", 3),
+        ("unprune", 1),
+        ("users", 2),
+        ("groups", 0),
+    ]
+    .into_iter()
+    .filter(|(_, n)| *n > 0)
+    .map(|(k, n)| (k.to_owned(), n))
+    .collect();
+    assert_eq!(kinds, want, "{text}");
+    assert!(
+        text.contains(
+            r#"{"v":1,"kind":"users","id":1,"uploaded":20,"downloaded":0,"rawup":10,"rawdl":50}"#
+        ),
+        "{text}"
+    );
+    assert_eq!(
+        db.rows("SELECT rawup FROM users_main WHERE ID = 1").await,
+        owned(&[&["0"]])
+    );
+
+    // MariaDB is back; the next start replays the file before serving.
+    drop(proxy);
+    let mut tracker = setup.start(&db.dsn(), &[]);
+    let replayed = format!("Replayed 13 spilled rows from {}", setup.spill.display());
+    assert!(
+        tracker.log_text().contains(&replayed),
+        "{}",
+        tracker.log_text()
+    );
+    tracker.signal("INT");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_traffic_written(&db).await;
+    assert!(!setup.spill.exists(), "renamed after replay");
+    assert_eq!(replayed_files(&setup.dir.0).len(), 1);
+}
+
+#[tokio::test]
+async fn a_bad_spill_line_stops_start_up_but_a_torn_last_line_does_not() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("badspill");
+    std::fs::write(&setup.spill, "{\"v\":1,\"kind\":\"users\",\"id\":1}\n").unwrap();
+    let mut process = Process::start(
+        &setup.config,
+        &db.dsn(),
+        &["--spill", setup.spill.to_str().unwrap()],
+    );
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (process.wait(WAIT), process.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    let message = format!(
+        "[E] spill file {} line 1: missing field `uploaded`",
+        setup.spill.display()
+    );
+    assert!(log.contains(&message), "{message:?} in\n{log}");
+    assert!(!log.contains("Ready"), "{log}");
+
+    std::fs::write(
+        &setup.spill,
+        "{\"v\":1,\"kind\":\"users\",\"id\":1,\"uploaded\":7,\"downloaded\":0,\"rawup\":5,\"rawdl\":0}\n{\"v\":1,\"ki",
+    )
+    .unwrap();
+    let mut tracker = setup.start(&db.dsn(), &[]);
+    let log = tracker.log_text();
+    assert!(
+        log.contains("line 2: unterminated last line ignored"),
+        "{log}"
+    );
+    assert!(log.contains("Replayed 1 spilled rows"), "{log}");
+    tracker.signal("TERM");
+    let status = tokio::task::spawn_blocking(move || tracker.wait(WAIT))
+        .await
+        .unwrap();
+    assert_eq!(status.code(), Some(0));
+    assert_eq!(
+        db.rows("SELECT Uploaded, rawup FROM users_main WHERE ID = 1")
+            .await,
+        owned(&[&["7", "5"]])
+    );
+}
