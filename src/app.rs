@@ -76,7 +76,7 @@ impl Tracker {
     ) -> Result<Tracker, StartError> {
         let store = Store::new(&config.database);
         store.ping().await.map_err(StartError::Ping)?;
-        let shared = Arc::new(Shared::new(Arc::new(config)));
+        let shared = Arc::new(Shared::new(Arc::new(config), Arc::clone(&store.stats)));
         reload::load_all(&store, &shared.snapshots)
             .await
             .map_err(StartError::Load)?;

@@ -8,6 +8,7 @@ use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::accounting::Sink;
 use crate::config::Config;
+use crate::store::retry::RetryStats;
 use crate::tracker::{Settings, Snapshots};
 
 /// Request counters (exported as metrics).
@@ -25,17 +26,20 @@ pub struct Shared {
     pub snapshots: Snapshots,
     pub sink: Arc<Sink>,
     pub counters: Counters,
+    /// Database retry counters, shared with the store.
+    pub retry_stats: Arc<RetryStats>,
     pub started: Instant,
 }
 
 impl Shared {
-    pub fn new(config: Arc<Config>) -> Shared {
+    pub fn new(config: Arc<Config>, retry_stats: Arc<RetryStats>) -> Shared {
         Shared {
             settings: settings(&config),
             sink: Arc::new(Sink::new(&config.channels)),
             config,
             snapshots: Snapshots::default(),
             counters: Counters::default(),
+            retry_stats,
             started: Instant::now(),
         }
     }

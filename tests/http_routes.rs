@@ -140,7 +140,20 @@ async fn metrics_need_a_passkey_and_admin_needs_the_token() {
         &[("Authorization", "Bearer s3cret")],
     )
     .await;
-    assert!(admin.text().contains("chihaya_requests_fail"));
+    let text = admin.text();
+    for sample in [
+        "\nchihaya_requests_fail 0\n",
+        "\nchihaya_deadlock_count 0\n",
+        "\nchihaya_pending_rows{type=\"transfer_history\"} 0\n",
+        "\nchihaya_pending_oldest_seconds{type=\"users\"} 0\n",
+        "\nchihaya_flush_retries_total{type=\"inactive_peers\",reason=\"lock_wait_timeout\"} 0\n",
+        "\nchihaya_spilled_rows_total{type=\"groups\"} 0\n",
+        "\nchihaya_spill_replayed_rows_total{type=\"unprune\"} 0\n",
+        "# TYPE chihaya_pending_rows gauge\n",
+        "# HELP chihaya_flush_retries_total Number of failed database write attempts that were retried\n",
+    ] {
+        assert!(text.contains(sample), "{sample:?} in\n{text}");
+    }
     for wrong in [
         "Bearer s3cre",
         "Bearer s3cret2",

@@ -38,6 +38,8 @@ pub struct Sink {
     pub groups: Table<GroupBump>,
     /// Announces whose deltas were handed in.
     pub announces: AtomicU64,
+    /// Retries of the purge's `active = 0` update (type `inactive_peers`).
+    pub inactive_peers: TableStats,
     /// The latest purge cutoff not yet applied to `transfer_history.active`.
     deactivate_before: Mutex<Option<i64>>,
 }
@@ -53,6 +55,7 @@ impl Sink {
             unprune: Table::new(channels.torrent),
             groups: Table::new(channels.torrent),
             announces: AtomicU64::new(0),
+            inactive_peers: TableStats::default(),
             deactivate_before: Mutex::new(None),
         }
     }

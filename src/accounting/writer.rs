@@ -147,7 +147,9 @@ impl Writers {
                     if reason == Reason::Data {
                         data_failures += 1;
                         if data_failures >= self.store.policy.retries {
-                            return Outcome::Refused(error.to_string());
+                            let code = crate::store::retry::error_code(&error).unwrap_or_default();
+                            let message = crate::store::retry::server_message(&error);
+                            return Outcome::Refused(format!("SQL error {code}: {message}"));
                         }
                     }
                     tokio::select! {
@@ -213,7 +215,7 @@ impl Writers {
                         self.store
                             .policy
                             .on_failure(&self.store.stats, failures, &error);
-                    self.sink.history.stats.retry(reason);
+                    self.sink.inactive_peers.retry(reason);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
                         () = deadline_passed(deadline) => return,

@@ -68,6 +68,15 @@ pub fn error_code(error: &sqlx::Error) -> Option<u16> {
     }
 }
 
+/// The server's own words for a database error (without sqlx's prefix and code), or
+/// the whole error otherwise.
+pub fn server_message(error: &sqlx::Error) -> String {
+    match error {
+        sqlx::Error::Database(db) => db.message().to_owned(),
+        other => other.to_string(),
+    }
+}
+
 pub fn classify(error: &sqlx::Error) -> Reason {
     match error {
         sqlx::Error::Database(_) => match error_code(error) {
@@ -152,7 +161,7 @@ impl RetryPolicy {
             Reason::Data | Reason::Other => {
                 stats.sql_errors.fetch_add(1, Ordering::Relaxed);
                 let code = error_code(error).map_or_else(|| "-".to_owned(), |c| c.to_string());
-                tracing::error!("SQL error {}: {}", code, error);
+                tracing::error!("SQL error {}: {}", code, server_message(error));
             }
         }
         if failures == self.retries {
