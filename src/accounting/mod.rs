@@ -15,7 +15,7 @@ use std::sync::{Mutex, PoisonError};
 
 pub use merge::{GroupBump, Unprune};
 pub use pending::{Merge, Pending};
-pub use table::{Kind, Row, Table, TableStats};
+pub use table::{AnyTable, Kind, Row, Table, TableStats};
 
 use crate::config::ChannelsConfig;
 use crate::tracker::{
@@ -99,55 +99,31 @@ impl Sink {
             .take()
     }
 
-    /// Pending keys of a table.
-    pub fn pending(&self, kind: Kind) -> usize {
+    /// A table by kind, for what does not depend on its row type.
+    pub fn table(&self, kind: Kind) -> &dyn AnyTable {
         match kind {
-            Kind::Torrents => self.torrents.len(),
-            Kind::Users => self.users.len(),
-            Kind::TransferHistory => self.history.len(),
-            Kind::TransferIps => self.transfer_ips.len(),
-            Kind::Snatches => self.snatches.len(),
-            Kind::Unprune => self.unprune.len(),
-            Kind::Groups => self.groups.len(),
-        }
-    }
-
-    /// Seconds the oldest pending delta of a table has waited.
-    pub fn oldest_age(&self, kind: Kind) -> f64 {
-        match kind {
-            Kind::Torrents => self.torrents.oldest_age(),
-            Kind::Users => self.users.oldest_age(),
-            Kind::TransferHistory => self.history.oldest_age(),
-            Kind::TransferIps => self.transfer_ips.oldest_age(),
-            Kind::Snatches => self.snatches.oldest_age(),
-            Kind::Unprune => self.unprune.oldest_age(),
-            Kind::Groups => self.groups.oldest_age(),
-        }
-    }
-
-    pub fn stats(&self, kind: Kind) -> &TableStats {
-        match kind {
-            Kind::Torrents => &self.torrents.stats,
-            Kind::Users => &self.users.stats,
-            Kind::TransferHistory => &self.history.stats,
-            Kind::TransferIps => &self.transfer_ips.stats,
-            Kind::Snatches => &self.snatches.stats,
-            Kind::Unprune => &self.unprune.stats,
-            Kind::Groups => &self.groups.stats,
+            Kind::Torrents => &self.torrents,
+            Kind::Users => &self.users,
+            Kind::TransferHistory => &self.history,
+            Kind::TransferIps => &self.transfer_ips,
+            Kind::Snatches => &self.snatches,
+            Kind::Unprune => &self.unprune,
+            Kind::Groups => &self.groups,
         }
     }
 
     /// Rows of a table pending or being written.
     pub fn unwritten(&self, kind: Kind) -> usize {
-        match kind {
-            Kind::Torrents => self.torrents.unwritten(),
-            Kind::Users => self.users.unwritten(),
-            Kind::TransferHistory => self.history.unwritten(),
-            Kind::TransferIps => self.transfer_ips.unwritten(),
-            Kind::Snatches => self.snatches.unwritten(),
-            Kind::Unprune => self.unprune.unwritten(),
-            Kind::Groups => self.groups.unwritten(),
-        }
+        self.table(kind).unwritten()
+    }
+
+    /// Seconds the oldest pending delta of a table has waited.
+    pub fn oldest_age(&self, kind: Kind) -> f64 {
+        self.table(kind).oldest_age()
+    }
+
+    pub fn stats(&self, kind: Kind) -> &TableStats {
+        self.table(kind).stats()
     }
 
     /// Whether nothing waits to be written: no pending or in-flight row and no purge
@@ -163,13 +139,9 @@ impl Sink {
 
     /// Wakes every writer to flush now instead of at its next period.
     pub fn wake_all(&self) {
-        self.torrents.wake.notify_one();
-        self.users.wake.notify_one();
-        self.history.wake.notify_one();
-        self.transfer_ips.wake.notify_one();
-        self.snatches.wake.notify_one();
-        self.unprune.wake.notify_one();
-        self.groups.wake.notify_one();
+        for kind in Kind::ALL {
+            self.table(kind).wake();
+        }
     }
 
     /// Merges a row read back from the spill file, by the same rules as a new delta.

@@ -354,6 +354,48 @@ impl TableStats {
     }
 }
 
+/// What is common to every table, whatever its row type: what the sink's per-kind
+/// questions and the shutdown spill need.
+pub trait AnyTable: Send + Sync {
+    fn kind(&self) -> Kind;
+    /// Rows pending or being written.
+    fn unwritten(&self) -> usize;
+    /// Seconds the oldest pending delta has waited (0 when nothing is pending).
+    fn oldest_age(&self) -> f64;
+    fn stats(&self) -> &TableStats;
+    fn wake(&self);
+    /// Takes every pending row in its spill form.
+    fn take_spill(&self) -> Vec<SpillRow>;
+}
+
+impl<R: Row> AnyTable for Table<R> {
+    fn kind(&self) -> Kind {
+        R::KIND
+    }
+
+    fn unwritten(&self) -> usize {
+        self.len() + self.writing.load(Ordering::SeqCst)
+    }
+
+    fn oldest_age(&self) -> f64 {
+        self.pending
+            .oldest()
+            .map_or(0.0, |at| at.elapsed().as_secs_f64())
+    }
+
+    fn stats(&self) -> &TableStats {
+        &self.stats
+    }
+
+    fn wake(&self) {
+        self.wake.notify_one();
+    }
+
+    fn take_spill(&self) -> Vec<SpillRow> {
+        self.take().iter().map(Row::to_spill).collect()
+    }
+}
+
 /// Marks rows as being written while it lives.
 pub struct InFlight<'a> {
     counter: &'a AtomicUsize,
@@ -409,11 +451,6 @@ impl<R: Row> Table<R> {
             rows: rows.len(),
         };
         (rows, guard)
-    }
-
-    /// Rows pending or being written.
-    pub fn unwritten(&self) -> usize {
-        self.len() + self.writing.load(Ordering::SeqCst)
     }
 
     /// Takes every pending row, sorted by key.

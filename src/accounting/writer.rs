@@ -304,46 +304,19 @@ impl Writers {
     pub fn spill_pending(&self) -> usize {
         let mut lines = Vec::new();
         let mut counted = Vec::new();
-        let mut collect = |kind: Kind, rows: Vec<super::spill::SpillRow>| {
+        for kind in Kind::ALL {
+            let rows = self.sink.table(kind).take_spill();
             counted.push((kind, rows.len()));
             lines.extend(rows.into_iter().map(|row| SpillLine::new(row, None)));
-        };
-        let sink = &self.sink;
-        collect(
-            Kind::Torrents,
-            sink.torrents.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::Users,
-            sink.users.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::TransferHistory,
-            sink.history.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::TransferIps,
-            sink.transfer_ips.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::Snatches,
-            sink.snatches.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::Unprune,
-            sink.unprune.take().iter().map(Row::to_spill).collect(),
-        );
-        collect(
-            Kind::Groups,
-            sink.groups.take().iter().map(Row::to_spill).collect(),
-        );
+        }
         if lines.is_empty() {
             return 0;
         }
         match self.spill.append(&lines) {
             Ok(()) => {
                 for (kind, n) in counted {
-                    sink.stats(kind)
+                    self.sink
+                        .stats(kind)
                         .spilled
                         .fetch_add(n as u64, Ordering::Relaxed);
                 }
