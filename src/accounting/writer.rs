@@ -14,7 +14,7 @@ use super::spill::{Spill, SpillLine};
 use super::table::{Kind, Row};
 use super::{GroupBump, Sink, Unprune};
 use crate::log::fmt_duration;
-use crate::store::retry::Reason;
+use crate::store::retry::{Attempts, Reason};
 use crate::store::{write, Store};
 use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
 
@@ -121,7 +121,8 @@ impl Writers {
     /// deadline passes (no attempt starts after it; one in progress finishes).
     async fn write_batch<R: Row>(&self, batch: &[R], deadline: &mut Deadline) -> Outcome {
         let stats = &R::table(&self.sink).stats;
-        let (mut failures, mut data_failures) = (0u32, 0u32);
+        let mut attempts = Attempts::default();
+        let mut data_failures = 0u32;
         loop {
             if is_past(deadline) {
                 return Outcome::Abandoned;
@@ -138,11 +139,10 @@ impl Writers {
                     return Outcome::Written;
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
                     let (reason, wait) =
                         self.store
                             .policy
-                            .on_failure(&self.store.stats, failures, &error);
+                            .on_failure(&self.store.stats, &mut attempts, &error);
                     stats.retry(reason);
                     if reason == Reason::Data {
                         data_failures += 1;
@@ -195,7 +195,7 @@ impl Writers {
             return;
         };
         let started = std::time::Instant::now();
-        let mut failures = 0u32;
+        let mut attempts = Attempts::default();
         loop {
             if is_past(deadline) {
                 return;
@@ -210,11 +210,10 @@ impl Writers {
                     return;
                 }
                 Err(error) => {
-                    failures = failures.saturating_add(1);
                     let (reason, wait) =
                         self.store
                             .policy
-                            .on_failure(&self.store.stats, failures, &error);
+                            .on_failure(&self.store.stats, &mut attempts, &error);
                     self.sink.inactive_peers.retry(reason);
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}

@@ -6,6 +6,7 @@ use std::future::Future;
 use futures_util::TryStreamExt;
 use sqlx::mysql::MySqlRow;
 
+use super::retry::Attempts;
 use super::row::{bytes, id_for_log, int, multiplier, text};
 use super::Store;
 use crate::tracker::{
@@ -20,17 +21,16 @@ where
     F: FnMut() -> Fut,
     Fut: Future<Output = Result<T, sqlx::Error>>,
 {
-    let mut failures = 0;
+    let mut attempts = Attempts::default();
     loop {
         match load().await {
             Ok(value) => return Ok(value),
             Err(error) => {
-                failures += 1;
                 let reason = super::retry::classify(&error);
-                if !reason.is_lock_conflict() || failures >= store.policy.retries {
+                if !reason.is_lock_conflict() || attempts.failures + 1 >= store.policy.retries {
                     return Err(error);
                 }
-                let (_, wait) = store.policy.on_failure(&store.stats, failures, &error);
+                let (_, wait) = store.policy.on_failure(&store.stats, &mut attempts, &error);
                 tokio::time::sleep(wait).await;
             }
         }

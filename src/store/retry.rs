@@ -112,6 +112,14 @@ pub struct RetryStats {
     pub retries: AtomicU64,
 }
 
+/// The failed attempts of one statement so far.
+#[derive(Default, Debug)]
+pub struct Attempts {
+    pub failures: u32,
+    /// Whether a deadlock or lock wait timeout was among them (counted once).
+    met_lock_conflict: bool,
+}
+
 /// Linear back-off: `pause × min(n, retries)` after the n-th failure, at least a
 /// second for failures that are not lock conflicts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -130,19 +138,23 @@ impl RetryPolicy {
         }
     }
 
-    /// Logs the n-th failure of one statement, counts it, and returns how long to wait.
+    /// Logs a failure of one statement, counts it in `attempts` and `stats`, and returns
+    /// its class and how long to wait before the next attempt.
     pub fn on_failure(
         &self,
         stats: &RetryStats,
-        failures: u32,
+        attempts: &mut Attempts,
         error: &sqlx::Error,
     ) -> (Reason, Duration) {
+        attempts.failures = attempts.failures.saturating_add(1);
+        let failures = attempts.failures;
         let reason = classify(error);
         let wait = self.wait(failures, reason);
         stats.retries.fetch_add(1, Ordering::Relaxed);
         match reason {
             Reason::Deadlock | Reason::LockWaitTimeout => {
-                if failures == 1 {
+                if !attempts.met_lock_conflict {
+                    attempts.met_lock_conflict = true;
                     stats.deadlocks.fetch_add(1, Ordering::Relaxed);
                 }
                 let waited = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
