@@ -234,7 +234,11 @@ async fn a_deadlock_is_retried_and_nothing_is_lost() {
         "one deadlock, retried once"
     );
     let deadlocks = &t.tracker().shared.retry_stats.deadlocks;
-    assert_eq!(deadlocks.load(Ordering::Relaxed), 1, "chihaya_deadlock_count");
+    assert_eq!(
+        deadlocks.load(Ordering::Relaxed),
+        1,
+        "chihaya_deadlock_count"
+    );
     t.stop().await;
 }
 
