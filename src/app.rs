@@ -15,6 +15,7 @@ use tokio::time::Instant;
 use crate::accounting::spill::{self, Spill};
 use crate::accounting::writer::Writers;
 use crate::accounting::Sink;
+use crate::cache;
 use crate::config::Config;
 use crate::purge;
 use crate::reload::{self, LoadError};
@@ -58,6 +59,7 @@ pub struct Tracker {
     pub addr: SocketAddr,
     store: Store,
     writers: Arc<Writers>,
+    peer_cache: PathBuf,
     server: actix_web::dev::ServerHandle,
     server_task: JoinHandle<std::io::Result<()>>,
     stop: watch::Sender<bool>,
@@ -77,6 +79,10 @@ impl Tracker {
         let store = Store::new(&config.database);
         store.ping().await.map_err(StartError::Ping)?;
         let shared = Arc::new(Shared::new(Arc::new(config), Arc::clone(&store.stats)));
+        let (cached, cache_path) = (Arc::clone(&shared), files.peer_cache.clone());
+        // Reading and rebuilding a large cache is blocking work.
+        let _ =
+            tokio::task::spawn_blocking(move || cache::load(&cache_path, &cached.snapshots)).await;
         reload::load_all(&store, &shared.snapshots)
             .await
             .map_err(StartError::Load)?;
@@ -104,6 +110,12 @@ impl Tracker {
         tasks.push(tokio::spawn(purge::run(
             Arc::clone(&shared),
             seconds(config.intervals.purge_inactive_peers),
+            stopped.clone(),
+        )));
+        tasks.push(tokio::spawn(cache::run_serializer(
+            Arc::clone(&shared),
+            files.peer_cache.clone(),
+            seconds(config.intervals.database_serialize),
             stopped,
         )));
 
@@ -124,6 +136,7 @@ impl Tracker {
             addr,
             store,
             writers,
+            peer_cache: files.peer_cache,
             server: handle,
             server_task,
             stop,
@@ -171,6 +184,12 @@ impl Tracker {
             let _ = task.await;
         }
 
+        // The peer cache is written meanwhile, not after the database drain (step 3).
+        let (shared, cache_path) = (Arc::clone(&self.shared), self.peer_cache.clone());
+        let cache_write = tokio::task::spawn_blocking(move || {
+            cache::save(&cache_path, &shared.snapshots, unix_now())
+        });
+
         let deadline = self.deadline.subscribe();
         let drain = self.writers.drain(&deadline);
         tokio::pin!(drain);
@@ -187,6 +206,7 @@ impl Tracker {
             }
         }
         self.writers.spill_pending();
+        let _ = cache_write.await;
         self.store.pool.close().await;
         tracing::info!("Shutdown complete");
     }

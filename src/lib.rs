@@ -8,6 +8,7 @@
 pub mod accounting;
 pub mod app;
 pub mod bencode;
+pub mod cache;
 pub mod config;
 pub mod http;
 pub mod log;

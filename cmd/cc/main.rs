@@ -1,8 +1,109 @@
-//! `cc`: not implemented yet; see the project's issues.
+//! `cc`: inspect, convert and anonymize the tracker's peer cache. Parses the command
+//! line and hands over to `chihaya::cache::cc`.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
+use chihaya::cache::cc::{run, Command as Operation};
+use clap::{value_parser, Arg, ArgMatches, Command};
+
+fn path_arg(name: &'static str, help: &'static str) -> Arg {
+    Arg::new(name)
+        .value_parser(value_parser!(PathBuf))
+        .help(help)
+}
+
+fn cli() -> Command {
+    Command::new("cc")
+        .version(env!("CARGO_PKG_VERSION"))
+        .about("Inspect, convert and anonymize the chihaya peer cache (- is stdin/stdout)")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("dump")
+                .about("Write the cache as JSON")
+                .arg(path_arg("CACHE", "Peer cache [default: peer-cache.bin]"))
+                .arg(path_arg("OUT", "JSON output [default: - (stdout)]")),
+        )
+        .subcommand(
+            Command::new("restore")
+                .about("Write a cache from its JSON dump")
+                .arg(path_arg("IN", "JSON input").required(true))
+                .arg(path_arg("OUT", "Peer cache output").required(true)),
+        )
+        .subcommand(
+            Command::new("anonymize")
+                .about("Write a copy with users, passkeys, addresses and ports replaced")
+                .arg(path_arg("CACHE", "Peer cache [default: peer-cache.bin]"))
+                .arg(path_arg(
+                    "OUT",
+                    "Output [default: peer-cache-anonymized.bin]",
+                )),
+        )
+        .subcommand(
+            Command::new("stats")
+                .about("Print counts as one JSON line")
+                .arg(path_arg("CACHE", "Peer cache [default: peer-cache.bin]")),
+        )
+}
+
+fn path(matches: &ArgMatches, name: &str, default: &str) -> PathBuf {
+    matches
+        .get_one::<PathBuf>(name)
+        .cloned()
+        .unwrap_or_else(|| PathBuf::from(default))
+}
+
+fn operation(matches: &ArgMatches) -> Option<Operation> {
+    Some(match matches.subcommand()? {
+        ("dump", m) => Operation::Dump {
+            cache: path(m, "CACHE", "peer-cache.bin"),
+            out: path(m, "OUT", "-"),
+        },
+        ("restore", m) => Operation::Restore {
+            input: path(m, "IN", "-"),
+            output: path(m, "OUT", "-"),
+        },
+        ("anonymize", m) => Operation::Anonymize {
+            cache: path(m, "CACHE", "peer-cache.bin"),
+            out: path(m, "OUT", "peer-cache-anonymized.bin"),
+        },
+        ("stats", m) => Operation::Stats {
+            cache: path(m, "CACHE", "peer-cache.bin"),
+        },
+        _ => return None,
+    })
+}
+
+fn usage_error(message: &str) -> ExitCode {
+    eprint!("{message}");
+    if !message.contains("Usage:") {
+        eprintln!("\n{}", cli().render_usage());
+    }
+    ExitCode::from(2)
+}
+
 fn main() -> ExitCode {
-    eprintln!("cc: not implemented yet");
-    ExitCode::from(1)
+    let matches = match cli().try_get_matches() {
+        Ok(matches) => matches,
+        Err(error) if !error.use_stderr() => error.exit(), // -h / -V: stdout, exit 0
+        Err(error) => return usage_error(&error.render().to_string()),
+    };
+    let Some(operation) = operation(&matches) else {
+        return usage_error("cc: unknown command\n");
+    };
+    match run(&operation) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("cc: {error}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn cli_is_well_formed() {
+        super::cli().debug_assert();
+    }
 }

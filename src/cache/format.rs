@@ -1,0 +1,718 @@
+//! The peer cache file format, version 1 (SPEC §10.1): little-endian, length-prefixed
+//! text, a CRC-32 trailer. Encoding and decoding only; no I/O and no tracker types, so
+//! `cc` and the tracker share it.
+
+use std::collections::HashSet;
+use std::fmt;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+
+pub const MAGIC: &[u8; 8] = b"CHYPEERS";
+pub const VERSION: u32 = 1;
+
+const HEADER_LEN: usize = 8 + 4 + 8;
+const TRAILER_LEN: usize = 4;
+/// Smallest encodings, used to bound allocations by what the file can really hold.
+const MIN_USER_LEN: usize = 1 + 1 + 4 + 1 + 8 + 8;
+const MIN_TORRENT_LEN: usize = 20 + 4 + 4 + 1 + 4 + 4 + 8 + 8 + 8 + 4;
+const MIN_PEER_LEN: usize = 20 + 4 + 1 + 1 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 4;
+
+const USER_DISABLE_DOWNLOAD: u8 = 1;
+const USER_TRACKER_HIDE: u8 = 2;
+const PEER_SEEDING: u8 = 1;
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CacheFile {
+    pub written_at: i64,
+    pub users: Vec<CachedUser>,
+    pub torrents: Vec<CachedTorrent>,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedUser {
+    pub passkey: String,
+    pub id: u32,
+    pub disable_download: bool,
+    pub tracker_hide: bool,
+    pub up_multiplier: f64,
+    pub down_multiplier: f64,
+}
+
+#[derive(Clone, Debug, PartialEq)]
+pub struct CachedTorrent {
+    pub info_hash: [u8; 20],
+    pub id: u32,
+    pub group_id: u32,
+    pub torrent_type: String,
+    pub status: i32,
+    pub snatched: u32,
+    pub last_action: i64,
+    pub up_multiplier: f64,
+    pub down_multiplier: f64,
+    pub peers: Vec<CachedPeer>,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct CachedPeer {
+    pub peer_id: [u8; 20],
+    pub user_id: u32,
+    pub seeding: bool,
+    pub ip: IpAddr,
+    pub port: u16,
+    pub uploaded: u64,
+    pub downloaded: u64,
+    pub left: u64,
+    pub start_time: i64,
+    pub last_announce: i64,
+    pub client_id: u32,
+}
+
+/// A value the format cannot hold.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct EncodeError(pub String);
+
+impl fmt::Display for EncodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for EncodeError {}
+
+/// Why a file was refused, and where.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    pub offset: usize,
+    pub problem: String,
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "offset {}: {}", self.offset, self.problem)
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+/// Writes a cache file piece by piece, so a caller can stream torrents into it
+/// without building the whole [`CacheFile`] first.
+pub struct Encoder {
+    out: Vec<u8>,
+}
+
+impl Encoder {
+    pub fn new(written_at: i64) -> Encoder {
+        let mut out = Vec::with_capacity(1 << 16);
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&VERSION.to_le_bytes());
+        out.extend_from_slice(&written_at.to_le_bytes());
+        Encoder { out }
+    }
+
+    fn count(&mut self, n: usize, what: &str) -> Result<(), EncodeError> {
+        let n = u32::try_from(n).map_err(|_| EncodeError(format!("too many {what}: {n}")))?;
+        self.out.extend_from_slice(&n.to_le_bytes());
+        Ok(())
+    }
+
+    fn short_text(&mut self, text: &str, what: &str) -> Result<(), EncodeError> {
+        let len = u8::try_from(text.len())
+            .map_err(|_| EncodeError(format!("{what} longer than 255 bytes: {text:?}")))?;
+        self.out.push(len);
+        self.out.extend_from_slice(text.as_bytes());
+        Ok(())
+    }
+
+    pub fn users<'a>(
+        &mut self,
+        users: impl ExactSizeIterator<Item = &'a CachedUser>,
+    ) -> Result<(), EncodeError> {
+        self.count(users.len(), "users")?;
+        for user in users {
+            if user.passkey.is_empty() {
+                return Err(EncodeError(format!(
+                    "user {} has an empty passkey",
+                    user.id
+                )));
+            }
+            self.short_text(&user.passkey, "passkey")?;
+            self.out.extend_from_slice(&user.id.to_le_bytes());
+            let flags = if user.disable_download {
+                USER_DISABLE_DOWNLOAD
+            } else {
+                0
+            } | if user.tracker_hide {
+                USER_TRACKER_HIDE
+            } else {
+                0
+            };
+            self.out.push(flags);
+            self.out
+                .extend_from_slice(&user.up_multiplier.to_bits().to_le_bytes());
+            self.out
+                .extend_from_slice(&user.down_multiplier.to_bits().to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// Starts the torrent section; exactly `count` torrents must follow.
+    pub fn torrent_count(&mut self, count: usize) -> Result<(), EncodeError> {
+        self.count(count, "torrents")
+    }
+
+    pub fn torrent(&mut self, torrent: &CachedTorrent) -> Result<(), EncodeError> {
+        self.out.extend_from_slice(&torrent.info_hash);
+        self.out.extend_from_slice(&torrent.id.to_le_bytes());
+        self.out.extend_from_slice(&torrent.group_id.to_le_bytes());
+        self.short_text(&torrent.torrent_type, "torrent type")?;
+        self.out.extend_from_slice(&torrent.status.to_le_bytes());
+        self.out.extend_from_slice(&torrent.snatched.to_le_bytes());
+        self.out
+            .extend_from_slice(&torrent.last_action.to_le_bytes());
+        self.out
+            .extend_from_slice(&torrent.up_multiplier.to_bits().to_le_bytes());
+        self.out
+            .extend_from_slice(&torrent.down_multiplier.to_bits().to_le_bytes());
+        self.count(torrent.peers.len(), "peers")?;
+        for peer in &torrent.peers {
+            self.peer(peer);
+        }
+        Ok(())
+    }
+
+    fn peer(&mut self, peer: &CachedPeer) {
+        self.out.extend_from_slice(&peer.peer_id);
+        self.out.extend_from_slice(&peer.user_id.to_le_bytes());
+        self.out.push(if peer.seeding { PEER_SEEDING } else { 0 });
+        match peer.ip {
+            IpAddr::V4(ip) => {
+                self.out.push(4);
+                self.out.extend_from_slice(&ip.octets());
+            }
+            IpAddr::V6(ip) => {
+                self.out.push(6);
+                self.out.extend_from_slice(&ip.octets());
+            }
+        }
+        self.out.extend_from_slice(&peer.port.to_le_bytes());
+        self.out.extend_from_slice(&peer.uploaded.to_le_bytes());
+        self.out.extend_from_slice(&peer.downloaded.to_le_bytes());
+        self.out.extend_from_slice(&peer.left.to_le_bytes());
+        self.out.extend_from_slice(&peer.start_time.to_le_bytes());
+        self.out
+            .extend_from_slice(&peer.last_announce.to_le_bytes());
+        self.out.extend_from_slice(&peer.client_id.to_le_bytes());
+    }
+
+    /// Appends the CRC trailer and hands back the bytes.
+    pub fn finish(mut self) -> Vec<u8> {
+        let crc = crc32fast::hash(&self.out);
+        self.out.extend_from_slice(&crc.to_le_bytes());
+        self.out
+    }
+}
+
+/// Encodes a whole file.
+pub fn encode(file: &CacheFile) -> Result<Vec<u8>, EncodeError> {
+    let mut encoder = Encoder::new(file.written_at);
+    encoder.users(file.users.iter())?;
+    encoder.torrent_count(file.torrents.len())?;
+    for torrent in &file.torrents {
+        encoder.torrent(torrent)?;
+    }
+    Ok(encoder.finish())
+}
+
+/// A cursor over the file's bytes that reports where it failed.
+struct Reader<'a> {
+    bytes: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn fail<T>(&self, offset: usize, problem: impl Into<String>) -> Result<T, DecodeError> {
+        Err(DecodeError {
+            offset,
+            problem: problem.into(),
+        })
+    }
+
+    fn take(&mut self, n: usize, what: &str) -> Result<&'a [u8], DecodeError> {
+        match self.bytes.get(self.at..self.at.saturating_add(n)) {
+            Some(slice) if self.at.checked_add(n).is_some() => {
+                self.at += n;
+                Ok(slice)
+            }
+            _ => self.fail(self.at, format!("truncated: {what} needs {n} bytes")),
+        }
+    }
+
+    fn array<const N: usize>(&mut self, what: &str) -> Result<[u8; N], DecodeError> {
+        let slice = self.take(N, what)?;
+        let mut out = [0u8; N];
+        out.copy_from_slice(slice);
+        Ok(out)
+    }
+
+    fn u8(&mut self, what: &str) -> Result<u8, DecodeError> {
+        Ok(self.array::<1>(what)?[0])
+    }
+
+    fn u16(&mut self, what: &str) -> Result<u16, DecodeError> {
+        Ok(u16::from_le_bytes(self.array(what)?))
+    }
+
+    fn u32(&mut self, what: &str) -> Result<u32, DecodeError> {
+        Ok(u32::from_le_bytes(self.array(what)?))
+    }
+
+    fn i32(&mut self, what: &str) -> Result<i32, DecodeError> {
+        Ok(i32::from_le_bytes(self.array(what)?))
+    }
+
+    fn u64(&mut self, what: &str) -> Result<u64, DecodeError> {
+        Ok(u64::from_le_bytes(self.array(what)?))
+    }
+
+    fn i64(&mut self, what: &str) -> Result<i64, DecodeError> {
+        Ok(i64::from_le_bytes(self.array(what)?))
+    }
+
+    fn multiplier(&mut self, what: &str) -> Result<f64, DecodeError> {
+        let at = self.at;
+        let value = f64::from_bits(self.u64(what)?);
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            self.fail(at, format!("{what} is not a finite number"))
+        }
+    }
+
+    fn short_text(&mut self, what: &str, allow_empty: bool) -> Result<String, DecodeError> {
+        let at = self.at;
+        let len = usize::from(self.u8(what)?);
+        if len == 0 && !allow_empty {
+            return self.fail(at, format!("empty {what}"));
+        }
+        let bytes = self.take(len, what)?;
+        match std::str::from_utf8(bytes) {
+            Ok(text) => Ok(text.to_owned()),
+            Err(_) => self.fail(at + 1, format!("{what} is not UTF-8")),
+        }
+    }
+
+    /// A count, and a capacity for it no larger than the remaining bytes can hold.
+    fn count(&mut self, what: &str, min_len: usize) -> Result<(u32, usize), DecodeError> {
+        let n = self.u32(what)?;
+        let remaining = self.bytes.len().saturating_sub(self.at);
+        let capacity = usize::try_from(n)
+            .unwrap_or(usize::MAX)
+            .min(remaining / min_len);
+        Ok((n, capacity))
+    }
+}
+
+/// Decodes and checks a whole file.
+pub fn decode(bytes: &[u8]) -> Result<CacheFile, DecodeError> {
+    if bytes.len() < HEADER_LEN + TRAILER_LEN {
+        if !bytes.starts_with(&MAGIC[..bytes.len().min(MAGIC.len())]) {
+            return Err(DecodeError {
+                offset: 0,
+                problem: "bad magic (not a peer cache file)".to_owned(),
+            });
+        }
+        return Err(DecodeError {
+            offset: bytes.len(),
+            problem: format!(
+                "truncated: {} bytes is shorter than header and trailer",
+                bytes.len()
+            ),
+        });
+    }
+    if &bytes[..8] != MAGIC {
+        return Err(DecodeError {
+            offset: 0,
+            problem: "bad magic (not a peer cache file)".to_owned(),
+        });
+    }
+    let mut version = [0u8; 4];
+    version.copy_from_slice(&bytes[8..12]);
+    let version = u32::from_le_bytes(version);
+    if version != VERSION {
+        return Err(DecodeError {
+            offset: 8,
+            problem: format!("unsupported version {version} (this build reads {VERSION})"),
+        });
+    }
+    let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
+    let mut stored = [0u8; 4];
+    stored.copy_from_slice(trailer);
+    let stored = u32::from_le_bytes(stored);
+    let computed = crc32fast::hash(body);
+    if stored != computed {
+        return Err(DecodeError {
+            offset: body.len(),
+            problem: format!(
+                "CRC mismatch (stored {stored:08x}, computed {computed:08x}): truncated or corrupt"
+            ),
+        });
+    }
+    let mut reader = Reader {
+        bytes: body,
+        at: 12,
+    };
+    let written_at = reader.i64("written_at")?;
+    let users = decode_users(&mut reader)?;
+    let torrents = decode_torrents(&mut reader)?;
+    if reader.at != body.len() {
+        return reader.fail(
+            reader.at,
+            format!("{} trailing bytes", body.len() - reader.at),
+        );
+    }
+    Ok(CacheFile {
+        written_at,
+        users,
+        torrents,
+    })
+}
+
+fn decode_users(reader: &mut Reader<'_>) -> Result<Vec<CachedUser>, DecodeError> {
+    let (count, capacity) = reader.count("user count", MIN_USER_LEN)?;
+    let mut users = Vec::with_capacity(capacity);
+    let mut passkeys = HashSet::with_capacity(capacity);
+    for _ in 0..count {
+        let at = reader.at;
+        let passkey = reader.short_text("passkey", false)?;
+        let id = reader.u32("user id")?;
+        let flags_at = reader.at;
+        let flags = reader.u8("user flags")?;
+        if flags & !(USER_DISABLE_DOWNLOAD | USER_TRACKER_HIDE) != 0 {
+            return reader.fail(
+                flags_at,
+                format!("reserved user flag bits set ({flags:#04x})"),
+            );
+        }
+        let up_multiplier = reader.multiplier("up multiplier")?;
+        let down_multiplier = reader.multiplier("down multiplier")?;
+        if !passkeys.insert(passkey.clone()) {
+            return reader.fail(at, format!("duplicate passkey (user {id})"));
+        }
+        users.push(CachedUser {
+            passkey,
+            id,
+            disable_download: flags & USER_DISABLE_DOWNLOAD != 0,
+            tracker_hide: flags & USER_TRACKER_HIDE != 0,
+            up_multiplier,
+            down_multiplier,
+        });
+    }
+    Ok(users)
+}
+
+fn decode_torrents(reader: &mut Reader<'_>) -> Result<Vec<CachedTorrent>, DecodeError> {
+    let (count, capacity) = reader.count("torrent count", MIN_TORRENT_LEN)?;
+    let mut torrents = Vec::with_capacity(capacity);
+    let mut hashes = HashSet::with_capacity(capacity);
+    for _ in 0..count {
+        let at = reader.at;
+        let info_hash: [u8; 20] = reader.array("info_hash")?;
+        if !hashes.insert(info_hash) {
+            return reader.fail(at, format!("duplicate info_hash {}", hex(&info_hash)));
+        }
+        let id = reader.u32("torrent id")?;
+        let group_id = reader.u32("group id")?;
+        let torrent_type = reader.short_text("torrent type", true)?;
+        let status = reader.i32("status")?;
+        let snatched = reader.u32("snatched")?;
+        let last_action = reader.i64("last_action")?;
+        let up_multiplier = reader.multiplier("up multiplier")?;
+        let down_multiplier = reader.multiplier("down multiplier")?;
+        let peers = decode_peers(reader, &info_hash)?;
+        torrents.push(CachedTorrent {
+            info_hash,
+            id,
+            group_id,
+            torrent_type,
+            status,
+            snatched,
+            last_action,
+            up_multiplier,
+            down_multiplier,
+            peers,
+        });
+    }
+    Ok(torrents)
+}
+
+fn decode_peers(
+    reader: &mut Reader<'_>,
+    info_hash: &[u8; 20],
+) -> Result<Vec<CachedPeer>, DecodeError> {
+    let (count, capacity) = reader.count("peer count", MIN_PEER_LEN)?;
+    let mut peers = Vec::with_capacity(capacity);
+    let mut keys = HashSet::with_capacity(capacity);
+    for _ in 0..count {
+        let at = reader.at;
+        let peer_id: [u8; 20] = reader.array("peer_id")?;
+        let user_id = reader.u32("peer user id")?;
+        if !keys.insert((user_id, peer_id)) {
+            return reader.fail(
+                at,
+                format!(
+                    "duplicate peer {user_id}-{} in torrent {}",
+                    hex(&peer_id),
+                    hex(info_hash)
+                ),
+            );
+        }
+        let flags_at = reader.at;
+        let flags = reader.u8("peer flags")?;
+        if flags & !PEER_SEEDING != 0 {
+            return reader.fail(
+                flags_at,
+                format!("reserved peer flag bits set ({flags:#04x})"),
+            );
+        }
+        let family_at = reader.at;
+        let ip = match reader.u8("address family")? {
+            4 => IpAddr::V4(Ipv4Addr::from(reader.array::<4>("IPv4 address")?)),
+            6 => IpAddr::V6(Ipv6Addr::from(reader.array::<16>("IPv6 address")?)),
+            other => return reader.fail(family_at, format!("bad address family {other}")),
+        };
+        peers.push(CachedPeer {
+            peer_id,
+            user_id,
+            seeding: flags & PEER_SEEDING != 0,
+            ip,
+            port: reader.u16("port")?,
+            uploaded: reader.u64("uploaded")?,
+            downloaded: reader.u64("downloaded")?,
+            left: reader.u64("left")?,
+            start_time: reader.i64("start_time")?,
+            last_announce: reader.i64("last_announce")?,
+            client_id: reader.u32("client id")?,
+        });
+    }
+    Ok(peers)
+}
+
+/// Lowercase hex of bytes.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub(crate) fn sample() -> CacheFile {
+        CacheFile {
+            written_at: 1_700_000_000,
+            users: vec![CachedUser {
+                passkey: "abcdef".to_owned(),
+                id: 7,
+                disable_download: true,
+                tracker_hide: false,
+                up_multiplier: 0.7,
+                down_multiplier: 2.0,
+            }],
+            torrents: vec![CachedTorrent {
+                info_hash: [9; 20],
+                id: 3,
+                group_id: 2,
+                torrent_type: "anime".to_owned(),
+                status: 0,
+                snatched: 5,
+                last_action: 1_699_999_999,
+                up_multiplier: 1.0,
+                down_multiplier: 0.5,
+                peers: vec![
+                    CachedPeer {
+                        peer_id: *b"-TR2940-abcdefghijkl",
+                        user_id: 7,
+                        seeding: true,
+                        ip: "1.2.3.4".parse().unwrap(),
+                        port: 6881,
+                        uploaded: 1,
+                        downloaded: 2,
+                        left: 0,
+                        start_time: 10,
+                        last_announce: 20,
+                        client_id: 1,
+                    },
+                    CachedPeer {
+                        peer_id: *b"-DE13F0-abcdefghijkl",
+                        user_id: 8,
+                        seeding: false,
+                        ip: "2001:db8::1".parse().unwrap(),
+                        port: 51413,
+                        uploaded: u64::MAX,
+                        downloaded: 0,
+                        left: 99,
+                        start_time: -1,
+                        last_announce: i64::MAX,
+                        client_id: 0,
+                    },
+                ],
+            }],
+        }
+    }
+
+    /// Recomputes the CRC after a test edited the body.
+    fn reseal(bytes: &mut Vec<u8>) {
+        let body = bytes.len() - 4;
+        let crc = crc32fast::hash(&bytes[..body]);
+        bytes.truncate(body);
+        bytes.extend_from_slice(&crc.to_le_bytes());
+    }
+
+    #[test]
+    fn round_trip_and_layout() {
+        let file = sample();
+        let bytes = encode(&file).unwrap();
+        assert_eq!(&bytes[..8], b"CHYPEERS");
+        assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
+        assert_eq!(&bytes[12..20], &1_700_000_000i64.to_le_bytes());
+        assert_eq!(decode(&bytes).unwrap(), file);
+        let empty = CacheFile {
+            written_at: 0,
+            users: vec![],
+            torrents: vec![],
+        };
+        let bytes = encode(&empty).unwrap();
+        assert_eq!(bytes.len(), 20 + 4 + 4 + 4);
+        assert_eq!(decode(&bytes).unwrap(), empty);
+    }
+
+    #[test]
+    fn refusals() {
+        let good = encode(&sample()).unwrap();
+        let problem = |bytes: &[u8]| decode(bytes).unwrap_err().problem;
+
+        assert!(problem(b"").contains("truncated"));
+        assert!(
+            problem(b"NOTPEERS\x01\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0").contains("bad magic")
+        );
+        for cut in [1, 30, good.len() / 2, good.len() - 1] {
+            let err = decode(&good[..good.len() - cut]).unwrap_err();
+            assert!(
+                err.problem.contains("CRC") || err.problem.contains("truncated"),
+                "cut {cut}: {err}"
+            );
+        }
+        let mut flipped = good.clone();
+        flipped[40] ^= 0x10;
+        assert!(problem(&flipped).starts_with("CRC mismatch"));
+
+        let mut future = good.clone();
+        future[8] = 2;
+        assert_eq!(
+            problem(&future),
+            "unsupported version 2 (this build reads 1)"
+        );
+
+        let mut trailing = good[..good.len() - 4].to_vec();
+        trailing.push(0);
+        trailing.extend_from_slice(&[0; 4]);
+        reseal(&mut trailing);
+        assert_eq!(problem(&trailing), "1 trailing bytes");
+
+        // users: count at 20, passkey len at 24, passkey at 25..31, id 31..35, flags at 35
+        let mut flags = good.clone();
+        flags[35] = 0x04;
+        reseal(&mut flags);
+        assert_eq!(problem(&flags), "reserved user flag bits set (0x04)");
+
+        let mut nan = good.clone();
+        nan[36..44].copy_from_slice(&f64::NAN.to_bits().to_le_bytes());
+        reseal(&mut nan);
+        assert_eq!(
+            decode(&nan).unwrap_err(),
+            DecodeError {
+                offset: 36,
+                problem: "up multiplier is not a finite number".to_owned()
+            }
+        );
+
+        let mut text = good.clone();
+        text[25] = 0xff;
+        reseal(&mut text);
+        assert_eq!(problem(&text), "passkey is not UTF-8");
+    }
+
+    #[test]
+    fn duplicates_and_families() {
+        let mut file = sample();
+        file.users.push(file.users[0].clone());
+        assert!(decode(&encode(&file).unwrap())
+            .unwrap_err()
+            .problem
+            .starts_with("duplicate passkey"));
+
+        let mut file = sample();
+        file.torrents.push(file.torrents[0].clone());
+        assert!(decode(&encode(&file).unwrap())
+            .unwrap_err()
+            .problem
+            .starts_with("duplicate info_hash"));
+
+        let mut file = sample();
+        let again = file.torrents[0].peers[0];
+        file.torrents[0].peers.push(again);
+        assert!(decode(&encode(&file).unwrap())
+            .unwrap_err()
+            .problem
+            .starts_with("duplicate peer 7-"));
+
+        // The same peer_id for another user is another peer.
+        let mut file = sample();
+        let mut other = file.torrents[0].peers[0];
+        other.user_id = 99;
+        file.torrents[0].peers.push(other);
+        assert!(decode(&encode(&file).unwrap()).is_ok());
+
+        let mut bytes = encode(&sample()).unwrap();
+        // The first peer's family byte follows its peer_id, user id and flags.
+        let peer = bytes
+            .windows(20)
+            .position(|w| w == b"-TR2940-abcdefghijkl")
+            .unwrap();
+        bytes[peer + 20 + 4 + 1] = 5;
+        reseal(&mut bytes);
+        assert_eq!(decode(&bytes).unwrap_err().problem, "bad address family 5");
+    }
+
+    #[test]
+    fn huge_counts_do_not_allocate() {
+        // A torrent count of 4 billion in an otherwise tiny file fails on truncation,
+        // having reserved no more than the file could hold.
+        let mut bytes = encode(&CacheFile {
+            written_at: 0,
+            users: vec![],
+            torrents: vec![],
+        })
+        .unwrap();
+        bytes[24..28].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(decode(&bytes).unwrap_err().problem.starts_with("truncated"));
+        let mut bytes = encode(&sample()).unwrap();
+        let peer_count_at = bytes
+            .windows(20)
+            .position(|w| w == b"-TR2940-abcdefghijkl")
+            .unwrap()
+            - 4;
+        bytes[peer_count_at..peer_count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
+        reseal(&mut bytes);
+        assert!(decode(&bytes).unwrap_err().problem.starts_with("truncated"));
+    }
+
+    #[test]
+    fn encoder_refuses_what_the_format_cannot_hold() {
+        let mut file = sample();
+        file.users[0].passkey = "x".repeat(256);
+        assert!(encode(&file).is_err());
+        let mut file = sample();
+        file.users[0].passkey.clear();
+        assert!(encode(&file).is_err());
+    }
+}

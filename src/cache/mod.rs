@@ -1,0 +1,97 @@
+//! The peer cache (SPEC §10): a versioned file holding the swarms, so that after a
+//! restart leechers get their seeders at once instead of after half an hour of
+//! re-announces. `format` is the file layout, `state` the bridge to the tracker's
+//! memory, `file` the atomic write, `dump` the JSON of `cc`.
+
+pub mod cc;
+pub mod dump;
+pub mod file;
+pub mod format;
+pub mod state;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::log::fmt_duration;
+use crate::tracker::Snapshots;
+
+/// Reads the cache at start, before the first database load, and installs its
+/// torrents. A missing or unusable file is a warning, never a failure.
+pub fn load(path: &Path, snapshots: &Snapshots) {
+    let started = Instant::now();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!("Peer cache {} missing, starting empty", path.display());
+            return;
+        }
+        Err(e) => {
+            tracing::warn!(
+                "Peer cache {} unusable ({}), starting empty",
+                path.display(),
+                e
+            );
+            return;
+        }
+    };
+    match format::decode(&bytes) {
+        Ok(file) => {
+            let restored = state::restore(file);
+            let torrents = restored.torrents.len();
+            snapshots.torrents.store(Arc::new(restored.torrents));
+            tracing::info!(
+                "Loaded {} users, {} torrents, {} peers ({})",
+                restored.users,
+                torrents,
+                restored.peers,
+                fmt_duration(started.elapsed())
+            );
+        }
+        Err(e) => tracing::warn!(
+            "Peer cache {} unusable ({}), starting empty",
+            path.display(),
+            e
+        ),
+    }
+}
+
+/// Writes the cache file (SPEC §10.2); a failure is logged and the tracker goes on.
+pub fn save(path: &Path, snapshots: &Snapshots, now: i64) -> bool {
+    let started = Instant::now();
+    tracing::info!("Serializing database to cache file");
+    let written = state::capture(snapshots, now)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| file::write_atomic(path, &bytes).map_err(|e| e.to_string()));
+    match written {
+        Ok(()) => {
+            tracing::info!("Done serializing ({})", fmt_duration(started.elapsed()));
+            true
+        }
+        Err(e) => {
+            tracing::error!("Failed to write peer cache {}: {}", path.display(), e);
+            false
+        }
+    }
+}
+
+/// Writes the cache every `period` (the first time one period after start) until
+/// `stop` turns true. Capture and write run on a blocking thread.
+pub async fn run_serializer(
+    shared: Arc<crate::state::Shared>,
+    path: std::path::PathBuf,
+    period: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        let (shared, path) = (Arc::clone(&shared), path.clone());
+        let _ = tokio::task::spawn_blocking(move || {
+            save(&path, &shared.snapshots, crate::state::unix_now())
+        })
+        .await;
+    }
+}

@@ -1,0 +1,363 @@
+//! The peer cache across restarts (SPEC §10.2) and the `cc` tool (SPEC §10.3).
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Duration;
+
+use common::process::{free_port, Process};
+use common::*;
+
+const WAIT: Duration = Duration::from_secs(20);
+
+struct Setup {
+    dir: TempDir,
+    config: PathBuf,
+    cache: PathBuf,
+    addr: std::net::SocketAddr,
+}
+
+impl Setup {
+    fn new(tag: &str, intervals: &str) -> Setup {
+        let dir = TempDir::new(tag);
+        let port = free_port();
+        let config = dir.0.join("config.json");
+        std::fs::write(
+            &config,
+            format!(
+                r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0{intervals}}}}}"#
+            ),
+        )
+        .unwrap();
+        Setup {
+            cache: dir.0.join("peer-cache.bin"),
+            config,
+            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            dir,
+        }
+    }
+
+    fn start(&self, db: &TestDb) -> Process {
+        let cache = self.cache.to_str().unwrap().to_owned();
+        let spill = self.dir.0.join("spill.jsonl").to_str().unwrap().to_owned();
+        let mut process = Process::start(
+            &self.config,
+            &db.dsn(),
+            &["--peer-cache", &cache, "--spill", &spill],
+        );
+        process.wait_for("Ready and accepting new connections", WAIT);
+        process
+    }
+}
+
+async fn stop(mut process: Process) -> String {
+    process.signal("TERM");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (process.wait(WAIT), process.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    log
+}
+
+fn seeder() -> Announce {
+    Announce::new(PASSKEY_1, HASH_2, "seed", 0)
+        .port(7001)
+        .extra("&ip=1.2.3.4")
+}
+
+fn leecher() -> Announce {
+    Announce::new(PASSKEY_2, HASH_2, "leech", 100)
+        .port(7002)
+        .extra("&ip=5.6.7.8")
+}
+
+#[tokio::test]
+async fn swarms_survive_a_restart_through_the_cache() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("restart", "");
+    let tracker = setup.start(&db);
+    assert!(tracker.log_text().contains(&format!(
+        "Peer cache {} missing, starting empty",
+        setup.cache.display()
+    )));
+    let r = get(setup.addr, &seeder().target(), &[]).await;
+    assert_eq!(r.body, announce_body(1, 0, 0, Some(b"0:")));
+    let log = stop(tracker).await;
+    assert!(log.contains("Serializing database to cache file"), "{log}");
+    assert!(log.contains("Done serializing ("), "{log}");
+    assert!(setup.cache.exists());
+
+    // While the tracker was down the site changed torrent 2's snatch count.
+    db.exec("UPDATE torrents SET Snatched = 40 WHERE ID = 2")
+        .await;
+    let tracker = setup.start(&db);
+    assert!(
+        tracker
+            .log_text()
+            .contains("Loaded 2 users, 3 torrents, 1 peers ("),
+        "{}",
+        tracker.log_text()
+    );
+    // The leecher gets the seeder at once, without the seeder announcing again.
+    let r = get(setup.addr, &leecher().target(), &[]).await;
+    assert_eq!(
+        r.body,
+        announce_body(1, 40, 1, Some(b"6:\x01\x02\x03\x04\x1b\x59"))
+    );
+    stop(tracker).await;
+}
+
+#[tokio::test]
+async fn cached_torrents_gone_from_the_database_are_dropped() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("gone", "");
+    let tracker = setup.start(&db);
+    get(setup.addr, &seeder().target(), &[]).await;
+    stop(tracker).await;
+    db.exec("DELETE FROM torrents WHERE ID = 2").await;
+    let tracker = setup.start(&db);
+    let r = get(setup.addr, &leecher().target(), &[]).await;
+    assert_eq!(r.text(), failure_body("This torrent does not exist", 30));
+    // A new torrent with the old hash is a new swarm.
+    db.exec(&format!(
+        "INSERT INTO torrents (ID, GroupID, TorrentType, info_hash) VALUES (20, 1, 'music', UNHEX('{HASH_2}'))"
+    ))
+    .await;
+    stop(tracker).await;
+    let tracker = setup.start(&db);
+    let r = get(
+        setup.addr,
+        &Announce::new(PASSKEY_1, HASH_2, "new", 100).target(),
+        &[],
+    )
+    .await;
+    assert_eq!(r.body, announce_body(0, 0, 1, Some(b"0:")));
+    stop(tracker).await;
+}
+
+#[tokio::test]
+async fn an_unusable_cache_is_a_warning_not_a_crash() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("corrupt", "");
+    let tracker = setup.start(&db);
+    get(setup.addr, &seeder().target(), &[]).await;
+    stop(tracker).await;
+    let good = std::fs::read(&setup.cache).unwrap();
+    let mut flipped = good.clone();
+    flipped[30] ^= 1;
+    let cases: [(&str, Vec<u8>, &str); 4] = [
+        (
+            "truncated",
+            good[..good.len() - 10].to_vec(),
+            "CRC mismatch",
+        ),
+        ("flipped", flipped, "CRC mismatch"),
+        (
+            "magic",
+            [b"XXXXXXXX".as_ref(), &good[8..]].concat(),
+            "bad magic",
+        ),
+        (
+            "future",
+            [&good[..8], &[9, 0, 0, 0][..], &good[12..]].concat(),
+            "unsupported version 9",
+        ),
+    ];
+    for (what, bytes, reason) in cases {
+        std::fs::write(&setup.cache, bytes).unwrap();
+        let tracker = setup.start(&db);
+        let log = tracker.log_text();
+        let warning = format!("[W] Peer cache {} unusable (offset", setup.cache.display());
+        assert!(
+            log.contains(&warning) && log.contains(reason),
+            "{what}: {log}"
+        );
+        let r = get(setup.addr, &leecher().target(), &[]).await;
+        assert_eq!(
+            r.body,
+            announce_body(0, 0, 1, Some(b"0:")),
+            "{what}: started empty"
+        );
+        stop(tracker).await;
+    }
+}
+
+#[tokio::test]
+async fn the_cache_is_written_periodically() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("periodic", r#", "database_serialize": 1"#);
+    let mut tracker = setup.start(&db);
+    get(setup.addr, &seeder().target(), &[]).await;
+    tracker.wait_for("Done serializing", Duration::from_secs(5));
+    let stats = cc(&["stats", setup.cache.to_str().unwrap()]);
+    assert_eq!(stats.0, 0);
+    assert!(
+        stats
+            .1
+            .contains("\"torrents\":3,\"peers\":1,\"seeders\":1,\"leechers\":0}"),
+        "{}",
+        stats.1
+    );
+    stop(tracker).await;
+}
+
+/// Runs `cc`, returning exit code, stdout and stderr.
+fn cc(args: &[&str]) -> (i32, String, String) {
+    let out = Command::new(env!("CARGO_BIN_EXE_cc"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+fn cc_stdin(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
+    use std::io::Write;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_cc"))
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    let out = child.wait_with_output().unwrap();
+    (out.status.code().unwrap_or(-1), out.stdout)
+}
+
+/// A cache with a few peers, written by the tracker itself.
+async fn tracker_cache(dir_tag: &str) -> (Setup, TestDb) {
+    let db = TestDb::new().await;
+    let setup = Setup::new(dir_tag, "");
+    let tracker = setup.start(&db);
+    get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr, &leecher().target(), &[]).await;
+    get(
+        setup.addr,
+        &Announce::new(PASSKEY_1, HASH_3, "other", 10).target(),
+        &[],
+    )
+    .await;
+    stop(tracker).await;
+    (setup, db)
+}
+
+fn path(dir: &Path, name: &str) -> String {
+    dir.join(name).to_str().unwrap().to_owned()
+}
+
+#[tokio::test]
+async fn cc_dump_restore_round_trip_is_byte_identical() {
+    let (setup, _db) = tracker_cache("ccdump").await;
+    let cache = setup.cache.to_str().unwrap();
+    let dir = &setup.dir.0;
+    let (code, dump, err) = cc(&["dump", cache]);
+    assert_eq!(code, 0, "{err}");
+    assert!(err.is_empty());
+    assert!(dump.starts_with("{\n  \"torrents\": {\n"), "{dump}");
+    assert!(dump.contains(&format!("\"{PASSKEY_1}\": {{")), "{dump}");
+    assert!(dump.contains("\"ip\": \"1.2.3.4\""), "{dump}");
+    std::fs::write(dir.join("dump.json"), &dump).unwrap();
+
+    let (code, out, err) = cc(&[
+        "restore",
+        &path(dir, "dump.json"),
+        &path(dir, "restored.bin"),
+    ]);
+    assert_eq!(
+        (code, out.as_str(), err.as_str()),
+        (0, "", ""),
+        "restore prints nothing"
+    );
+    let (_, again, _) = cc(&["dump", &path(dir, "restored.bin"), &path(dir, "again.json")]);
+    assert!(again.is_empty());
+    assert_eq!(
+        std::fs::read_to_string(dir.join("again.json")).unwrap(),
+        dump,
+        "second dump identical"
+    );
+
+    // Through stdin and stdout too.
+    let (code, bytes) = cc_stdin(&["restore", "-", "-"], dump.as_bytes());
+    assert_eq!(code, 0);
+    assert_eq!(bytes, std::fs::read(dir.join("restored.bin")).unwrap());
+    let (code, text) = cc_stdin(&["dump", "-"], &bytes);
+    assert_eq!((code, String::from_utf8(text).unwrap()), (0, dump.clone()));
+
+    let (code, stats, _) = cc(&["stats", cache]);
+    assert_eq!(code, 0);
+    assert!(
+        stats.ends_with(",\"users\":2,\"torrents\":3,\"peers\":3,\"seeders\":1,\"leechers\":2}\n"),
+        "{stats}"
+    );
+}
+
+#[tokio::test]
+async fn cc_anonymize_scrubs_users_and_addresses() {
+    let (setup, _db) = tracker_cache("ccanon").await;
+    let dir = &setup.dir.0;
+    let out = path(dir, "anon.bin");
+    let (code, stdout, err) = cc(&["anonymize", setup.cache.to_str().unwrap(), &out]);
+    assert_eq!((code, stdout.as_str(), err.as_str()), (0, "", ""));
+    let (_, dump, _) = cc(&["dump", &out]);
+    for secret in [
+        PASSKEY_1,
+        PASSKEY_2,
+        "1.2.3.4",
+        "5.6.7.8",
+        "\"tracker_hide\": true",
+    ] {
+        assert!(!dump.contains(secret), "{secret} left in {dump}");
+    }
+    let (_, stats, _) = cc(&["stats", &out]);
+    assert!(
+        stats.contains("\"users\":2,\"torrents\":3,\"peers\":3"),
+        "{stats}"
+    );
+}
+
+#[test]
+fn cc_errors_and_usage() {
+    let dir = TempDir::new("ccerr");
+    let missing = path(&dir.0, "missing.bin");
+    let (code, out, err) = cc(&["stats", &missing]);
+    assert_eq!(code, 1);
+    assert!(out.is_empty());
+    assert!(err.starts_with(&format!("cc: {missing}: ")), "{err}");
+
+    std::fs::write(dir.0.join("junk.bin"), b"not a cache at all, clearly").unwrap();
+    let (code, _, err) = cc(&["dump", &path(&dir.0, "junk.bin")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("offset 0: bad magic"), "{err}");
+
+    std::fs::write(
+        dir.0.join("bad.json"),
+        b"{\"torrents\": {}, \"users\": {}, \"version\": 1}",
+    )
+    .unwrap();
+    let (code, _, err) = cc(&["restore", &path(&dir.0, "bad.json"), &path(&dir.0, "x.bin")]);
+    assert_eq!(code, 1);
+    assert!(err.contains("missing field `written_at`"), "{err}");
+    assert!(!dir.0.join("x.bin").exists(), "nothing written on failure");
+
+    for bad in [
+        &["nope"][..],
+        &[],
+        &["restore", "only-one"],
+        &["stats", "a", "b"],
+    ] {
+        let (code, out, err) = cc(bad);
+        assert_eq!(code, 2, "{bad:?}");
+        assert!(out.is_empty());
+        assert!(err.contains("Usage"), "{bad:?}: {err}");
+    }
+    let (code, out, _) = cc(&["--help"]);
+    assert_eq!(code, 0);
+    for command in ["dump", "restore", "anonymize", "stats"] {
+        assert!(out.contains(command));
+    }
+}
