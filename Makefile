@@ -48,7 +48,7 @@ run:
 	echo "Example announce (demo user 1, torrent 3):"; \
 	echo "  $$url"; \
 	echo "Try it from another shell:"; \
-	echo "  curl -s '$$url'; echo"; \
+	echo "  curl -s '$$url' | $$bin/bencode -d"; \
 	echo; \
 	echo "DB_DSN=$$dsn $$bin/chihaya --config config.example.json"; \
 	exec env DB_DSN="$$dsn" "$$bin/chihaya" --config config.example.json

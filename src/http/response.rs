@@ -167,3 +167,115 @@ mod tests {
         assert_eq!(out, b"le");
     }
 }
+
+#[cfg(test)]
+mod well_formed {
+    use super::*;
+    use crate::bencode::{decode, encode, Value};
+    use crate::tracker::{
+        AnnounceDeltas, ClientId, HistoryDelta, PeerId, TorrentDelta, TorrentId, TransferIpDelta,
+        UserId,
+    };
+
+    fn announced(include_peers: bool) -> Announced {
+        let history = HistoryDelta {
+            user: UserId(1),
+            torrent: TorrentId(1),
+            uploaded: 0,
+            downloaded: 0,
+            seeding: true,
+            start_time: 0,
+            last_announce: 0,
+            active_time: 0,
+            seed_time: 0,
+            active: true,
+            snatched: 0,
+            remaining: 0,
+        };
+        Announced {
+            complete: 3,
+            downloaded: 2,
+            incomplete: 1,
+            interval: 1811,
+            min_interval: 900,
+            include_peers,
+            seeding: true,
+            deltas: AnnounceDeltas {
+                torrent: TorrentDelta {
+                    id: TorrentId(1),
+                    snatched: 0,
+                    seeders: 3,
+                    leechers: 1,
+                    last_action: 0,
+                },
+                history,
+                user: None,
+                transfer_ip: TransferIpDelta {
+                    user: UserId(1),
+                    torrent: TorrentId(1),
+                    client: ClientId(1),
+                    ip: 0,
+                    port: 0,
+                    uploaded: 0,
+                    downloaded: 0,
+                    start_time: 0,
+                    last_announce: 0,
+                },
+                snatch: None,
+                unprune: None,
+            },
+        }
+    }
+
+    /// Every body the server writes is one canonical bencode value: the strict decoder
+    /// accepts it and re-encoding (keys sorted) gives the same bytes.
+    #[test]
+    fn bodies_are_canonical_bencode() {
+        let peers = [
+            SelectedPeer {
+                peer_id: PeerId(*b"-TR2940-\x00\xff3456789012"),
+                ip: "1.2.3.4".parse().unwrap(),
+                port: 6881,
+            },
+            SelectedPeer {
+                peer_id: PeerId(*b"-DE13F0-abcdefghijkl"),
+                ip: "255.0.0.1".parse().unwrap(),
+                port: 65535,
+            },
+        ];
+        let mut bodies = Vec::new();
+        for format in [
+            PeerFormat::Compact,
+            PeerFormat::Dicts { with_peer_id: true },
+            PeerFormat::Dicts {
+                with_peer_id: false,
+            },
+        ] {
+            for include in [true, false] {
+                let mut out = Vec::new();
+                announce(&mut out, &announced(include), &peers, format);
+                bodies.push(out);
+            }
+        }
+        let mut out = Vec::new();
+        failure(&mut out, &Failure::ClientNotApproved(peers[0].peer_id));
+        bodies.push(out);
+        let mut out = Vec::new();
+        let files = [ScrapeFile {
+            info_hash: crate::tracker::InfoHash([0xff; 20]),
+            complete: 1,
+            downloaded: 0,
+            incomplete: 2,
+        }];
+        scrape(&mut out, &files, false, 900);
+        bodies.push(out);
+        for body in bodies {
+            let value = decode(&body)
+                .unwrap_or_else(|e| panic!("{e}: {:?}", String::from_utf8_lossy(&body)));
+            assert!(matches!(value, Value::Dict(_)));
+            let mut again = Vec::new();
+            encode(&value, &mut again);
+            assert_eq!(again, body);
+        }
+    }
+}
