@@ -17,6 +17,7 @@ use crate::accounting::writer::Writers;
 use crate::accounting::Sink;
 use crate::cache;
 use crate::config::Config;
+use crate::metrics::Metrics;
 use crate::purge;
 use crate::reload::{self, LoadError};
 use crate::state::{unix_now, Shared};
@@ -76,14 +77,15 @@ impl Tracker {
         files: Files,
         listener: Option<TcpListener>,
     ) -> Result<Tracker, StartError> {
-        let store = Store::new(&config.database);
+        let metrics = Arc::new(Metrics::new(&config.channels));
+        let store = Store::new(&config.database, &metrics);
         store.ping().await.map_err(StartError::Ping)?;
-        let shared = Arc::new(Shared::new(Arc::new(config), Arc::clone(&store.stats)));
+        let shared = Arc::new(Shared::new(Arc::new(config), metrics));
         let (cached, cache_path) = (Arc::clone(&shared), files.peer_cache.clone());
         // Reading and rebuilding a large cache is blocking work.
         let _ =
             tokio::task::spawn_blocking(move || cache::load(&cache_path, &cached.snapshots)).await;
-        reload::load_all(&store, &shared.snapshots)
+        reload::load_all(&store, &shared)
             .await
             .map_err(StartError::Load)?;
         let spill = Arc::new(Spill::new(files.spill));
@@ -186,9 +188,8 @@ impl Tracker {
 
         // The peer cache is written meanwhile, not after the database drain (step 3).
         let (shared, cache_path) = (Arc::clone(&self.shared), self.peer_cache.clone());
-        let cache_write = tokio::task::spawn_blocking(move || {
-            cache::save(&cache_path, &shared.snapshots, unix_now())
-        });
+        let cache_write =
+            tokio::task::spawn_blocking(move || cache::save(&cache_path, &shared, unix_now()));
 
         let deadline = self.deadline.subscribe();
         let drain = self.writers.drain(&deadline);

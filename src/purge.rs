@@ -58,6 +58,11 @@ pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receive
                 .await;
         match purged {
             Ok(purged) => {
+                shared
+                    .metrics
+                    .flush_seconds
+                    .with_label_values(&["purging_inactive_peers"])
+                    .observe(started.elapsed().as_secs_f64());
                 tracing::info!(
                     "Purged {} inactive peers from memory ({})",
                     purged,

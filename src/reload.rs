@@ -9,8 +9,9 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::log::fmt_duration;
+use crate::state::Shared;
 use crate::store::{self, Store};
-use crate::tracker::{Snapshots, Torrents};
+use crate::tracker::Torrents;
 
 /// One of the six snapshots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -42,6 +43,18 @@ impl Kind {
             Kind::GroupFreeleech => "group freeleech",
             Kind::GlobalFreeleech => "global freeleech",
             Kind::Clients => "clients",
+        }
+    }
+
+    /// The `type` of `chihaya_reload_seconds`; global freeleech has none.
+    fn metric_label(self) -> Option<&'static str> {
+        match self {
+            Kind::Users => Some("users"),
+            Kind::HitAndRuns => Some("hit_and_runs"),
+            Kind::Torrents => Some("torrents"),
+            Kind::GroupFreeleech => Some("group_freeleech"),
+            Kind::GlobalFreeleech => None,
+            Kind::Clients => Some("clients"),
         }
     }
 
@@ -79,7 +92,8 @@ impl fmt::Display for LoadError {
 impl std::error::Error for LoadError {}
 
 /// Loads one snapshot and swaps it in; returns the rows loaded.
-pub async fn load(store: &Store, snapshots: &Snapshots, kind: Kind) -> Result<usize, LoadError> {
+pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, LoadError> {
+    let snapshots = &shared.snapshots;
     let fail = |error| LoadError { kind, error };
     let started = Instant::now();
     let rows = match kind {
@@ -138,6 +152,13 @@ pub async fn load(store: &Store, snapshots: &Snapshots, kind: Kind) -> Result<us
             n
         }
     };
+    if let Some(label) = kind.metric_label() {
+        shared
+            .metrics
+            .reload_seconds
+            .with_label_values(&[label])
+            .observe(started.elapsed().as_secs_f64());
+    }
     if kind != Kind::GlobalFreeleech {
         tracing::info!(
             "{} load complete ({} rows, {})",
@@ -150,17 +171,17 @@ pub async fn load(store: &Store, snapshots: &Snapshots, kind: Kind) -> Result<us
 }
 
 /// The start-up load: every snapshot, stopping at the first failure.
-pub async fn load_all(store: &Store, snapshots: &Snapshots) -> Result<(), LoadError> {
+pub async fn load_all(store: &Store, shared: &Shared) -> Result<(), LoadError> {
     for kind in Kind::ALL {
-        load(store, snapshots, kind).await?;
+        load(store, shared, kind).await?;
     }
     Ok(())
 }
 
 /// One reload cycle: each snapshot on its own; a failure keeps that snapshot's old value.
-pub async fn reload_all(store: &Store, snapshots: &Snapshots) {
+pub async fn reload_all(store: &Store, shared: &Shared) {
     for kind in Kind::ALL {
-        if let Err(error) = load(store, snapshots, kind).await {
+        if let Err(error) = load(store, shared, kind).await {
             tracing::error!("{}", error);
         }
     }
@@ -179,7 +200,7 @@ pub async fn run(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         tokio::select! {
-            () = reload_all(&store, &shared.snapshots) => {}
+            () = reload_all(&store, &shared) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
     }

@@ -1,45 +1,32 @@
 //! What the request handlers and the background tasks share: the configuration, the
-//! snapshots, the accounting sink and the request counters. Passed around as an
+//! snapshots, the accounting sink and the metrics. Passed around as an
 //! `Arc<Shared>`; there are no globals.
 
-use std::sync::atomic::AtomicU64;
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::accounting::Sink;
 use crate::config::Config;
-use crate::store::retry::RetryStats;
+use crate::metrics::Metrics;
 use crate::tracker::{Settings, Snapshots};
-
-/// Request counters (exported as metrics).
-#[derive(Default, Debug)]
-pub struct Counters {
-    /// Responses with status 200 or 404.
-    pub requests: AtomicU64,
-    /// Requests that hit an internal error (HTTP 500).
-    pub requests_fail: AtomicU64,
-}
 
 pub struct Shared {
     pub config: Arc<Config>,
     pub settings: Settings,
     pub snapshots: Snapshots,
     pub sink: Arc<Sink>,
-    pub counters: Counters,
-    /// Database retry counters, shared with the store.
-    pub retry_stats: Arc<RetryStats>,
+    pub metrics: Arc<Metrics>,
     pub started: Instant,
 }
 
 impl Shared {
-    pub fn new(config: Arc<Config>, retry_stats: Arc<RetryStats>) -> Shared {
+    pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Shared {
         Shared {
             settings: settings(&config),
-            sink: Arc::new(Sink::new(&config.channels)),
+            sink: Arc::new(Sink::new(&config.channels, &metrics)),
             config,
             snapshots: Snapshots::default(),
-            counters: Counters::default(),
-            retry_stats,
+            metrics,
             started: Instant::now(),
         }
     }

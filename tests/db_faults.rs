@@ -65,7 +65,7 @@ async fn an_outage_under_load_slows_nothing_and_loses_nothing() {
     let t = TestTracker::with_dsn(
         db,
         &dsn,
-        r#""intervals": {"announce_drift": 0, "database_reload": 1, "flush": 1}"#,
+        r#""admin_token": "t", "intervals": {"announce_drift": 0, "database_reload": 1, "flush": 1}"#,
         TempDir::new("outage"),
     )
     .await;
@@ -126,6 +126,18 @@ async fn an_outage_under_load_slows_nothing_and_loses_nothing() {
         .map(|&k| sink.stats(k).retries(Reason::Connection))
         .sum();
     assert!(connection_retries > 0, "the outage was felt by the writers");
+    let r = get(t.addr, "/metrics", &[("Authorization", "Bearer t")]).await;
+    let exposed = common::prom::parse(&r.text());
+    assert_eq!(
+        exposed.sum("chihaya_flush_retries_total", &[("reason", "connection")]),
+        connection_retries as f64
+    );
+    assert!(
+        exposed
+            .value("chihaya_sql_errors_count", &[])
+            .unwrap_or(0.0)
+            >= connection_retries as f64
+    );
     assert!(user1 > 0 && user2 > 0);
     assert_eq!(
         t.db.rows("SELECT rawup FROM users_main WHERE ID = 1").await,
@@ -233,12 +245,8 @@ async fn a_deadlock_is_retried_and_nothing_is_lost() {
         1,
         "one deadlock, retried once"
     );
-    let deadlocks = &t.tracker().shared.retry_stats.deadlocks;
-    assert_eq!(
-        deadlocks.load(Ordering::Relaxed),
-        1,
-        "chihaya_deadlock_count"
-    );
+    let deadlocks = &t.tracker().shared.metrics.deadlocks;
+    assert_eq!(deadlocks.get(), 1, "chihaya_deadlock_count");
     t.stop().await;
 }
 
@@ -349,7 +357,7 @@ async fn a_refused_row_is_set_aside_and_the_rest_is_written() {
             .sink
             .stats(Kind::TransferHistory)
             .spilled
-            .load(Ordering::Relaxed),
+            .get(),
         1
     );
     t.stop().await;

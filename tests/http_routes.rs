@@ -146,7 +146,7 @@ async fn metrics_need_a_passkey_and_admin_needs_the_token() {
         "\nchihaya_deadlock_count 0\n",
         "\nchihaya_pending_rows{type=\"transfer_history\"} 0\n",
         "\nchihaya_pending_oldest_seconds{type=\"users\"} 0\n",
-        "\nchihaya_flush_retries_total{type=\"inactive_peers\",reason=\"lock_wait_timeout\"} 0\n",
+        "\nchihaya_flush_retries_total{reason=\"lock_wait_timeout\",type=\"inactive_peers\"} 0\n",
         "\nchihaya_spilled_rows_total{type=\"groups\"} 0\n",
         "\nchihaya_spill_replayed_rows_total{type=\"unprune\"} 0\n",
         "# TYPE chihaya_pending_rows gauge\n",

@@ -15,9 +15,10 @@ use std::sync::{Mutex, PoisonError};
 
 pub use merge::{GroupBump, Unprune};
 pub use pending::{Merge, Pending};
-pub use table::{AnyTable, Kind, Row, Table, TableStats};
+pub use table::{AnyTable, Kind, RetryCounters, Row, Table, TableStats};
 
 use crate::config::ChannelsConfig;
+use crate::metrics::Metrics;
 use crate::tracker::{
     AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta,
     UserDelta, UserId,
@@ -39,23 +40,23 @@ pub struct Sink {
     /// Announces whose deltas were handed in.
     pub announces: AtomicU64,
     /// Retries of the purge's `active = 0` update (type `inactive_peers`).
-    pub inactive_peers: TableStats,
+    pub inactive_peers: RetryCounters,
     /// The latest purge cutoff not yet applied to `transfer_history.active`.
     deactivate_before: Mutex<Option<i64>>,
 }
 
 impl Sink {
-    pub fn new(channels: &ChannelsConfig) -> Sink {
+    pub fn new(channels: &ChannelsConfig, metrics: &Metrics) -> Sink {
         Sink {
-            torrents: Table::new(channels.torrent),
-            users: Table::new(channels.user),
-            history: Table::new(channels.transfer_history),
-            transfer_ips: Table::new(channels.transfer_ips),
-            snatches: Table::new(channels.snatch),
-            unprune: Table::new(channels.torrent),
-            groups: Table::new(channels.torrent),
+            torrents: Table::new(channels.torrent, metrics),
+            users: Table::new(channels.user, metrics),
+            history: Table::new(channels.transfer_history, metrics),
+            transfer_ips: Table::new(channels.transfer_ips, metrics),
+            snatches: Table::new(channels.snatch, metrics),
+            unprune: Table::new(channels.torrent, metrics),
+            groups: Table::new(channels.torrent, metrics),
             announces: AtomicU64::new(0),
-            inactive_peers: TableStats::default(),
+            inactive_peers: RetryCounters::new(metrics, "inactive_peers"),
             deactivate_before: Mutex::new(None),
         }
     }
@@ -256,7 +257,7 @@ impl Sink {
                 Kind::Groups
             }
         };
-        self.stats(kind).replayed.fetch_add(1, Ordering::Relaxed);
+        self.stats(kind).replayed.inc();
         kind
     }
 }

@@ -4,14 +4,16 @@
 
 use std::future::Future;
 use std::hash::Hash;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
+use prometheus::{Histogram, IntCounter};
 use tokio::sync::Notify;
 
 use super::merge::{GroupBump, Unprune};
 use super::pending::{Merge, Pending};
 use super::spill::{Flag, SpillRow};
 use super::Sink;
+use crate::metrics::Metrics;
 use crate::store::retry::Reason;
 use crate::store::{write, Store};
 use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
@@ -331,26 +333,73 @@ impl Row for GroupBump {
     }
 }
 
-/// Counters of one table (exported as metrics).
-#[derive(Default, Debug)]
+/// `chihaya_flush_retries_total` for one `type`, by reason.
+#[derive(Clone)]
+pub struct RetryCounters([IntCounter; 5]);
+
+impl RetryCounters {
+    pub fn new(metrics: &Metrics, kind: &str) -> RetryCounters {
+        RetryCounters(Reason::ALL.map(|reason| {
+            metrics
+                .flush_retries
+                .with_label_values(&[kind, reason.label()])
+        }))
+    }
+
+    pub fn retry(&self, reason: Reason) {
+        self.0[reason.index()].inc();
+    }
+
+    pub fn get(&self, reason: Reason) -> u64 {
+        self.0[reason.index()].get()
+    }
+}
+
+/// The metrics of one table.
+#[derive(Clone)]
 pub struct TableStats {
-    /// Failed write attempts by [`Reason`], in `Reason::ALL` order.
-    pub retries: [AtomicU64; 5],
-    pub spilled: AtomicU64,
-    pub replayed: AtomicU64,
-    pub batches: AtomicU64,
-    pub rows_written: AtomicU64,
-    /// Time spent in committed batches, microseconds.
-    pub write_micros: AtomicU64,
+    pub retries: RetryCounters,
+    pub spilled: IntCounter,
+    pub replayed: IntCounter,
+    pub rows_written: IntCounter,
+    /// One observation per committed batch (`chihaya_flush_seconds`).
+    pub flush_seconds: Histogram,
+    /// Rows per committed batch (`chihaya_<x>_channel_len`), for the five main tables.
+    pub channel_len: Option<Histogram>,
 }
 
 impl TableStats {
+    pub fn new(metrics: &Metrics, kind: Kind) -> TableStats {
+        let name = kind.name();
+        let channel_len = crate::metrics::CHANNELS
+            .iter()
+            .position(|&(channel, _)| channel == name)
+            .and_then(|i| metrics.channel_len.get(i).cloned());
+        TableStats {
+            retries: RetryCounters::new(metrics, name),
+            spilled: metrics.spilled_rows.with_label_values(&[name]),
+            replayed: metrics.replayed_rows.with_label_values(&[name]),
+            rows_written: metrics.rows_written.with_label_values(&[name]),
+            flush_seconds: metrics.flush_seconds.with_label_values(&[name]),
+            channel_len,
+        }
+    }
+
     pub fn retry(&self, reason: Reason) {
-        self.retries[reason.index()].fetch_add(1, Ordering::Relaxed);
+        self.retries.retry(reason);
     }
 
     pub fn retries(&self, reason: Reason) -> u64 {
-        self.retries[reason.index()].load(Ordering::Relaxed)
+        self.retries.get(reason)
+    }
+
+    /// Counts a committed batch of `rows` rows that took `seconds`.
+    pub fn committed(&self, rows: usize, seconds: f64) {
+        self.flush_seconds.observe(seconds);
+        self.rows_written.inc_by(rows as u64);
+        if let Some(histogram) = &self.channel_len {
+            histogram.observe(rows as f64);
+        }
     }
 }
 
@@ -422,14 +471,14 @@ pub struct Table<R: Row> {
 }
 
 impl<R: Row> Table<R> {
-    pub fn new(capacity: u32) -> Table<R> {
+    pub fn new(capacity: u32, metrics: &Metrics) -> Table<R> {
         let capacity = usize::try_from(capacity).unwrap_or(usize::MAX).max(1);
         Table {
             pending: Pending::new(),
             capacity,
             threshold: (capacity / 2).max(1),
             wake: Notify::new(),
-            stats: TableStats::default(),
+            stats: TableStats::new(metrics, R::KIND),
             writing: AtomicUsize::new(0),
         }
     }

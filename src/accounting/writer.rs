@@ -3,7 +3,6 @@
 //! database refuses for good, and at shutdown keeps trying until the drain deadline,
 //! after which the rest goes to the spill file.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -130,12 +129,7 @@ impl Writers {
             let started = std::time::Instant::now();
             match R::write(&self.store, batch).await {
                 Ok(_) => {
-                    stats.batches.fetch_add(1, Ordering::Relaxed);
-                    stats
-                        .rows_written
-                        .fetch_add(batch.len() as u64, Ordering::Relaxed);
-                    let micros = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
-                    stats.write_micros.fetch_add(micros, Ordering::Relaxed);
+                    stats.committed(batch.len(), started.elapsed().as_secs_f64());
                     return Outcome::Written;
                 }
                 Err(error) => {
@@ -167,10 +161,7 @@ impl Writers {
         let line = SpillLine::new(row.to_spill(), Some(error.to_owned()));
         match self.spill.append(std::slice::from_ref(&line)) {
             Ok(()) => {
-                R::table(&self.sink)
-                    .stats
-                    .spilled
-                    .fetch_add(1, Ordering::Relaxed);
+                R::table(&self.sink).stats.spilled.inc();
                 tracing::error!(
                     "Set aside a {} row the database refuses ({}); saved to {}",
                     R::KIND.name(),
@@ -314,10 +305,7 @@ impl Writers {
         match self.spill.append(&lines) {
             Ok(()) => {
                 for (kind, n) in counted {
-                    self.sink
-                        .stats(kind)
-                        .spilled
-                        .fetch_add(n as u64, Ordering::Relaxed);
+                    self.sink.stats(kind).spilled.inc_by(n as u64);
                 }
                 tracing::info!(
                     "Saved {} unwritten rows to {}",

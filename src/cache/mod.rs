@@ -57,7 +57,8 @@ pub fn load(path: &Path, snapshots: &Snapshots) {
 }
 
 /// Writes the cache file (SPEC §10.2); a failure is logged and the tracker goes on.
-pub fn save(path: &Path, snapshots: &Snapshots, now: i64) -> bool {
+pub fn save(path: &Path, shared: &crate::state::Shared, now: i64) -> bool {
+    let snapshots = &shared.snapshots;
     let started = Instant::now();
     tracing::info!("Serializing database to cache file");
     let written = state::capture(snapshots, now)
@@ -65,7 +66,12 @@ pub fn save(path: &Path, snapshots: &Snapshots, now: i64) -> bool {
         .and_then(|bytes| file::write_atomic(path, &bytes).map_err(|e| e.to_string()));
     match written {
         Ok(()) => {
-            tracing::info!("Done serializing ({})", fmt_duration(started.elapsed()));
+            let took = started.elapsed();
+            shared
+                .metrics
+                .serialization_seconds
+                .observe(took.as_secs_f64());
+            tracing::info!("Done serializing ({})", fmt_duration(took));
             true
         }
         Err(e) => {
@@ -89,9 +95,7 @@ pub async fn run_serializer(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         let (shared, path) = (Arc::clone(&shared), path.clone());
-        let _ = tokio::task::spawn_blocking(move || {
-            save(&path, &shared.snapshots, crate::state::unix_now())
-        })
-        .await;
+        let _ = tokio::task::spawn_blocking(move || save(&path, &shared, crate::state::unix_now()))
+            .await;
     }
 }

@@ -8,7 +8,6 @@ mod routes;
 
 use std::net::TcpListener;
 use std::panic::AssertUnwindSafe;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -74,11 +73,7 @@ async fn entry(request: HttpRequest, state: web::Data<HttpState>) -> HttpRespons
     match std::panic::catch_unwind(AssertUnwindSafe(|| routes::respond(&request, &state))) {
         Ok(response) => response,
         Err(panic) => {
-            state
-                .shared
-                .counters
-                .requests_fail
-                .fetch_add(1, Ordering::Relaxed);
+            state.shared.metrics.requests_fail.inc();
             let message = panic
                 .downcast_ref::<&str>()
                 .map(|s| (*s).to_owned())

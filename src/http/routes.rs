@@ -1,7 +1,7 @@
 //! Routing (SPEC §3.3) and the announce and scrape handlers.
 
 use std::borrow::Cow;
-use std::sync::atomic::Ordering;
+use std::time::Instant;
 
 use actix_web::http::{header, Method, StatusCode};
 use actix_web::{HttpRequest, HttpResponse};
@@ -79,9 +79,16 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
             true => metrics::respond(&state.shared, true),
             false => not_found(),
         },
-        Route::Announce(passkey) => {
-            with_user(state, &passkey, |user| announce(request, state, user))
-        }
+        Route::Announce(passkey) => with_user(state, &passkey, |user| {
+            let started = Instant::now();
+            let response = announce(request, state, user);
+            state
+                .shared
+                .metrics
+                .announce_duration
+                .observe(started.elapsed().as_secs_f64());
+            response
+        }),
         Route::Scrape(passkey) => with_user(state, &passkey, |user| {
             if state.shared.config.scrape {
                 scrape(request, state, user)
@@ -98,11 +105,7 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
         Route::NotFound => not_found(),
     };
     if matches!(response.status(), StatusCode::OK | StatusCode::NOT_FOUND) {
-        state
-            .shared
-            .counters
-            .requests
-            .fetch_add(1, Ordering::Relaxed);
+        state.shared.metrics.requests.inc();
     }
     response
 }

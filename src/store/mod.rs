@@ -6,13 +6,13 @@ pub mod retry;
 mod row;
 pub mod write;
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
 use crate::config::{DatabaseConfig, DbProto};
+use crate::metrics::Metrics;
 pub use load::{
     load_clients, load_global_freeleech, load_group_freeleech, load_hit_and_runs, load_torrents,
     load_users,
@@ -24,12 +24,12 @@ use retry::{RetryPolicy, RetryStats};
 pub struct Store {
     pub pool: MySqlPool,
     pub policy: RetryPolicy,
-    pub stats: Arc<RetryStats>,
+    pub stats: RetryStats,
 }
 
 impl Store {
     /// Builds the pool without connecting; `ping` tells whether the server answers.
-    pub fn new(config: &DatabaseConfig) -> Store {
+    pub fn new(config: &DatabaseConfig, metrics: &Metrics) -> Store {
         let pool = MySqlPoolOptions::new()
             .max_connections(8)
             .min_connections(0)
@@ -43,7 +43,7 @@ impl Store {
                 pause: Duration::from_secs(u64::from(config.deadlock_pause)),
                 retries: config.deadlock_retries,
             },
-            stats: Arc::new(RetryStats::default()),
+            stats: RetryStats::new(metrics),
         }
     }
 

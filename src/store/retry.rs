@@ -1,12 +1,13 @@
 //! The retry policy of SPEC §8.7: how a failed statement is classified, how long to
 //! wait before the next attempt, what to log, and the counters behind the metrics.
 
-use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
+use prometheus::{Counter, IntCounter};
 use sqlx::mysql::MySqlDatabaseError;
 
 use crate::log::fmt_duration;
+use crate::metrics::Metrics;
 
 /// Why an attempt failed; the `reason` label of `chihaya_flush_retries_total`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,19 +98,28 @@ pub fn classify(error: &sqlx::Error) -> Reason {
     }
 }
 
-/// Counters shared by all writers and loaders (exported as metrics by a later issue).
-#[derive(Default, Debug)]
+/// The database-error counters shared by all writers and loaders (SPEC §13).
+#[derive(Clone)]
 pub struct RetryStats {
-    /// Statements that met 1213/1205.
-    pub deadlocks: AtomicU64,
-    /// Statements that reached `deadlock_retries` failures (and kept retrying).
-    pub deadlocks_aborted: AtomicU64,
-    /// Milliseconds waited after 1213/1205.
-    pub deadlock_wait_ms: AtomicU64,
+    /// Statements that met 1213/1205 (`chihaya_deadlock_count`).
+    pub deadlocks: IntCounter,
+    /// Statements that reached `deadlock_retries` failures and kept retrying.
+    pub deadlocks_aborted: IntCounter,
+    /// Seconds waited after 1213/1205.
+    pub deadlock_seconds: Counter,
     /// Failed attempts of the other classes.
-    pub sql_errors: AtomicU64,
-    /// Failed attempts of any class.
-    pub retries: AtomicU64,
+    pub sql_errors: IntCounter,
+}
+
+impl RetryStats {
+    pub fn new(metrics: &Metrics) -> RetryStats {
+        RetryStats {
+            deadlocks: metrics.deadlocks.clone(),
+            deadlocks_aborted: metrics.deadlocks_aborted.clone(),
+            deadlock_seconds: metrics.deadlock_seconds.clone(),
+            sql_errors: metrics.sql_errors.clone(),
+        }
+    }
 }
 
 /// The failed attempts of one statement so far.
@@ -150,15 +160,13 @@ impl RetryPolicy {
         let failures = attempts.failures;
         let reason = classify(error);
         let wait = self.wait(failures, reason);
-        stats.retries.fetch_add(1, Ordering::Relaxed);
         match reason {
             Reason::Deadlock | Reason::LockWaitTimeout => {
                 if !attempts.met_lock_conflict {
                     attempts.met_lock_conflict = true;
-                    stats.deadlocks.fetch_add(1, Ordering::Relaxed);
+                    stats.deadlocks.inc();
                 }
-                let waited = u64::try_from(wait.as_millis()).unwrap_or(u64::MAX);
-                stats.deadlock_wait_ms.fetch_add(waited, Ordering::Relaxed);
+                stats.deadlock_seconds.inc_by(wait.as_secs_f64());
                 tracing::warn!(
                     "Deadlock found! Retrying in {} ({}/{})",
                     fmt_duration(wait),
@@ -167,17 +175,17 @@ impl RetryPolicy {
                 );
             }
             Reason::Connection => {
-                stats.sql_errors.fetch_add(1, Ordering::Relaxed);
+                stats.sql_errors.inc();
                 tracing::error!("Database error: {}", error);
             }
             Reason::Data | Reason::Other => {
-                stats.sql_errors.fetch_add(1, Ordering::Relaxed);
+                stats.sql_errors.inc();
                 let code = error_code(error).map_or_else(|| "-".to_owned(), |c| c.to_string());
                 tracing::error!("SQL error {}: {}", code, server_message(error));
             }
         }
         if failures == self.retries {
-            stats.deadlocks_aborted.fetch_add(1, Ordering::Relaxed);
+            stats.deadlocks_aborted.inc();
             tracing::error!(
                 "Deadlocked {} times, still retrying every {}",
                 failures,
