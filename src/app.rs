@@ -19,6 +19,7 @@ use crate::cache;
 use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::purge;
+use crate::record::{self, Recorder};
 use crate::reload::{self, LoadError};
 use crate::state::{unix_now, Shared};
 use crate::store::Store;
@@ -39,6 +40,7 @@ pub enum StartError {
     Load(LoadError),
     Bind(String, std::io::Error),
     Spill(String),
+    Events(String, std::io::Error),
 }
 
 impl fmt::Display for StartError {
@@ -48,6 +50,9 @@ impl fmt::Display for StartError {
             StartError::Load(e) => write!(f, "{e}"),
             StartError::Bind(addr, e) => write!(f, "Couldn't listen on {addr} - {e}"),
             StartError::Spill(problem) => write!(f, "{problem}"),
+            StartError::Events(dir, e) => {
+                write!(f, "Couldn't create the recorder directory {dir} - {e}")
+            }
         }
     }
 }
@@ -90,6 +95,18 @@ impl Tracker {
             .map_err(StartError::Load)?;
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;
+        if shared.config.record {
+            let events =
+                |e: std::io::Error| StartError::Events(files.events.display().to_string(), e);
+            record::create_dir(&files.events).map_err(events)?;
+            let recorder = Recorder::start(
+                files.events.clone(),
+                record::BUFFER_LINES,
+                shared.metrics.recorder_dropped.clone(),
+            )
+            .map_err(events)?;
+            let _ = shared.recorder.set(recorder);
+        }
 
         let (stop, stopped) = watch::channel(false);
         let (deadline, deadline_rx) = watch::channel(None);
@@ -185,6 +202,13 @@ impl Tracker {
         for task in self.tasks {
             let _ = task.await;
         }
+        let shared = Arc::clone(&self.shared);
+        let _ = tokio::task::spawn_blocking(move || {
+            if let Some(recorder) = shared.recorder.get() {
+                recorder.close();
+            }
+        })
+        .await;
 
         // The peer cache is written meanwhile, not after the database drain (step 3).
         let (shared, cache_path) = (Arc::clone(&self.shared), self.peer_cache.clone());
@@ -218,6 +242,8 @@ impl Tracker {
 pub struct Files {
     pub peer_cache: PathBuf,
     pub spill: PathBuf,
+    /// The recorder's directory (`events/` in the working directory).
+    pub events: PathBuf,
 }
 
 /// Merges the rows of a previous run's spill file into the sink and renames the file
@@ -328,6 +354,7 @@ pub async fn run(options: Options) -> u8 {
     let files = Files {
         peer_cache: options.peer_cache.clone(),
         spill: options.spill.clone(),
+        events: PathBuf::from("events"),
     };
     let started = tokio::select! {
         started = Tracker::start(loaded.config, files, None) => started,

@@ -14,6 +14,7 @@ pub mod http;
 pub mod log;
 pub mod metrics;
 pub mod purge;
+pub mod record;
 pub mod reload;
 pub mod state;
 pub mod store;

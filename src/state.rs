@@ -2,12 +2,13 @@
 //! snapshots, the accounting sink and the metrics. Passed around as an
 //! `Arc<Shared>`; there are no globals.
 
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use crate::accounting::Sink;
 use crate::config::Config;
 use crate::metrics::Metrics;
+use crate::record::Recorder;
 use crate::tracker::{Settings, Snapshots};
 
 pub struct Shared {
@@ -16,6 +17,8 @@ pub struct Shared {
     pub snapshots: Snapshots,
     pub sink: Arc<Sink>,
     pub metrics: Arc<Metrics>,
+    /// The announce recorder, when `record` is on (set once at start).
+    pub recorder: OnceLock<Recorder>,
     pub started: Instant,
 }
 
@@ -27,6 +30,7 @@ impl Shared {
             config,
             snapshots: Snapshots::default(),
             metrics,
+            recorder: OnceLock::new(),
             started: Instant::now(),
         }
     }

@@ -1,6 +1,7 @@
 //! Routing (SPEC §3.3) and the announce and scrape handlers.
 
 use std::borrow::Cow;
+use std::net::IpAddr;
 use std::time::Instant;
 
 use actix_web::http::{header, Method, StatusCode};
@@ -9,6 +10,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::query::{announce_request, decode_path_segment, Query};
 use super::response::{self, PeerFormat};
 use super::{metrics, HttpState};
+use crate::record;
 use crate::state::{unix_now, unix_now_ms};
 use crate::tracker::{self, ip, Failure, User, View, MAX_SCRAPE_HASHES};
 
@@ -151,7 +153,7 @@ fn announce(request: &HttpRequest, state: &HttpState, user: &User) -> HttpRespon
 fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result<Vec<u8>, Failure> {
     let shared = &state.shared;
     let query = Query::parse(raw_query(request))?;
-    let (announce_request, _event_raw) =
+    let (announce_request, event_raw) =
         announce_request(&query, shared.config.strict_port, || {
             let source = ip::Source {
                 proxy_header: state
@@ -178,12 +180,13 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         torrents: &torrents,
     };
     let mut peers = Vec::new();
+    let now = unix_now();
     let done = tracker::announce(
         &shared.settings,
         &view,
         user,
         &announce_request,
-        unix_now(),
+        now,
         &mut rand::rng(),
         &mut peers,
     )?;
@@ -191,6 +194,22 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         tracing::info!("Unpruning torrent {}", id.0);
     }
     shared.sink.record(&done.deltas);
+    if let Some(recorder) = shared.recorder.get() {
+        recorder.record(record::Event {
+            at: now,
+            torrent: done.deltas.torrent.id.0,
+            user: user.id.0,
+            ip: IpAddr::V4(announce_request.ip),
+            port: announce_request.port,
+            event: event_raw.to_vec(),
+            seeding: done.seeding,
+            delta_up: done.deltas.history.uploaded,
+            delta_down: done.deltas.history.downloaded,
+            uploaded: announce_request.uploaded,
+            downloaded: announce_request.downloaded,
+            left: announce_request.left,
+        });
+    }
     let format = if announce_request.compact {
         PeerFormat::Compact
     } else {
