@@ -347,6 +347,7 @@ mod tests {
         let _ = std::fs::remove_file(&probe);
         OpenOptions::new()
             .create(true)
+            .truncate(true)
             .write(true)
             .mode(0o777)
             .open(&probe)
