@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use chihaya::cache::cc::{run, Command as Operation};
-use clap::{value_parser, Arg, ArgMatches, Command};
+use chihaya::record::analysis::DEFAULT_MAX_RATE;
+use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
+
+/// `--max-rate` default, as clap wants it: 100 MiB/s.
+const DEFAULT_MAX_RATE_TEXT: &str = "104857600";
 
 fn path_arg(name: &'static str, help: &'static str) -> Arg {
     Arg::new(name)
@@ -44,6 +48,31 @@ fn cli() -> Command {
                 .about("Print counts as one JSON line")
                 .arg(path_arg("CACHE", "Peer cache [default: peer-cache.bin]")),
         )
+        .subcommand(
+            Command::new("events")
+                .about("Totals per user and torrent, and cheat signals, from recorder files")
+                .arg(
+                    path_arg("FILE", "Recorder files (events/events_YYYY-MM-DDTHH.json)")
+                        .required(true)
+                        .num_args(1..),
+                )
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("Print JSON instead of a table"),
+                )
+                .arg(
+                    Arg::new("max-rate")
+                        .long("max-rate")
+                        .value_name("BYTES_PER_SECOND")
+                        .value_parser(value_parser!(u64))
+                        .default_value(DEFAULT_MAX_RATE_TEXT)
+                        .help(
+                            "Flag users uploading more than this per second, averaged over an hour",
+                        ),
+                ),
+        )
 }
 
 fn path(matches: &ArgMatches, name: &str, default: &str) -> PathBuf {
@@ -69,6 +98,14 @@ fn operation(matches: &ArgMatches) -> Option<Operation> {
         },
         ("stats", m) => Operation::Stats {
             cache: path(m, "CACHE", "peer-cache.bin"),
+        },
+        ("events", m) => Operation::Events {
+            files: m.get_many::<PathBuf>("FILE")?.cloned().collect(),
+            json: m.get_flag("json"),
+            max_rate: m
+                .get_one::<u64>("max-rate")
+                .copied()
+                .unwrap_or(DEFAULT_MAX_RATE),
         },
         _ => return None,
     })
@@ -105,5 +142,9 @@ mod tests {
     #[test]
     fn cli_is_well_formed() {
         super::cli().debug_assert();
+        assert_eq!(
+            super::DEFAULT_MAX_RATE_TEXT.parse::<u64>().ok(),
+            Some(super::DEFAULT_MAX_RATE)
+        );
     }
 }

@@ -1,5 +1,5 @@
-//! The `cc` tool's operations (SPEC §10.3): read a cache or a JSON dump from a file or
-//! stdin, write the result atomically to a file or to stdout.
+//! The `cc` tool's operations (SPEC §10.3, and `events` for the recorder's files): read
+//! from files or stdin, write the result atomically to a file or to stdout.
 
 use std::fmt;
 use std::io::{Read, Write};
@@ -8,14 +8,32 @@ use std::path::{Path, PathBuf};
 use super::dump;
 use super::file::write_atomic;
 use super::format::{self, CacheFile};
+use crate::record::analysis;
 
 /// What `cc` was asked to do; `-` is stdin or stdout.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Command {
-    Dump { cache: PathBuf, out: PathBuf },
-    Restore { input: PathBuf, output: PathBuf },
-    Anonymize { cache: PathBuf, out: PathBuf },
-    Stats { cache: PathBuf },
+    Dump {
+        cache: PathBuf,
+        out: PathBuf,
+    },
+    Restore {
+        input: PathBuf,
+        output: PathBuf,
+    },
+    Anonymize {
+        cache: PathBuf,
+        out: PathBuf,
+    },
+    Stats {
+        cache: PathBuf,
+    },
+    /// Totals and cheat signals from recorder files.
+    Events {
+        files: Vec<PathBuf>,
+        json: bool,
+        max_rate: u64,
+    },
 }
 
 /// A failed operation, naming the file.
@@ -117,6 +135,31 @@ pub fn run(command: &Command) -> Result<(), ToolError> {
         Command::Stats { cache } => {
             let file = read_cache(cache)?;
             write(Path::new("-"), dump::stats(&file).as_bytes())
+        }
+        Command::Events {
+            files,
+            json,
+            max_rate,
+        } => {
+            let mut texts = Vec::with_capacity(files.len());
+            for path in files {
+                let text = String::from_utf8(read(path)?).map_err(|_| ToolError {
+                    file: name(path),
+                    problem: "not UTF-8 text".to_owned(),
+                })?;
+                texts.push((name(path), text));
+            }
+            let report = analysis::analyze(&analysis::HourFile::ordered(texts), *max_rate)
+                .map_err(|e| ToolError {
+                    file: e.file.clone(),
+                    problem: format!("line {}: {}", e.line, e.problem),
+                })?;
+            let out = if *json {
+                analysis::render_json(&report)
+            } else {
+                analysis::render_table(&report, *max_rate)
+            };
+            write(Path::new("-"), out.as_bytes())
         }
     }
 }

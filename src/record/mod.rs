@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
+pub mod analysis;
+
 /// Lines the writer may be behind before announces' events are dropped.
 pub const BUFFER_LINES: usize = 65_536;
 
