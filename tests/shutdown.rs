@@ -22,13 +22,17 @@ struct Setup {
 impl Setup {
     /// A config that never flushes on its own: only the shutdown drain writes.
     fn new(tag: &str) -> Setup {
+        Setup::with(tag, "")
+    }
+
+    fn with(tag: &str, extra: &str) -> Setup {
         let dir = TempDir::new(tag);
         let port = free_port();
         let config = dir.0.join("config.json");
         std::fs::write(
             &config,
             format!(
-                r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
+                r#"{{"addr": "127.0.0.1:{port}"{extra}, "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
             ),
         )
         .unwrap();
@@ -123,6 +127,16 @@ async fn a_signal_right_after_announces_writes_everything() {
     assert_eq!(status.0.code(), Some(0), "{}", status.1);
     assert!(status.1.contains("Shutdown complete"), "{}", status.1);
     assert!(!status.1.contains("Saved"), "nothing spilled: {}", status.1);
+    for flush in [
+        "{torrents} Flushing 3",
+        "{users_main} Flushing 2",
+        "{transfer_history} Flushing 3",
+    ] {
+        assert!(
+            status.1.contains(flush),
+            "log_flushes is on by default: {flush}"
+        );
+    }
     assert_traffic_written(&db).await;
     assert!(!setup.spill.exists());
 }
@@ -244,4 +258,20 @@ async fn a_bad_spill_line_stops_start_up_but_a_torn_last_line_does_not() {
             .await,
         owned(&[&["7", "5"]])
     );
+}
+
+#[tokio::test]
+async fn log_flushes_false_keeps_flushes_out_of_the_log() {
+    let db = TestDb::new().await;
+    let setup = Setup::with("quiet", r#", "log_flushes": false"#);
+    let mut tracker = setup.start(&db.dsn(), &[]);
+    traffic(setup.addr).await;
+    tracker.signal("TERM");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(!log.contains("Flushing"), "{log}");
+    assert_traffic_written(&db).await;
 }
