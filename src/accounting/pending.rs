@@ -1,89 +1,119 @@
-//! Coalesced rows waiting to be written: one map per table, one row per key. An
-//! announce merges its delta into the row under a short lock and never waits for the
+//! Coalesced rows waiting to be written: one row per key, in a few shards per table.
+//! An announce merges its delta into the row under a short lock and never waits for the
 //! database; memory grows only with the number of distinct keys.
 
-use std::collections::HashMap;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::Instant;
+
+use crate::tracker::hash::{HashMap, RandomState};
 
 /// How a delta combines with the row already pending for its key.
 pub trait Merge {
     fn merge(&mut self, newer: Self);
 }
 
-/// The pending rows of one table.
+/// Independent parts of a table's pending rows: the two HTTP workers rarely want the
+/// same lock at once.
+const SHARDS: usize = 8;
+
+/// The pending rows of one table, sharded by key.
 pub struct Pending<K, V> {
-    rows: Mutex<Rows<K, V>>,
+    shards: [Mutex<Rows<K, V>>; SHARDS],
+    hasher: RandomState,
+    /// Keys pending over all shards.
+    keys: AtomicUsize,
 }
 
 struct Rows<K, V> {
     by_key: HashMap<K, V>,
-    /// When the oldest row still pending arrived (for the pending-age gauge).
+    /// When the oldest row still pending here arrived (for the pending-age gauge).
     oldest: Option<Instant>,
 }
 
 impl<K: Eq + Hash, V: Merge> Pending<K, V> {
     pub fn new() -> Self {
         Pending {
-            rows: Mutex::new(Rows {
-                by_key: HashMap::new(),
-                oldest: None,
+            shards: std::array::from_fn(|_| {
+                Mutex::new(Rows {
+                    by_key: HashMap::default(),
+                    oldest: None,
+                })
             }),
+            hasher: RandomState::default(),
+            keys: AtomicUsize::new(0),
         }
     }
 
-    /// A poisoned lock still holds whole rows (each merge writes complete values), so
-    /// keep going with it rather than losing the table's accounting.
-    fn lock(&self) -> MutexGuard<'_, Rows<K, V>> {
-        self.rows.lock().unwrap_or_else(PoisonError::into_inner)
+    /// The shard of `key`, locked. A poisoned lock still holds whole rows (each merge
+    /// writes complete values), so keep going with it rather than losing accounting.
+    fn lock(&self, key: &K) -> MutexGuard<'_, Rows<K, V>> {
+        // The top bits: the map inside uses the low ones.
+        let index = (self.hasher.hash_one(key) >> 61) as usize % SHARDS;
+        self.lock_shard(index)
+    }
+
+    fn lock_shard(&self, index: usize) -> MutexGuard<'_, Rows<K, V>> {
+        self.shards[index]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
     }
 
     /// Merges `delta` into the row for `key`; returns the number of pending keys.
     pub fn add(&self, key: K, delta: V) -> usize {
-        let mut rows = self.lock();
+        let mut rows = self.lock(&key);
         rows.oldest.get_or_insert_with(Instant::now);
         match rows.by_key.entry(key) {
-            std::collections::hash_map::Entry::Occupied(mut slot) => slot.get_mut().merge(delta),
+            std::collections::hash_map::Entry::Occupied(mut slot) => {
+                slot.get_mut().merge(delta);
+                self.keys.load(Ordering::Relaxed)
+            }
             std::collections::hash_map::Entry::Vacant(slot) => {
                 slot.insert(delta);
+                self.keys.fetch_add(1, Ordering::Relaxed) + 1
             }
         }
-        rows.by_key.len()
     }
 
     /// Takes every pending row; deltas arriving afterwards gather separately.
     pub fn take(&self) -> Vec<(K, V)> {
-        let mut rows = self.lock();
-        rows.oldest = None;
-        rows.by_key.drain().collect()
+        let mut out = Vec::with_capacity(self.len());
+        for index in 0..SHARDS {
+            let mut rows = self.lock_shard(index);
+            rows.oldest = None;
+            let before = out.len();
+            out.extend(rows.by_key.drain());
+            self.keys.fetch_sub(out.len() - before, Ordering::Relaxed);
+        }
+        out
     }
 
     /// Puts rows that could not be written back, merged under any newer deltas so
     /// that last-value columns keep the newest value.
     pub fn restore(&self, older: Vec<(K, V)>) {
-        let mut rows = self.lock();
-        if older.is_empty() {
-            return;
-        }
-        rows.oldest.get_or_insert_with(Instant::now);
         for (key, mut row) in older {
-            if let Some(newer) = rows.by_key.remove(&key) {
-                row.merge(newer);
+            let mut rows = self.lock(&key);
+            rows.oldest.get_or_insert_with(Instant::now);
+            match rows.by_key.remove(&key) {
+                Some(newer) => row.merge(newer),
+                None => {
+                    self.keys.fetch_add(1, Ordering::Relaxed);
+                }
             }
             rows.by_key.insert(key, row);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.lock().by_key.len()
+        self.keys.load(Ordering::Relaxed)
     }
 
     pub fn get(&self, key: &K) -> Option<V>
     where
         V: Copy,
     {
-        self.lock().by_key.get(key).copied()
+        self.lock(key).by_key.get(key).copied()
     }
 
     pub fn is_empty(&self) -> bool {
@@ -91,7 +121,9 @@ impl<K: Eq + Hash, V: Merge> Pending<K, V> {
     }
 
     pub fn oldest(&self) -> Option<Instant> {
-        self.lock().oldest
+        (0..SHARDS)
+            .filter_map(|index| self.lock_shard(index).oldest)
+            .min()
     }
 }
 

@@ -85,13 +85,16 @@ impl Writers {
         if self.log_flushes {
             tracing::info!("{} Flushing {}", R::KIND.log_name(), rows.len());
         }
-        let per_statement = table.capacity.min(write::MAX_BINDS / R::BINDS).max(1);
+        let max = table.capacity.min(write::MAX_BINDS / R::BINDS);
         // Batches still to write, the next one last.
-        let mut todo: Vec<Vec<R>> = rows
-            .chunks(per_statement)
-            .rev()
-            .map(<[R]>::to_vec)
-            .collect();
+        let mut todo: Vec<Vec<R>> = Vec::new();
+        let mut rest = rows.as_slice();
+        for size in write::batch_sizes(rows.len(), max) {
+            let (batch, after) = rest.split_at(size);
+            todo.push(batch.to_vec());
+            rest = after;
+        }
+        todo.reverse();
         while let Some(batch) = todo.pop() {
             match self.write_batch(&batch, deadline).await {
                 Outcome::Written => R::after_commit(&self.sink, &batch, self.flush_groups),

@@ -4,6 +4,8 @@
 use std::borrow::Cow;
 use std::net::Ipv4Addr;
 
+use smallvec::SmallVec;
+
 use crate::tracker::{AnnounceRequest, Event, Failure, InfoHash, PeerId};
 
 /// Longest query string accepted, in bytes.
@@ -13,8 +15,8 @@ pub const MAX_QUERY_LEN: usize = 8192;
 #[derive(Default, Debug)]
 pub struct Query<'a> {
     /// Every `info_hash` value of exactly 20 bytes, in order, duplicates kept.
-    pub info_hashes: Vec<InfoHash>,
-    pub peer_id: Option<Cow<'a, [u8]>>,
+    pub info_hashes: SmallVec<[InfoHash; 1]>,
+    pub peer_id: Option<PeerIdParam>,
     pub port: Option<Cow<'a, [u8]>>,
     pub uploaded: Option<Cow<'a, [u8]>>,
     pub downloaded: Option<Cow<'a, [u8]>>,
@@ -25,6 +27,15 @@ pub struct Query<'a> {
     pub numwant: Option<Cow<'a, [u8]>>,
     pub compact: Option<Cow<'a, [u8]>>,
     pub no_peer_id: Option<Cow<'a, [u8]>>,
+}
+
+/// The last `peer_id` value, decoded.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PeerIdParam {
+    Empty,
+    /// Not 20 bytes once decoded.
+    Invalid,
+    Valid([u8; 20]),
 }
 
 impl<'a> Query<'a> {
@@ -44,14 +55,23 @@ impl<'a> Query<'a> {
                 None => (segment, &b""[..]),
             };
             let key = decode(key)?;
-            let value = decode(value)?;
             // `info_hash` is matched before lowercasing: `INFO_HASH` is just another key.
+            // It and `peer_id` decode straight into 20-byte arrays, without allocating.
             if *key == *b"info_hash" {
-                if let Ok(hash) = <[u8; 20]>::try_from(&*value) {
+                if let Some(hash) = decode_20(value)? {
                     query.info_hashes.push(InfoHash(hash));
                 }
                 continue;
             }
+            if key.eq_ignore_ascii_case(b"peer_id") {
+                query.peer_id = Some(match decode_20(value)? {
+                    Some(id) => PeerIdParam::Valid(id),
+                    None if value.is_empty() => PeerIdParam::Empty,
+                    None => PeerIdParam::Invalid,
+                });
+                continue;
+            }
+            let value = decode(value)?;
             if let Some(slot) = query.slot(&key) {
                 *slot = Some(value);
             }
@@ -61,8 +81,7 @@ impl<'a> Query<'a> {
 
     /// The field for a (case-insensitive) key, or None for keys we ignore.
     fn slot(&mut self, key: &[u8]) -> Option<&mut Option<Cow<'a, [u8]>>> {
-        const NAMES: [&[u8]; 11] = [
-            b"peer_id",
+        const NAMES: [&[u8]; 10] = [
             b"port",
             b"uploaded",
             b"downloaded",
@@ -78,19 +97,47 @@ impl<'a> Query<'a> {
             .iter()
             .position(|name| name.eq_ignore_ascii_case(key))?;
         Some(match index {
-            0 => &mut self.peer_id,
-            1 => &mut self.port,
-            2 => &mut self.uploaded,
-            3 => &mut self.downloaded,
-            4 => &mut self.left,
-            5 => &mut self.event,
-            6 => &mut self.ip,
-            7 => &mut self.ipv4,
-            8 => &mut self.numwant,
-            9 => &mut self.compact,
+            0 => &mut self.port,
+            1 => &mut self.uploaded,
+            2 => &mut self.downloaded,
+            3 => &mut self.left,
+            4 => &mut self.event,
+            5 => &mut self.ip,
+            6 => &mut self.ipv4,
+            7 => &mut self.numwant,
+            8 => &mut self.compact,
             _ => &mut self.no_peer_id,
         })
     }
+}
+
+/// Decodes a value that matters only when it is exactly 20 bytes (an info_hash or a
+/// peer_id) into an array; escapes are checked all the same.
+pub fn decode_20(input: &[u8]) -> Result<Option<[u8; 20]>, Failure> {
+    let mut out = [0u8; 20];
+    let mut len = 0usize;
+    let mut i = 0;
+    while i < input.len() {
+        let byte = match input[i] {
+            b'+' => b' ',
+            b'%' => {
+                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
+                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
+                i += 2;
+                match (hi, lo) {
+                    (Some(hi), Some(lo)) => hi << 4 | lo,
+                    _ => return Err(Failure::InvalidQuery),
+                }
+            }
+            other => other,
+        };
+        if let Some(slot) = out.get_mut(len) {
+            *slot = byte;
+        }
+        len += 1;
+        i += 1;
+    }
+    Ok((len == 20).then_some(out))
 }
 
 /// `+` becomes a space and `%XX` (either case) a byte; other bytes stay.
@@ -180,9 +227,10 @@ pub fn announce_request<'q>(
         [one] => *one,
         _ => return Err(Failure::MultipleInfoHashes),
     };
-    let peer_id = match query.peer_id.as_deref() {
-        None | Some([]) => return Err(Failure::MissingPeerId),
-        Some(raw) => PeerId(<[u8; 20]>::try_from(raw).map_err(|_| Failure::InvalidPeerId)?),
+    let peer_id = match query.peer_id {
+        None | Some(PeerIdParam::Empty) => return Err(Failure::MissingPeerId),
+        Some(PeerIdParam::Invalid) => return Err(Failure::InvalidPeerId),
+        Some(PeerIdParam::Valid(id)) => PeerId(id),
     };
     let port = parse_u16(query.port.as_deref()).ok_or(Failure::MissingPort)?;
     if strict_port && port < 1024 {
@@ -224,6 +272,29 @@ mod tests {
     fn check(q: &str, strict_port: bool) -> Result<AnnounceRequest, Failure> {
         let query = Query::parse(q.as_bytes())?;
         announce_request(&query, strict_port, || Ok(IP)).map(|(request, _)| request)
+    }
+
+    #[test]
+    fn fixed_decoding_agrees_with_decode() {
+        for input in [
+            &b"%12%34%56%78%9a%BC%de%F0%00%ff%20%2B+abcdefg"[..],
+            b"-TR2940-abcdefghijkl",
+            b"short",
+            b"",
+            b"-TR2940-abcdefghijklm",
+            b"%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41%41",
+        ] {
+            let general = decode(input).unwrap();
+            let fixed = decode_20(input).unwrap();
+            assert_eq!(
+                fixed.map(|f| f.to_vec()),
+                (general.len() == 20).then(|| general.to_vec()),
+                "{input:?}"
+            );
+        }
+        for bad in [&b"%"[..], b"%4", b"%zz", b"%%41"] {
+            assert_eq!(decode_20(bad), Err(Failure::InvalidQuery));
+        }
     }
 
     #[test]

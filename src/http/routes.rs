@@ -12,7 +12,7 @@ use super::response::{self, PeerFormat};
 use super::{metrics, HttpState};
 use crate::record;
 use crate::state::{unix_now, unix_now_ms};
-use crate::tracker::{self, ip, Failure, User, View, MAX_SCRAPE_HASHES};
+use crate::tracker::{self, ip, Failure, SelectedPeer, User, View, MAX_SCRAPE_HASHES};
 
 /// Where a path leads.
 #[derive(Debug, PartialEq, Eq)]
@@ -179,17 +179,48 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         global_freeleech: snapshots.global_freeleech(),
         torrents: &torrents,
     };
-    let mut peers = Vec::new();
     let now = unix_now();
-    let done = tracker::announce(
-        &shared.settings,
-        &view,
-        user,
-        &announce_request,
-        now,
-        &mut rand::rng(),
-        &mut peers,
-    )?;
+    PEERS.with(|peers| {
+        // A panic while borrowed unwinds through the RefMut, which releases it.
+        let mut peers = peers.borrow_mut();
+        peers.clear();
+        let done = tracker::announce(
+            &shared.settings,
+            &view,
+            user,
+            &announce_request,
+            now,
+            &mut rand::rng(),
+            &mut peers,
+        )?;
+        Ok(finish_announce(
+            state,
+            user,
+            &announce_request,
+            event_raw,
+            now,
+            &done,
+            &peers,
+        ))
+    })
+}
+
+thread_local! {
+    /// The selected peers of the announce this worker thread is answering, reused.
+    static PEERS: std::cell::RefCell<Vec<SelectedPeer>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// What follows a successful announce: queue its deltas, record it, write the body.
+fn finish_announce(
+    state: &HttpState,
+    user: &User,
+    announce_request: &tracker::AnnounceRequest,
+    event_raw: &[u8],
+    now: i64,
+    done: &tracker::Announced,
+    peers: &[SelectedPeer],
+) -> Vec<u8> {
+    let shared = &state.shared;
     if let Some(id) = done.deltas.unprune {
         tracing::info!("Unpruning torrent {}", id.0);
     }
@@ -218,8 +249,8 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         }
     };
     let mut body = Vec::with_capacity(128 + peers.len() * 6);
-    response::announce(&mut body, &done, &peers, format);
-    Ok(body)
+    response::announce(&mut body, done, peers, format);
+    body
 }
 
 fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse {

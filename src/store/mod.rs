@@ -62,7 +62,9 @@ pub fn connect_options(config: &DatabaseConfig) -> MySqlConnectOptions {
         .database(&config.database)
         // Statement text is ours and constant; logging every one would flood the log.
         .log_statements(tracing::log::LevelFilter::Off)
-        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(5));
+        .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_secs(5))
+        // Every batch size of every table, and the loaders, stay prepared.
+        .statement_cache_capacity(256);
     // An empty password must be sent as no password at all: sqlx would otherwise
     // scramble the empty string and the server refuses it.
     if !config.password.is_empty() {

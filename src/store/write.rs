@@ -1,6 +1,12 @@
 //! Statements that change the site's tables (SPEC §8.2–8.8). Each batch is one
 //! statement, one round trip, with every value bound. Rows arrive sorted by key, so
 //! concurrent writers lock rows in the same order and deadlock less.
+//!
+//! Statements are prepared once per connection and reused. Preparing is what costs:
+//! the server parses the text and sends back a definition for every placeholder, so a
+//! statement prepared afresh for each batch of thousands of rows costs more than the
+//! rows themselves. Batches therefore come in a few fixed sizes ([`batch_sizes`]),
+//! whose statements stay in the connection's cache.
 
 use sqlx::{MySql, QueryBuilder};
 
@@ -12,9 +18,28 @@ use crate::tracker::{
 /// MariaDB refuses prepared statements with more placeholders than this.
 pub const MAX_BINDS: usize = 65_535;
 
-/// Runs a built statement without caching it (its text depends on the batch size).
+/// Largest batch in one statement: large enough that a statement carries hundreds of
+/// rows, small enough that the prepared statements of every size stay cheap to keep.
+pub const MAX_BATCH_ROWS: usize = 1024;
+
+/// Splits `rows` rows into statement sizes that are powers of two no larger than
+/// `max` (itself rounded down to a power of two), largest first: every size is one of
+/// a dozen, so every statement text is one the connection has prepared before.
+pub fn batch_sizes(mut rows: usize, max: usize) -> Vec<usize> {
+    let max = max.clamp(1, MAX_BATCH_ROWS);
+    let cap = 1usize << (usize::BITS - 1 - max.leading_zeros());
+    let mut sizes = Vec::new();
+    while rows > 0 {
+        let size = cap.min(1usize << (usize::BITS - 1 - rows.leading_zeros()));
+        sizes.push(size);
+        rows -= size;
+    }
+    sizes
+}
+
+/// Runs a statement, prepared once per connection and text.
 async fn execute(store: &Store, mut sql: QueryBuilder<'_, MySql>) -> Result<u64, sqlx::Error> {
-    let done = sql.build().persistent(false).execute(&store.pool).await?;
+    let done = sql.build().persistent(true).execute(&store.pool).await?;
     Ok(done.rows_affected())
 }
 
@@ -237,6 +262,17 @@ pub async fn deactivate_history(store: &Store, cutoff: i64) -> Result<u64, sqlx:
 mod tests {
     use super::*;
     use crate::tracker::UserId;
+
+    #[test]
+    fn batches_come_in_powers_of_two() {
+        assert_eq!(batch_sizes(0, 5000), Vec::<usize>::new());
+        assert_eq!(batch_sizes(1, 5000), [1]);
+        assert_eq!(batch_sizes(2500, 5000), [1024, 1024, 256, 128, 64, 4]);
+        assert_eq!(batch_sizes(7, 5000), [4, 2, 1]);
+        assert_eq!(batch_sizes(100, 25), [16, 16, 16, 16, 16, 16, 4]);
+        assert_eq!(batch_sizes(3, 1), [1, 1, 1]);
+        assert_eq!(batch_sizes(3, 0), [1, 1, 1]);
+    }
 
     #[test]
     fn derived_table_names_its_columns_once() {

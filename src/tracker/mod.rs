@@ -7,6 +7,7 @@
 mod announce;
 mod deltas;
 mod failure;
+pub mod hash;
 pub mod ip;
 mod scrape;
 mod snapshot;

@@ -7,12 +7,12 @@
 //! snatched, last action). A reload reuses the `Arc<Torrent>` of every hash that is
 //! still there, so swarms survive reloads without being copied.
 
-use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 
+use super::hash::{HashMap, HashSet};
 use super::swarm::Swarm;
 use super::types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};
 
@@ -258,7 +258,7 @@ impl Torrents {
     /// hashes missing from `rows` are dropped. Rows must come by ascending id, so that
     /// of two rows with one hash the first (lowest id) wins; later ones are returned.
     pub fn rebuild(previous: &Torrents, rows: Vec<TorrentRow>) -> (Torrents, Vec<TorrentRow>) {
-        let mut by_hash = HashMap::with_capacity(rows.len());
+        let mut by_hash = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
         let mut duplicates = Vec::new();
         for row in rows {
             if by_hash.contains_key(&row.info_hash) {

@@ -1,12 +1,11 @@
 //! One torrent's peers: seeders and leechers, each an insertion-ordered map so a peer
 //! is found by key in O(1) and picked by index for random-order peer lists.
 
-use std::collections::HashSet;
 use std::net::IpAddr;
 
-use indexmap::IndexMap;
 use rand::Rng;
 
+use super::hash::{HashSet, IndexMap};
 use super::types::{ClientId, PeerId, UserId};
 
 /// A peer is a (user, peer_id) pair: two users may run clients with the same peer_id.
@@ -325,13 +324,13 @@ mod tests {
         }
         assert_eq!(pick(&swarm, 1, true, 7, 1).len(), 7);
         assert!(pick(&swarm, 1, true, 0, 1).is_empty());
-        let firsts: HashSet<u8> = (0..50)
+        let firsts: std::collections::HashSet<u8> = (0..50)
             .map(|s| pick(&swarm, 1, true, 5, s)[0].peer_id.0[0])
             .collect();
         assert!(firsts.len() > 5, "random start: {firsts:?}");
         // No duplicates even when numwant exceeds the swarm.
         let all = pick(&swarm, 1, true, 100, 3);
-        let distinct: HashSet<u8> = all.iter().map(|p| p.peer_id.0[0]).collect();
+        let distinct: std::collections::HashSet<u8> = all.iter().map(|p| p.peer_id.0[0]).collect();
         assert_eq!((all.len(), distinct.len()), (30, 30));
     }
 
