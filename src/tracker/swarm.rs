@@ -36,20 +36,40 @@ pub struct SelectedPeer {
     pub port: u16,
 }
 
-/// Seeders and leechers of one torrent; a key is in at most one of the two.
+/// Seeders and leechers of one torrent; a key is in at most one of the two. Most
+/// torrents of a site have no peers at a given time, so the two maps live behind one
+/// allocation made when the first peer arrives and freed when the last one leaves.
 #[derive(Default, Debug)]
 pub struct Swarm {
+    sets: Option<Box<Sets>>,
+}
+
+#[derive(Default, Debug)]
+struct Sets {
     seeders: IndexMap<PeerKey, Peer>,
     leechers: IndexMap<PeerKey, Peer>,
 }
 
+impl Sets {
+    fn is_empty(&self) -> bool {
+        self.seeders.is_empty() && self.leechers.is_empty()
+    }
+}
+
 impl Swarm {
     pub fn seeders(&self) -> usize {
-        self.seeders.len()
+        self.sets.as_ref().map_or(0, |sets| sets.seeders.len())
     }
 
     pub fn leechers(&self) -> usize {
-        self.leechers.len()
+        self.sets.as_ref().map_or(0, |sets| sets.leechers.len())
+    }
+
+    /// Frees the maps once no peer is left.
+    fn release_if_empty(&mut self) {
+        if self.sets.as_ref().is_some_and(|sets| sets.is_empty()) {
+            self.sets = None;
+        }
     }
 
     /// Makes sure `key` is in the set matching `seeding`, moving it from the other set
@@ -61,10 +81,11 @@ impl Swarm {
         seeding: bool,
         new: impl FnOnce() -> Peer,
     ) -> (&mut Peer, bool) {
+        let sets = self.sets.get_or_insert_with(Box::default);
         let (target, other) = if seeding {
-            (&mut self.seeders, &mut self.leechers)
+            (&mut sets.seeders, &mut sets.leechers)
         } else {
-            (&mut self.leechers, &mut self.seeders)
+            (&mut sets.leechers, &mut sets.seeders)
         };
         if let Some(index) = target.get_index_of(&key) {
             return (&mut target[index], true);
@@ -80,41 +101,54 @@ impl Swarm {
     /// Inserts a peer as is (peer cache restore). Replaces any entry with the same key.
     pub fn insert(&mut self, key: PeerKey, peer: Peer, seeding: bool) {
         self.remove(&key);
+        let sets = self.sets.get_or_insert_with(Box::default);
         if seeding {
-            self.seeders.insert(key, peer);
+            sets.seeders.insert(key, peer);
         } else {
-            self.leechers.insert(key, peer);
+            sets.leechers.insert(key, peer);
         }
     }
 
     pub fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
-        self.seeders
+        let sets = self.sets.as_mut()?;
+        let removed = sets
+            .seeders
             .swap_remove(key)
-            .or_else(|| self.leechers.swap_remove(key))
+            .or_else(|| sets.leechers.swap_remove(key));
+        self.release_if_empty();
+        removed
     }
 
     /// The peer and whether it is seeding.
     pub fn get(&self, key: &PeerKey) -> Option<(&Peer, bool)> {
-        if let Some(peer) = self.seeders.get(key) {
+        let sets = self.sets.as_ref()?;
+        if let Some(peer) = sets.seeders.get(key) {
             return Some((peer, true));
         }
-        self.leechers.get(key).map(|peer| (peer, false))
+        sets.leechers.get(key).map(|peer| (peer, false))
     }
 
     /// All peers with their seeding flag.
     pub fn iter(&self) -> impl Iterator<Item = (&PeerKey, &Peer, bool)> {
-        self.seeders
-            .iter()
-            .map(|(k, p)| (k, p, true))
-            .chain(self.leechers.iter().map(|(k, p)| (k, p, false)))
+        self.sets.iter().flat_map(|sets| {
+            sets.seeders
+                .iter()
+                .map(|(k, p)| (k, p, true))
+                .chain(sets.leechers.iter().map(|(k, p)| (k, p, false)))
+        })
     }
 
     /// Drops peers that last announced before `cutoff`; returns how many.
     pub fn purge(&mut self, cutoff: i64) -> usize {
-        let before = self.seeders.len() + self.leechers.len();
-        self.seeders.retain(|_, peer| peer.last_announce >= cutoff);
-        self.leechers.retain(|_, peer| peer.last_announce >= cutoff);
-        before - self.seeders.len() - self.leechers.len()
+        let Some(sets) = self.sets.as_mut() else {
+            return 0;
+        };
+        let before = sets.seeders.len() + sets.leechers.len();
+        sets.seeders.retain(|_, peer| peer.last_announce >= cutoff);
+        sets.leechers.retain(|_, peer| peer.last_announce >= cutoff);
+        let purged = before - sets.seeders.len() - sets.leechers.len();
+        self.release_if_empty();
+        purged
     }
 
     /// Picks up to `numwant` peers for `me` into `out`, in random order.
@@ -131,11 +165,11 @@ impl Swarm {
         rng: &mut impl Rng,
         out: &mut Vec<SelectedPeer>,
     ) {
-        if numwant == 0 {
+        let Some(sets) = self.sets.as_ref().filter(|_| numwant > 0) else {
             return;
-        }
+        };
         if seeding {
-            walk_from_random_start(&self.leechers, rng, |key, peer| {
+            walk_from_random_start(&sets.leechers, rng, |key, peer| {
                 if eligible(me, key, peer) {
                     out.push(selected(key, peer));
                 }
@@ -144,14 +178,14 @@ impl Swarm {
             return;
         }
         let mut seen = SeenUsers::default();
-        walk_from_random_start(&self.seeders, rng, |key, peer| {
+        walk_from_random_start(&sets.seeders, rng, |key, peer| {
             if eligible(me, key, peer) && seen.insert(key.user) {
                 out.push(selected(key, peer));
             }
             out.len() < numwant
         });
         if out.len() < numwant {
-            walk_from_random_start(&self.leechers, rng, |key, peer| {
+            walk_from_random_start(&sets.leechers, rng, |key, peer| {
                 if eligible(me, key, peer) {
                     out.push(selected(key, peer));
                 }
@@ -353,6 +387,25 @@ mod tests {
         }
         let got = pick(&swarm, 1, false, 1000, 9);
         assert_eq!(got.len(), 200);
+    }
+
+    #[test]
+    fn an_empty_swarm_holds_no_maps() {
+        let mut swarm = Swarm::default();
+        assert!(swarm.sets.is_none());
+        swarm.place(key(1, 1), true, || peer(6881));
+        assert!(swarm.sets.is_some());
+        swarm.remove(&key(1, 1));
+        assert!(swarm.sets.is_none(), "freed with the last peer");
+        let mut old = peer(6881);
+        old.last_announce = 5;
+        swarm.insert(key(2, 2), old, false);
+        assert_eq!(swarm.purge(10), 1);
+        assert!(swarm.sets.is_none(), "freed by the purge too");
+        assert_eq!(
+            (swarm.seeders(), swarm.leechers(), swarm.iter().count()),
+            (0, 0, 0)
+        );
     }
 
     #[test]
