@@ -4,6 +4,7 @@
 #   make test      find or start MariaDB (scripts/ensure-db.sh), then cargo test
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started
+#   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
 #   make fmt       check formatting        make lint   clippy, warnings are errors
 #   make docker    build the chihaya-rs image
 #   make clean     cargo clean
@@ -26,7 +27,7 @@ DEMO_INFO_HASH := 59FC5431B11C761C94CD3EB90825EA6E6DC8A5F1
 DEMO_PEER_ID := -TR2940-abcdefghijkl
 DEMO_TRACKER := http://127.0.0.1:34000
 
-.PHONY: build test run bench docker db-stop fmt lint clean
+.PHONY: build test run bench bench-reload docker db-stop fmt lint clean
 
 build:
 	$(CARGO) build --release --bins
@@ -53,8 +54,14 @@ run:
 	echo "DB_DSN=$$dsn $$bin/chihaya --config config.example.json"; \
 	exec env DB_DSN="$$dsn" "$$bin/chihaya" --config config.example.json
 
+# Benchmark harness (bench/README.md): release build, dataset `chihaya_bench`,
+# tracker + wrk on 127.0.0.1, summary; BENCH_* variables tune it. bench-reload
+# is the reload-under-load scenario (the same as make bench BENCH_RELOAD=1).
 bench:
-	@echo "make bench: not implemented yet (see issue 6)" >&2; exit 1
+	CARGO='$(CARGO)' bench/run.sh
+
+bench-reload:
+	CARGO='$(CARGO)' BENCH_RELOAD=1 bench/run.sh
 
 docker:
 	docker build -t chihaya-rs .

@@ -1,0 +1,500 @@
+#!/usr/bin/env bash
+# The `make bench` harness: build, dataset, tracker, fill, measured wrk run,
+# baseline, summary. See bench/README.md for what it measures and the knobs.
+#
+#   bench/run.sh                    the default scenario (make bench)
+#   BENCH_RELOAD=1 bench/run.sh     reload under load + start-up time (make bench-reload)
+#
+# Everything listens on 127.0.0.1 only; the tracker and the baseline are
+# stopped at exit, also on error or Ctrl-C. Output files go to
+# bench/runs/<timestamp>/ (path printed at the end).
+set -euo pipefail
+
+PROG=bench
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+BENCH=$REPO/bench
+# shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
+. "$REPO/scripts/db-lib.sh"
+
+# ------------------------------------------------------------------ knobs --
+BENCH_RELOAD=${BENCH_RELOAD:-0}
+if [[ $BENCH_RELOAD == 1 ]]; then
+  BENCH_TORRENTS=${BENCH_TORRENTS:-1000000}
+else
+  BENCH_TORRENTS=${BENCH_TORRENTS:-100000}
+fi
+BENCH_USERS=${BENCH_USERS:-10000}
+BENCH_PEERS=${BENCH_PEERS:-200000}
+BENCH_CONNS=${BENCH_CONNS:-64}
+BENCH_DURATION=${BENCH_DURATION:-20}
+BENCH_DURATION=${BENCH_DURATION%s}
+BENCH_SEED=${BENCH_SEED:-1}
+BENCH_DB=${BENCH_DB:-chihaya_bench}
+BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-}
+BENCH_KEEP=${BENCH_KEEP:-0}
+CARGO=${CARGO:-cargo}
+
+WRK_TIMEOUT=5s
+FLUSH_INTERVAL=3 # the tracker's default intervals.flush
+DRAIN_CAP=60
+STARTUP_TIMEOUT=180
+
+# ---------------------------------------------------------------- state --
+RUN_DIR=''
+BIN=''
+DSN=''
+MARIADB_PID=''
+TOKEN=''
+TRACKER_PID=''
+TRACKER_URL=''
+BASELINE_PID=''
+declare -A R=()      # results: R[label.name]
+declare -a PHASES=() # "name seconds" of each phase, for the summary
+
+# ----------------------------------------------------------------- helpers --
+# check_int NAME VALUE : die unless VALUE is a positive integer.
+check_int() {
+  if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 == 0)); then
+    die "$1 must be a positive integer (got '$2')"
+  fi
+}
+
+# calc EXPR : awk arithmetic, for floats.
+calc() {
+  awk "BEGIN { print $1 }"
+}
+
+# phase NAME COMMAND... : run COMMAND, print and record how long it took.
+phase() {
+  local name=$1 t0=$EPOCHREALTIME secs
+  shift
+  say "--- $name"
+  "$@"
+  secs=$(calc "$EPOCHREALTIME - $t0")
+  PHASES+=("$name $(printf '%.1f' "$secs")")
+  say "--- $name done in $(printf '%.1f' "$secs") s"
+}
+
+probe() {
+  python3 "$BENCH/probe.py" "$@"
+}
+
+# load_kv LABEL TEXT : store every name=value word of TEXT as R[LABEL.name].
+load_kv() {
+  local label=$1 word
+  local -a words
+  read -r -d '' -a words <<<"$2" || true
+  for word in "${words[@]}"; do
+    [[ $word == *=* ]] && R[$label.${word%%=*}]=${word#*=}
+  done
+  return 0
+}
+
+# get LABEL.NAME [DEFAULT] : a result, or DEFAULT (n/a when not given) when
+# there is none.
+get() {
+  if [[ -n ${R[$1]:-} ]]; then
+    printf '%s' "${R[$1]}"
+  elif (($# > 1)); then
+    printf '%s' "$2"
+  else
+    printf 'n/a'
+  fi
+}
+
+# per_request CPU_SECONDS REQUESTS : microseconds per request, or n/a.
+per_request() {
+  if [[ -z $1 || -z $2 || $2 == 0 ]]; then
+    printf 'n/a'
+  else
+    printf '%.1f' "$(calc "$1 * 1000000 / $2")"
+  fi
+}
+
+# --------------------------------------------------------------- setup --
+build() {
+  (cd "$REPO" && "$CARGO" build --release --bins --example baseline)
+  BIN=${CARGO_TARGET_DIR:-target}
+  [[ $BIN == /* ]] || BIN=$REPO/$BIN
+  BIN=$BIN/release
+  [[ -x $BIN/chihaya && -x $BIN/examples/baseline ]] ||
+    die "built binaries not found in $BIN"
+}
+
+# ensure_db : a MariaDB that answers; sets the DB_* variables, DSN, MARIADB_PID.
+ensure_db() {
+  local out
+  out=$("$REPO/scripts/ensure-db.sh") || die "no usable MariaDB (see above)"
+  parse_db_url "${out#DATABASE_URL=}" || exit 1
+  find_client || die "no mariadb (or mysql) client found"
+  local auth=$DB_USER
+  ((DB_HAS_PASS)) && auth+=":$DB_PASS"
+  if [[ -n $DB_SOCKET ]]; then
+    DSN="$auth@unix($DB_SOCKET)/$BENCH_DB"
+  elif [[ $DB_HOST == *:* ]]; then
+    DSN="$auth@tcp([$DB_HOST]:$DB_PORT)/$BENCH_DB"
+  else
+    DSN="$auth@tcp($DB_HOST:$DB_PORT)/$BENCH_DB"
+  fi
+  MARIADB_PID=$(mariadb_pid)
+  if [[ -n $MARIADB_PID ]]; then
+    say "MariaDB server process: pid $MARIADB_PID"
+  else
+    say "MariaDB server process not found on this host: its CPU is not measured"
+  fi
+}
+
+is_mariadbd() {
+  [[ -n $1 && -r /proc/$1/comm ]] && [[ $(<"/proc/$1/comm") =~ ^(mariadbd|mysqld)$ ]]
+}
+
+# mariadb_pid : pid of the local server we talk to, or nothing.
+mariadb_pid() {
+  local pid='' file
+  if [[ -z $DB_SOCKET ]]; then
+    case $DB_HOST in
+      127.* | localhost | ::1) ;;
+      *) return 0 ;;
+    esac
+  fi
+  file=$(db_client -N -B -e 'SELECT @@pid_file' 2>/dev/null) || true
+  [[ -n $file && -r $file ]] && pid=$(tr -dc 0-9 <"$file")
+  if ! is_mariadbd "$pid" && [[ -z $DB_SOCKET ]] && command -v ss >/dev/null; then
+    pid=$(ss -ltnpH "sport = :$DB_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
+  fi
+  if is_mariadbd "$pid"; then printf '%s' "$pid"; fi
+}
+
+ensure_wrk() {
+  command -v wrk >/dev/null && return 0
+  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
+    say "wrk not found, installing it: apt-get install -y wrk"
+    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; then
+      say "apt-get install failed, running apt-get update and trying once more"
+      apt-get update >&2 || true
+      DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2 || die "could not install wrk with apt-get"
+    fi
+    command -v wrk >/dev/null || die "wrk still not found after apt-get install"
+  else
+    die "wrk is not installed and we cannot install it (not root or no apt-get):" \
+      "install it (e.g. 'sudo apt-get install wrk') and run make bench again"
+  fi
+}
+
+# make_dataset : drop and recreate $BENCH_DB with the schema and generated rows.
+make_dataset() {
+  local dir=$RUN_DIR/dataset n
+  python3 "$BENCH/dataset.py" --dir "$dir" --users "$BENCH_USERS" \
+    --torrents "$BENCH_TORRENTS" --seed "$BENCH_SEED" --sidecar "$RUN_DIR/dataset.txt"
+  say "loading it into database $BENCH_DB on $(db_target) (dropped and recreated)"
+  db_client -e "DROP DATABASE IF EXISTS \`$BENCH_DB\`;
+    CREATE DATABASE \`$BENCH_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" ||
+    die "cannot recreate database $BENCH_DB"
+  cat "$REPO/database/schema.sql" "$dir/load.sql" |
+    db_client --local-infile=1 "$BENCH_DB" || die "loading the dataset failed"
+  n=$(db_client -N -B -e "SELECT (SELECT COUNT(*) FROM users_main), (SELECT COUNT(*) FROM torrents)" "$BENCH_DB")
+  [[ $n == "$BENCH_USERS"$'\t'"$BENCH_TORRENTS" ]] ||
+    die "dataset incomplete: users, torrents = ${n//$'\t'/, } (want $BENCH_USERS, $BENCH_TORRENTS)"
+  rm -rf "$dir"
+}
+
+# ------------------------------------------------------------ processes --
+# start_tracker LABEL DATABASE_RELOAD : start the release tracker, wait for /alive.
+start_tracker() {
+  local label=$1 reload=$2 port t0 cfg=$RUN_DIR/config-$1.json
+  port=$(probe free-port)
+  cat >"$cfg" <<EOF
+{
+  "addr": "127.0.0.1:$port",
+  "admin_token": "$TOKEN",
+  "log_flushes": false,
+  "intervals": { "database_reload": $reload }
+}
+EOF
+  TRACKER_URL=http://127.0.0.1:$port
+  t0=$EPOCHREALTIME
+  DB_DSN=$DSN "$BIN/chihaya" --config "$cfg" --peer-cache "$RUN_DIR/peer-cache.bin" \
+    --spill "$RUN_DIR/accounting-spill.jsonl" --drain-timeout 30 \
+    2>>"$RUN_DIR/tracker-$label.log" &
+  TRACKER_PID=$!
+  if ! R[$label.startup_s]=$(probe wait-alive "$TRACKER_URL/alive" --since "$t0" \
+    --pid "$TRACKER_PID" --timeout "$STARTUP_TIMEOUT"); then
+    tail -n 20 "$RUN_DIR/tracker-$label.log" >&2 || true
+    die "the tracker did not start (log: $RUN_DIR/tracker-$label.log)"
+  fi
+  say "tracker [$label] pid $TRACKER_PID on $TRACKER_URL, database_reload $reload s," \
+    "answered /alive $(get "$label.startup_s") s after start"
+}
+
+# stop_pid PID NAME : SIGTERM, wait up to 60 s, then SIGKILL. Sets STOP_SECS.
+stop_pid() {
+  local pid=$1 name=$2 t0=$EPOCHREALTIME i
+  STOP_SECS=0
+  [[ -n $pid ]] && kill -0 "$pid" 2>/dev/null || return 0
+  kill -TERM "$pid" 2>/dev/null || true
+  for ((i = 0; i < 600; i++)); do
+    kill -0 "$pid" 2>/dev/null || break
+    sleep 0.1
+  done
+  if kill -0 "$pid" 2>/dev/null; then
+    say "$name (pid $pid) still running 60 s after SIGTERM, killing it"
+    kill -KILL "$pid" 2>/dev/null || true
+  fi
+  wait "$pid" 2>/dev/null || true
+  STOP_SECS=$(printf '%.1f' "$(calc "$EPOCHREALTIME - $t0")")
+}
+
+stop_tracker() {
+  local label=$1
+  stop_pid "$TRACKER_PID" tracker
+  TRACKER_PID=''
+  R[$label.shutdown_s]=$STOP_SECS
+  say "tracker [$label] stopped in $STOP_SECS s (it writes the peer cache and what is pending)"
+}
+
+cleanup() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $TRACKER_PID ]]; then stop_pid "$TRACKER_PID" tracker; fi
+  if [[ -n $BASELINE_PID ]]; then stop_pid "$BASELINE_PID" baseline; fi
+  if [[ -n $RUN_DIR && $BENCH_KEEP != 1 ]]; then
+    # The big files; BENCH_KEEP=1 keeps them.
+    rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt" "$RUN_DIR"/peer-cache.bin*
+  fi
+  if ((rc != 0)) && [[ -n $RUN_DIR ]]; then
+    say "FAILED (exit $rc); logs are in $RUN_DIR"
+  fi
+  exit "$rc"
+}
+
+# ----------------------------------------------------------------- load --
+# wrk_cmd SECONDS URL OPTION... : set WRK_CMD to a wrk command line for announce.lua.
+wrk_cmd() {
+  local secs=$1 url=$2
+  shift 2
+  WRK_CMD=(wrk -t1 "-c$BENCH_CONNS" "-d${secs}s" --timeout "$WRK_TIMEOUT"
+    -s "$BENCH/announce.lua" "$url"
+    -- "dataset=$RUN_DIR/dataset.txt" "peers=$BENCH_PEERS" "seed=$BENCH_SEED" "$@")
+}
+
+# populate LABEL : every simulated peer announces once (event=started).
+populate() {
+  local label=$1 line
+  # The duration is a bound only: the script ends wrk as soon as every peer
+  # has been answered.
+  wrk_cmd $((60 + BENCH_PEERS / 1000)) "$TRACKER_URL" mode=populate
+  "${WRK_CMD[@]}" >"$RUN_DIR/populate-$label.log" 2>&1 ||
+    die "wrk (populate) failed, see $RUN_DIR/populate-$label.log"
+  line=$(grep '^BENCH ' "$RUN_DIR/populate-$label.log" | tail -n 1) ||
+    die "no result from wrk (populate), see $RUN_DIR/populate-$label.log"
+  load_kv "populate-$label" "$line"
+  local answered ok
+  answered=$(get "populate-$label.answered" 0)
+  ok=$(get "populate-$label.ok" 0)
+  R[$label.peers]=$(probe metric "$TRACKER_URL/metrics" "$TOKEN" chihaya_peers)
+  say "populate [$label]: $answered of $BENCH_PEERS announces answered in" \
+    "$(get "populate-$label.seconds") s ($(printf '%.0f' "$(get "populate-$label.rps" 0)")/s)," \
+    "$ok ok, failures $(get "populate-$label.failures"), non200 $(get "populate-$label.non200");" \
+    "tracker holds $(get "$label.peers") peers"
+  ((answered == BENCH_PEERS)) || say "WARNING: populate answered $answered of $BENCH_PEERS announces"
+  ((ok == BENCH_PEERS)) || say "WARNING: populate had $((BENCH_PEERS - ok)) unsuccessful announces"
+}
+
+# measure LABEL URL [PROBE_OPTION...] : the measured wrk run, through
+# `probe.py measure` (CPU and RSS from /proc, and for the tracker the torrent
+# reloads during the run and the drain time after it).
+measure() {
+  local label=$1 url=$2 out line
+  shift 2
+  wrk_cmd "$BENCH_DURATION" "$url" mode=run
+  out=$(probe measure --log "$RUN_DIR/wrk-$label.log" "$@" -- "${WRK_CMD[@]}") ||
+    die "wrk failed, see $RUN_DIR/wrk-$label.log"
+  load_kv "$label" "$out"
+  line=$(grep '^BENCH ' "$RUN_DIR/wrk-$label.log" | tail -n 1) ||
+    die "no result from wrk, see $RUN_DIR/wrk-$label.log"
+  load_kv "$label" "$line"
+  grep -E '^(failure reason|HTTP status)' "$RUN_DIR/wrk-$label.log" >&2 || true
+  say "run [$label]: $(get "$label.requests") requests, $(printf '%.0f' "$(get "$label.rps" 0)")/s," \
+    "p99 $(get "$label.p99_ms") ms, failures $(get "$label.failures"), non200 $(get "$label.non200")"
+}
+
+# tracker_run LABEL DATABASE_RELOAD : start, fill, measure, drain, stop.
+tracker_run() {
+  local label=$1
+  phase "start tracker [$label]" start_tracker "$label" "$2"
+  phase "populate [$label]" populate "$label"
+  phase "measured run [$label], ${BENCH_DURATION} s, and drain" \
+    measure "$label" "$TRACKER_URL" --pid "tracker=$TRACKER_PID" --pid "mariadb=$MARIADB_PID" \
+    --metrics "$TRACKER_URL/metrics" --token "$TOKEN" --drain-cap "$DRAIN_CAP" \
+    --delta 'reloads=chihaya_reload_seconds_count{type="torrents"}' \
+    --delta 'reload_secs=chihaya_reload_seconds_sum{type="torrents"}'
+  say "drain [$label]: nothing pending $(get "$label.drain_s") s after the run;" \
+    "$(get "$label.reloads") torrent reloads during the run"
+  phase "stop tracker [$label]" stop_tracker "$label"
+}
+
+baseline_run() {
+  local port t0 bytes=${BENCH_BODY_BYTES:-}
+  if [[ -z $bytes ]]; then
+    bytes=$(printf '%.0f' "$(get main.avg_body 380)")
+    ((bytes > 0)) || bytes=380
+  fi
+  R[baseline.body_bytes]=$bytes
+  port=$(probe free-port)
+  t0=$EPOCHREALTIME
+  "$BIN/examples/baseline" --addr "127.0.0.1:$port" --body-bytes "$bytes" \
+    2>>"$RUN_DIR/baseline.log" &
+  BASELINE_PID=$!
+  probe wait-alive "http://127.0.0.1:$port/alive" --since "$t0" --pid "$BASELINE_PID" \
+    --timeout 30 >/dev/null || die "the baseline server did not start, see $RUN_DIR/baseline.log"
+  say "baseline pid $BASELINE_PID on 127.0.0.1:$port, $bytes-byte body"
+  measure baseline "http://127.0.0.1:$port" --pid "baseline=$BASELINE_PID"
+  stop_pid "$BASELINE_PID" baseline
+  BASELINE_PID=''
+}
+
+# ------------------------------------------------------------- summary --
+# run_line LABEL [NOUN] : NOUN/s, latency, failures of one measured run.
+run_line() {
+  printf '%s/s %.0f  p50 %.2f ms  p99 %.2f ms  p99.9 %.1f ms  failures %s  non200 %s  socket errors %s' \
+    "${2:-announces}" "$(get "$1.rps" 0)" "$(get "$1.p50_ms" 0)" "$(get "$1.p99_ms" 0)" \
+    "$(get "$1.p999_ms" 0)" "$(get "$1.failures")" "$(get "$1.non200")" "$(get "$1.sock_errors")"
+}
+
+# host_line LABEL : how busy the host was during a run, and with what.
+host_line() {
+  local l=$1 host mine other
+  host=$(get "$l.host_cpu_s" 0)
+  mine=$(calc "$(get "$l.cmd_cpu_s" 0) + $(get "$l.tracker_cpu_s" 0) + $(get "$l.mariadb_cpu_s" 0) + $(get "$l.baseline_cpu_s" 0)")
+  other=$(calc "$host - $mine")
+  printf 'host %s CPUs %.0f %% busy: wrk %.2f, server %.2f, MariaDB %.2f, rest %.2f cores' \
+    "$(get "$l.host_cpus")" "$(calc "100 * $host / $(get "$l.wall_s" 1) / $(get "$l.host_cpus" 1)")" \
+    "$(calc "$(get "$l.cmd_cpu_s" 0) / $(get "$l.wall_s" 1)")" \
+    "$(calc "($(get "$l.tracker_cpu_s" 0) + $(get "$l.baseline_cpu_s" 0)) / $(get "$l.wall_s" 1)")" \
+    "$(calc "$(get "$l.mariadb_cpu_s" 0) / $(get "$l.wall_s" 1)")" \
+    "$(calc "$other / $(get "$l.wall_s" 1)")"
+}
+
+# cost_line LABEL : CPU per announce, RSS, drain time of one tracker run.
+cost_line() {
+  local drain
+  drain=$(get "$1.drain_s")
+  [[ $drain == timeout ]] && drain="> $DRAIN_CAP"
+  printf 'tracker CPU %s µs/announce  MariaDB CPU %s µs/announce  tracker RSS %.0f MB  pending drained %s s after load' \
+    "$(per_request "$(get "$1.tracker_cpu_s" '')" "$(get "$1.requests" 0)")" \
+    "$(per_request "$(get "$1.mariadb_cpu_s" '')" "$(get "$1.requests" 0)")" \
+    "$(get "$1.tracker_rss_mb" 0)" "$drain"
+}
+
+spill_note() {
+  local f=$RUN_DIR/accounting-spill.jsonl
+  if [[ -s $f ]]; then
+    printf 'bench: WARNING %s rows were spilled to %s\n' "$(wc -l <"$f")" "$f"
+  fi
+}
+
+summary_default() {
+  local t b ratio drain
+  t=$(per_request "$(get main.tracker_cpu_s '')" "$(get main.requests 0)")
+  b=$(per_request "$(get baseline.baseline_cpu_s '')" "$(get baseline.requests 0)")
+  ratio=n/a
+  [[ $t != n/a && $b != n/a ]] && ratio=$(printf '%.2f' "$(calc "$t / $b")")
+  drain=$(get main.drain_s)
+  [[ $drain == timeout ]] && drain="> $DRAIN_CAP"
+  printf 'bench: dataset %s users, %s torrents; %s peers (tracker held %s after the fill); wrk 1 thread, %s connections, %s s\n' \
+    "$BENCH_USERS" "$BENCH_TORRENTS" "$BENCH_PEERS" "$(get main.peers)" "$BENCH_CONNS" "$BENCH_DURATION"
+  printf 'bench: %s\n' "$(run_line main)"
+  printf 'bench: tracker CPU %s µs/announce   baseline CPU %s µs/request   ratio %s (target ≤ 1.30)\n' \
+    "$t" "$b" "$ratio"
+  printf 'bench: MariaDB CPU %s µs/announce   tracker RSS %.0f MB (target ≤ 60)   pending drained %s s after load (target ≤ %d s = 2 × flush)\n' \
+    "$(per_request "$(get main.mariadb_cpu_s '')" "$(get main.requests 0)")" \
+    "$(get main.tracker_rss_mb 0)" "$drain" $((2 * FLUSH_INTERVAL))
+  printf 'bench: baseline (%s-byte body): %s\n' "$(get baseline.body_bytes)" "$(run_line baseline requests)"
+  printf 'bench: tracker run: %s\n' "$(host_line main)"
+  printf 'bench: baseline run: %s\n' "$(host_line baseline)"
+  printf 'bench: tracker start-up %s s, shutdown %s s\n' "$(get main.startup_s)" "$(get main.shutdown_s)"
+  spill_note
+}
+
+summary_reload() {
+  local a b
+  a=$(get noreload.p99_ms)
+  b=$(get reload.p99_ms)
+  printf 'bench-reload: dataset %s users, %s torrents; %s peers; wrk 1 thread, %s connections, %s s per run\n' \
+    "$BENCH_USERS" "$BENCH_TORRENTS" "$BENCH_PEERS" "$BENCH_CONNS" "$BENCH_DURATION"
+  local cached
+  # "Loaded <u> users, <t> torrents, <p> peers (<duration>)"
+  cached=$(sed -n 's/.*Loaded [0-9]* users, [0-9]* torrents, \([0-9]*\) peers.*/\1/p' \
+    "$RUN_DIR/tracker-reload.log" | head -n 1)
+  printf 'bench-reload: start-up %s s with %s torrents and a %s-peer cache from the previous run (cold, no cache: %s s)\n' \
+    "$(get reload.startup_s)" "$BENCH_TORRENTS" "${cached:-?}" "$(get noreload.startup_s)"
+  printf 'bench-reload: database_reload 3600: %s\n' "$(run_line noreload)"
+  printf 'bench-reload: database_reload 2:    %s\n' "$(run_line reload)"
+  local n
+  n=$(get reload.reloads 0)
+  if ((n > 0)); then
+    printf 'bench-reload: %s torrent reloads completed during the reload run, %.1f s each on average\n' \
+      "$n" "$(calc "$(get reload.reload_secs 0) / $n")"
+  else
+    printf 'bench-reload: WARNING no torrent reload completed during the reload run\n'
+  fi
+  if [[ $a != n/a && $b != n/a ]]; then
+    printf 'bench-reload: p99 with reloads %.2f ms vs %.2f ms without: ×%.2f\n' "$b" "$a" "$(calc "$b / $a")"
+  fi
+  printf 'bench-reload: no reload: %s\n' "$(cost_line noreload)"
+  printf 'bench-reload: reload:    %s\n' "$(cost_line reload)"
+  printf 'bench-reload: no reload: %s\n' "$(host_line noreload)"
+  printf 'bench-reload: reload:    %s\n' "$(host_line reload)"
+  spill_note
+}
+
+print_phases() {
+  local p out=''
+  for p in "${PHASES[@]}"; do out+="${p% *} ${p##* } s; "; done
+  printf '%s: phases: %s\n' "$PROG" "${out%; }"
+}
+
+# ---------------------------------------------------------------- main --
+main() {
+  check_int BENCH_USERS "$BENCH_USERS"
+  check_int BENCH_TORRENTS "$BENCH_TORRENTS"
+  check_int BENCH_PEERS "$BENCH_PEERS"
+  check_int BENCH_CONNS "$BENCH_CONNS"
+  check_int BENCH_DURATION "$BENCH_DURATION"
+  [[ $BENCH_SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED must be a non-negative integer"
+  [[ $BENCH_DB =~ ^[A-Za-z0-9_]+$ ]] || die "BENCH_DB must be a plain name"
+  [[ -z $BENCH_BODY_BYTES ]] || check_int BENCH_BODY_BYTES "$BENCH_BODY_BYTES"
+  command -v python3 >/dev/null || die "python3 is needed"
+  [[ $BENCH_RELOAD == 1 ]] && PROG=bench-reload
+
+  local stamp
+  stamp=$(date +%Y%m%d-%H%M%S)
+  [[ $BENCH_RELOAD == 1 ]] && stamp+=-reload
+  RUN_DIR=$BENCH/runs/$stamp
+  mkdir -p "$RUN_DIR"
+  trap cleanup EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  TOKEN=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
+  say "run directory $RUN_DIR"
+
+  phase build build
+  phase "database" ensure_db
+  ensure_wrk
+  phase "dataset ($BENCH_USERS users, $BENCH_TORRENTS torrents)" make_dataset
+
+  if [[ $BENCH_RELOAD == 1 ]]; then
+    # The first run also leaves the peer cache the second start-up reads.
+    tracker_run noreload 3600
+    tracker_run reload 2
+    summary_reload | tee "$RUN_DIR/summary.txt"
+  else
+    tracker_run main 45
+    phase "baseline run, ${BENCH_DURATION} s" baseline_run
+    summary_default | tee "$RUN_DIR/summary.txt"
+  fi
+  print_phases | tee -a "$RUN_DIR/summary.txt"
+  printf '%s: full output in %s\n' "$PROG" "${RUN_DIR#"$PWD"/}"
+}
+
+main "$@"
