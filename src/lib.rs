@@ -12,6 +12,7 @@ pub mod cache;
 pub mod config;
 pub mod http;
 pub mod log;
+pub mod memory;
 pub mod metrics;
 pub mod purge;
 pub mod record;

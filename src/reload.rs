@@ -185,6 +185,7 @@ pub async fn reload_all(store: &Store, shared: &Shared) {
             tracing::error!("{}", error);
         }
     }
+    crate::memory::release_free_pages();
 }
 
 /// Reloads `period` after the previous cycle ended, until `stop` turns true.

@@ -45,6 +45,7 @@ fn cli() -> Command {
 }
 
 fn main() -> ExitCode {
+    chihaya::memory::limit_arenas();
     let matches = match cli().try_get_matches() {
         Ok(matches) => matches,
         Err(error) if !error.use_stderr() => error.exit(), // -h / -V: stdout, exit 0

@@ -136,7 +136,7 @@ pub fn announce(
 
     let group = view
         .group_freeleech
-        .get(state.meta.group_id, &state.meta.torrent_type);
+        .get(state.meta.group_id, state.meta.torrent_type);
     let (torrent_up, torrent_down) = (state.meta.up_multiplier, state.meta.down_multiplier);
 
     let key = PeerKey {

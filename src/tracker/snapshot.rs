@@ -144,11 +144,9 @@ impl GroupFreeleech {
     }
 
     /// The group's multipliers, or 1 and 1 when the group has no row.
-    pub fn get(&self, group: GroupId, kind: &TorrentType) -> Multipliers {
-        // A tuple key cannot be borrowed from parts; the clone is of an enum whose
-        // common variants carry no data.
+    pub fn get(&self, group: GroupId, kind: TorrentType) -> Multipliers {
         self.by_group
-            .get(&(group, kind.clone()))
+            .get(&(group, kind))
             .copied()
             .unwrap_or(Multipliers::NEUTRAL)
     }

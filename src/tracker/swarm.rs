@@ -1,5 +1,5 @@
-//! One torrent's peers: seeders and leechers, each an insertion-ordered map so a peer
-//! is found by key in O(1) and picked by index for random-order peer lists.
+//! One torrent's peers: seeders and leechers, kept compact for the many small swarms
+//! and in hash maps for the big ones.
 
 use std::net::IpAddr;
 
@@ -36,12 +36,37 @@ pub struct SelectedPeer {
     pub port: u16,
 }
 
-/// Seeders and leechers of one torrent; a key is in at most one of the two. Most
-/// torrents of a site have no peers at a given time, so the two maps live behind one
-/// allocation made when the first peer arrives and freed when the last one leaves.
+/// Seeders and leechers of one torrent; a key is in at most one of the two.
+///
+/// Most torrents of a site have no peers, and most of the rest a handful; a pair of
+/// hash maps for each would cost far more memory than the peers themselves. So a swarm
+/// is empty (no allocation), a short list searched linearly, or — past
+/// [`SMALL_MAX`] peers — two insertion-ordered maps, one per set, in which a peer is
+/// found in O(1) and picked by index for random-order peer lists.
 #[derive(Default, Debug)]
 pub struct Swarm {
-    sets: Option<Box<Sets>>,
+    repr: Repr,
+}
+
+/// Largest swarm kept as a list.
+const SMALL_MAX: usize = 16;
+/// A map-backed swarm shrinking to this many peers goes back to a list (below
+/// [`SMALL_MAX`], so a swarm at the edge does not convert back and forth).
+const SMALL_AGAIN: usize = 8;
+
+#[derive(Default, Debug)]
+enum Repr {
+    #[default]
+    Empty,
+    Small(Vec<Entry>),
+    Large(Box<Sets>),
+}
+
+#[derive(Clone, Debug)]
+struct Entry {
+    key: PeerKey,
+    peer: Peer,
+    seeding: bool,
 }
 
 #[derive(Default, Debug)]
@@ -51,24 +76,78 @@ struct Sets {
 }
 
 impl Sets {
-    fn is_empty(&self) -> bool {
-        self.seeders.is_empty() && self.leechers.is_empty()
+    fn len(&self) -> usize {
+        self.seeders.len() + self.leechers.len()
     }
+}
+
+/// Appends to a short list one slot at a time: a list of three peers holds three.
+fn push_exact(list: &mut Vec<Entry>, entry: Entry) -> usize {
+    if list.len() == list.capacity() {
+        list.reserve_exact(1);
+    }
+    list.push(entry);
+    list.len() - 1
 }
 
 impl Swarm {
     pub fn seeders(&self) -> usize {
-        self.sets.as_ref().map_or(0, |sets| sets.seeders.len())
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::Small(list) => list.iter().filter(|e| e.seeding).count(),
+            Repr::Large(sets) => sets.seeders.len(),
+        }
     }
 
     pub fn leechers(&self) -> usize {
-        self.sets.as_ref().map_or(0, |sets| sets.leechers.len())
+        match &self.repr {
+            Repr::Empty => 0,
+            Repr::Small(list) => list.iter().filter(|e| !e.seeding).count(),
+            Repr::Large(sets) => sets.leechers.len(),
+        }
     }
 
-    /// Frees the maps once no peer is left.
-    fn release_if_empty(&mut self) {
-        if self.sets.as_ref().is_some_and(|sets| sets.is_empty()) {
-            self.sets = None;
+    /// After removals: an empty swarm frees its storage, a small map-backed one goes
+    /// back to a list.
+    fn settle(&mut self) {
+        match &mut self.repr {
+            Repr::Small(list) if list.is_empty() => self.repr = Repr::Empty,
+            Repr::Small(list) if list.capacity() > 2 * list.len() => list.shrink_to_fit(),
+            Repr::Large(sets) if sets.len() == 0 => self.repr = Repr::Empty,
+            Repr::Large(sets) if sets.len() <= SMALL_AGAIN => {
+                let mut list = Vec::with_capacity(sets.len());
+                let seeders = sets.seeders.drain(..).map(|(key, peer)| Entry {
+                    key,
+                    peer,
+                    seeding: true,
+                });
+                let leechers = sets.leechers.drain(..).map(|(key, peer)| Entry {
+                    key,
+                    peer,
+                    seeding: false,
+                });
+                list.extend(seeders.chain(leechers));
+                self.repr = Repr::Small(list);
+            }
+            _ => {}
+        }
+    }
+
+    /// A list grown past [`SMALL_MAX`] becomes two maps.
+    fn grow(&mut self) {
+        if let Repr::Small(list) = &mut self.repr {
+            if list.len() > SMALL_MAX {
+                let mut sets = Box::<Sets>::default();
+                for entry in list.drain(..) {
+                    let set = if entry.seeding {
+                        &mut sets.seeders
+                    } else {
+                        &mut sets.leechers
+                    };
+                    set.insert(entry.key, entry.peer);
+                }
+                self.repr = Repr::Large(sets);
+            }
         }
     }
 
@@ -81,73 +160,140 @@ impl Swarm {
         seeding: bool,
         new: impl FnOnce() -> Peer,
     ) -> (&mut Peer, bool) {
-        let sets = self.sets.get_or_insert_with(Box::default);
-        let (target, other) = if seeding {
-            (&mut sets.seeders, &mut sets.leechers)
-        } else {
-            (&mut sets.leechers, &mut sets.seeders)
+        let existed = match &mut self.repr {
+            Repr::Empty => {
+                self.repr = Repr::Small(Vec::with_capacity(1));
+                false
+            }
+            Repr::Small(list) => match list.iter_mut().find(|e| e.key == key) {
+                Some(entry) => {
+                    entry.seeding = seeding;
+                    true
+                }
+                None => false,
+            },
+            Repr::Large(sets) => {
+                let (target, other) = if seeding {
+                    (&mut sets.seeders, &mut sets.leechers)
+                } else {
+                    (&mut sets.leechers, &mut sets.seeders)
+                };
+                if target.contains_key(&key) {
+                    true
+                } else if let Some(peer) = other.swap_remove(&key) {
+                    target.insert(key, peer);
+                    true
+                } else {
+                    false
+                }
+            }
         };
-        if let Some(index) = target.get_index_of(&key) {
-            return (&mut target[index], true);
+        if !existed {
+            let peer = new();
+            match &mut self.repr {
+                Repr::Small(list) => {
+                    push_exact(list, Entry { key, peer, seeding });
+                    self.grow();
+                }
+                Repr::Large(sets) => {
+                    let set = if seeding {
+                        &mut sets.seeders
+                    } else {
+                        &mut sets.leechers
+                    };
+                    set.insert(key, peer);
+                }
+                Repr::Empty => {}
+            }
         }
-        let (peer, existed) = match other.swap_remove(&key) {
-            Some(peer) => (peer, true),
-            None => (new(), false),
+        let peer = match &mut self.repr {
+            Repr::Small(list) => list.iter_mut().find(|e| e.key == key).map(|e| &mut e.peer),
+            Repr::Large(sets) => {
+                let set = if seeding {
+                    &mut sets.seeders
+                } else {
+                    &mut sets.leechers
+                };
+                set.get_mut(&key)
+            }
+            Repr::Empty => None,
         };
-        let (index, _) = target.insert_full(key, peer);
-        (&mut target[index], existed)
+        match peer {
+            Some(peer) => (peer, existed),
+            // Every branch above left the key in the swarm.
+            None => unreachable!("a placed peer is in its swarm"),
+        }
     }
 
     /// Inserts a peer as is (peer cache restore). Replaces any entry with the same key.
     pub fn insert(&mut self, key: PeerKey, peer: Peer, seeding: bool) {
         self.remove(&key);
-        let sets = self.sets.get_or_insert_with(Box::default);
-        if seeding {
-            sets.seeders.insert(key, peer);
-        } else {
-            sets.leechers.insert(key, peer);
-        }
+        let (slot, _) = self.place(key, seeding, || peer.clone());
+        *slot = peer;
     }
 
     pub fn remove(&mut self, key: &PeerKey) -> Option<Peer> {
-        let sets = self.sets.as_mut()?;
-        let removed = sets
-            .seeders
-            .swap_remove(key)
-            .or_else(|| sets.leechers.swap_remove(key));
-        self.release_if_empty();
+        let removed = match &mut self.repr {
+            Repr::Empty => None,
+            Repr::Small(list) => {
+                let index = list.iter().position(|e| e.key == *key)?;
+                Some(list.swap_remove(index).peer)
+            }
+            Repr::Large(sets) => sets
+                .seeders
+                .swap_remove(key)
+                .or_else(|| sets.leechers.swap_remove(key)),
+        };
+        self.settle();
         removed
     }
 
     /// The peer and whether it is seeding.
     pub fn get(&self, key: &PeerKey) -> Option<(&Peer, bool)> {
-        let sets = self.sets.as_ref()?;
-        if let Some(peer) = sets.seeders.get(key) {
-            return Some((peer, true));
+        match &self.repr {
+            Repr::Empty => None,
+            Repr::Small(list) => list
+                .iter()
+                .find(|e| e.key == *key)
+                .map(|e| (&e.peer, e.seeding)),
+            Repr::Large(sets) => match sets.seeders.get(key) {
+                Some(peer) => Some((peer, true)),
+                None => sets.leechers.get(key).map(|peer| (peer, false)),
+            },
         }
-        sets.leechers.get(key).map(|peer| (peer, false))
     }
 
     /// All peers with their seeding flag.
-    pub fn iter(&self) -> impl Iterator<Item = (&PeerKey, &Peer, bool)> {
-        self.sets.iter().flat_map(|sets| {
-            sets.seeders
-                .iter()
-                .map(|(k, p)| (k, p, true))
-                .chain(sets.leechers.iter().map(|(k, p)| (k, p, false)))
-        })
+    pub fn iter(&self) -> Box<dyn Iterator<Item = (&PeerKey, &Peer, bool)> + '_> {
+        match &self.repr {
+            Repr::Empty => Box::new(std::iter::empty()),
+            Repr::Small(list) => Box::new(list.iter().map(|e| (&e.key, &e.peer, e.seeding))),
+            Repr::Large(sets) => Box::new(
+                sets.seeders
+                    .iter()
+                    .map(|(k, p)| (k, p, true))
+                    .chain(sets.leechers.iter().map(|(k, p)| (k, p, false))),
+            ),
+        }
     }
 
     /// Drops peers that last announced before `cutoff`; returns how many.
     pub fn purge(&mut self, cutoff: i64) -> usize {
-        let Some(sets) = self.sets.as_mut() else {
-            return 0;
+        let purged = match &mut self.repr {
+            Repr::Empty => 0,
+            Repr::Small(list) => {
+                let before = list.len();
+                list.retain(|e| e.peer.last_announce >= cutoff);
+                before - list.len()
+            }
+            Repr::Large(sets) => {
+                let before = sets.len();
+                sets.seeders.retain(|_, peer| peer.last_announce >= cutoff);
+                sets.leechers.retain(|_, peer| peer.last_announce >= cutoff);
+                before - sets.len()
+            }
         };
-        let before = sets.seeders.len() + sets.leechers.len();
-        sets.seeders.retain(|_, peer| peer.last_announce >= cutoff);
-        sets.leechers.retain(|_, peer| peer.last_announce >= cutoff);
-        let purged = before - sets.seeders.len() - sets.leechers.len();
-        self.release_if_empty();
+        self.settle();
         purged
     }
 
@@ -165,11 +311,31 @@ impl Swarm {
         rng: &mut impl Rng,
         out: &mut Vec<SelectedPeer>,
     ) {
-        let Some(sets) = self.sets.as_ref().filter(|_| numwant > 0) else {
+        if numwant == 0 {
             return;
-        };
+        }
+        // Walks the seeders (`want_seeders`) or the leechers from a random start.
+        let mut walk =
+            |want_seeders: bool, visit: &mut dyn FnMut(&PeerKey, &Peer) -> bool| match &self.repr {
+                Repr::Empty => {}
+                Repr::Small(list) => walk_from_random_start(list.len(), rng, |index| {
+                    let entry = &list[index];
+                    entry.seeding != want_seeders || visit(&entry.key, &entry.peer)
+                }),
+                Repr::Large(sets) => {
+                    let set = if want_seeders {
+                        &sets.seeders
+                    } else {
+                        &sets.leechers
+                    };
+                    walk_from_random_start(set.len(), rng, |index| {
+                        set.get_index(index)
+                            .is_none_or(|(key, peer)| visit(key, peer))
+                    })
+                }
+            };
         if seeding {
-            walk_from_random_start(&sets.leechers, rng, |key, peer| {
+            walk(false, &mut |key, peer| {
                 if eligible(me, key, peer) {
                     out.push(selected(key, peer));
                 }
@@ -178,14 +344,14 @@ impl Swarm {
             return;
         }
         let mut seen = SeenUsers::default();
-        walk_from_random_start(&sets.seeders, rng, |key, peer| {
+        walk(true, &mut |key, peer| {
             if eligible(me, key, peer) && seen.insert(key.user) {
                 out.push(selected(key, peer));
             }
             out.len() < numwant
         });
         if out.len() < numwant {
-            walk_from_random_start(&sets.leechers, rng, |key, peer| {
+            walk(false, &mut |key, peer| {
                 if eligible(me, key, peer) {
                     out.push(selected(key, peer));
                 }
@@ -207,23 +373,16 @@ fn selected(key: &PeerKey, peer: &Peer) -> SelectedPeer {
     }
 }
 
-/// Visits every entry once, starting at a random index and wrapping around, until
-/// `visit` returns false.
-fn walk_from_random_start(
-    peers: &IndexMap<PeerKey, Peer>,
-    rng: &mut impl Rng,
-    mut visit: impl FnMut(&PeerKey, &Peer) -> bool,
-) {
-    let len = peers.len();
+/// Visits every index below `len` once, starting at a random one and wrapping
+/// around, until `visit` returns false.
+fn walk_from_random_start(len: usize, rng: &mut impl Rng, mut visit: impl FnMut(usize) -> bool) {
     if len == 0 {
         return;
     }
     let start = rng.random_range(0..len);
     for offset in 0..len {
-        if let Some((key, peer)) = peers.get_index((start + offset) % len) {
-            if !visit(key, peer) {
-                return;
-            }
+        if !visit((start + offset) % len) {
+            return;
         }
     }
 }
@@ -390,21 +549,44 @@ mod tests {
     }
 
     #[test]
-    fn an_empty_swarm_holds_no_maps() {
+    fn an_empty_swarm_holds_nothing_and_sizes_switch_form() {
         let mut swarm = Swarm::default();
-        assert!(swarm.sets.is_none());
+        assert!(matches!(swarm.repr, Repr::Empty));
         swarm.place(key(1, 1), true, || peer(6881));
-        assert!(swarm.sets.is_some());
+        assert!(matches!(&swarm.repr, Repr::Small(list) if list.capacity() == 1));
         swarm.remove(&key(1, 1));
-        assert!(swarm.sets.is_none(), "freed with the last peer");
+        assert!(
+            matches!(swarm.repr, Repr::Empty),
+            "freed with the last peer"
+        );
         let mut old = peer(6881);
         old.last_announce = 5;
         swarm.insert(key(2, 2), old, false);
         assert_eq!(swarm.purge(10), 1);
-        assert!(swarm.sets.is_none(), "freed by the purge too");
+        assert!(matches!(swarm.repr, Repr::Empty), "freed by the purge too");
         assert_eq!(
             (swarm.seeders(), swarm.leechers(), swarm.iter().count()),
             (0, 0, 0)
+        );
+
+        // Past SMALL_MAX peers: maps; back to a list at SMALL_AGAIN; peers kept throughout.
+        for n in 0..=SMALL_MAX as u8 {
+            let (p, _) = swarm.place(key(u32::from(n), n), n % 3 == 0, || peer(6881));
+            p.uploaded = u64::from(n);
+        }
+        assert!(matches!(swarm.repr, Repr::Large(_)));
+        assert_eq!((swarm.seeders(), swarm.leechers()), (6, 11));
+        for n in 0..=(SMALL_MAX - SMALL_AGAIN) as u8 {
+            swarm.remove(&key(u32::from(n), n));
+        }
+        assert!(matches!(swarm.repr, Repr::Small(_)));
+        assert_eq!(swarm.seeders() + swarm.leechers(), SMALL_AGAIN);
+        let last = SMALL_MAX as u8;
+        assert_eq!(
+            swarm
+                .get(&key(u32::from(last), last))
+                .map(|(p, s)| (p.uploaded, s)),
+            Some((16, false))
         );
     }
 

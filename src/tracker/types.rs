@@ -2,7 +2,6 @@
 
 use std::borrow::Borrow;
 use std::fmt;
-use std::sync::Arc;
 
 /// The 20-byte SHA-1 of a torrent's info dictionary.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -57,28 +56,59 @@ impl fmt::Debug for Passkey {
 }
 
 /// `torrents.TorrentType` / `torrent_group_freeleech.Type`. The schema knows `anime`
-/// and `music`; a site may add others, which are kept by name.
-#[derive(Clone, PartialEq, Eq, Hash, Debug)]
+/// and `music`; a site may add others, which are kept by name. Every torrent carries
+/// one, so it is a small copyable code rather than a string: other names are interned
+/// once per process (a site has a handful).
+#[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum TorrentType {
     Anime,
     Music,
-    Other(Arc<str>),
+    Other(u32),
 }
+
+/// The names of the `Other` types seen so far; index = code. Leaked on purpose: they
+/// live as long as the process and there are few of them.
+static OTHER_TYPES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
 
 impl TorrentType {
     pub fn from_name(name: &str) -> TorrentType {
         match name {
             "anime" => TorrentType::Anime,
             "music" => TorrentType::Music,
-            other => TorrentType::Other(other.into()),
+            other => {
+                let known = OTHER_TYPES
+                    .read()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if let Some(code) = known.iter().position(|&n| n == other) {
+                    return TorrentType::Other(code as u32);
+                }
+                drop(known);
+                let mut known = OTHER_TYPES
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                // Another thread may have added it meanwhile.
+                let code = match known.iter().position(|&n| n == other) {
+                    Some(code) => code,
+                    None => {
+                        known.push(Box::leak(other.into()));
+                        known.len() - 1
+                    }
+                };
+                TorrentType::Other(code as u32)
+            }
         }
     }
 
-    pub fn name(&self) -> &str {
+    pub fn name(self) -> &'static str {
         match self {
             TorrentType::Anime => "anime",
             TorrentType::Music => "music",
-            TorrentType::Other(name) => name,
+            TorrentType::Other(code) => OTHER_TYPES
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .get(code as usize)
+                .copied()
+                .unwrap_or(""),
         }
     }
 }
@@ -109,5 +139,21 @@ impl fmt::Debug for PeerId {
         f.write_str("PeerId(")?;
         write_hex(f, &self.0)?;
         f.write_str(")")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::TorrentType;
+
+    #[test]
+    fn torrent_types_round_trip_and_intern() {
+        assert_eq!(TorrentType::from_name("anime"), TorrentType::Anime);
+        assert_eq!(TorrentType::from_name("music").name(), "music");
+        let ebook = TorrentType::from_name("ebook");
+        assert_eq!(ebook, TorrentType::from_name("ebook"));
+        assert_ne!(ebook, TorrentType::from_name("game"));
+        assert_eq!(ebook.name(), "ebook");
+        assert_eq!(std::mem::size_of::<TorrentType>(), 8);
     }
 }
