@@ -11,7 +11,6 @@ use tokio::sync::watch;
 use crate::log::fmt_duration;
 use crate::state::Shared;
 use crate::store::{self, Store};
-use crate::tracker::Torrents;
 
 /// One of the six snapshots.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -110,20 +109,9 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
             n
         }
         Kind::Torrents => {
-            let rows = store::load_torrents(store).await.map_err(fail)?;
             let previous = snapshots.torrents.load_full();
-            // Building a big map is CPU work: keep it off the async workers.
-            let built =
-                tokio::task::spawn_blocking(move || Torrents::rebuild(&previous, rows)).await;
-            let (torrents, duplicates) = match built {
-                Ok(built) => built,
-                Err(join) => {
-                    let error = sqlx::Error::Protocol(format!(
-                        "building the torrent snapshot failed: {join}"
-                    ));
-                    return Err(fail(error));
-                }
-            };
+            let (torrents, duplicates) =
+                store::load_torrents(store, &previous).await.map_err(fail)?;
             for row in duplicates {
                 tracing::warn!("Skipping torrents row {}: duplicate info_hash", row.id.0);
             }

@@ -38,7 +38,7 @@ pub fn load(path: &Path, snapshots: &Snapshots) {
     match format::decode(&bytes) {
         Ok(file) => {
             let restored = state::restore(file);
-            let torrents = restored.torrents.len();
+            let torrents = restored.torrents_in_file;
             snapshots.torrents.store(Arc::new(restored.torrents));
             tracing::info!(
                 "Loaded {} users, {} torrents, {} peers ({})",

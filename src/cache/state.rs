@@ -84,17 +84,27 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
 
 /// What a cache file gave back.
 pub struct Restored {
+    /// The torrents with peers.
     pub torrents: Torrents,
     pub users: usize,
+    /// Torrents in the file, with or without peers.
+    pub torrents_in_file: usize,
     pub peers: usize,
 }
 
-/// Rebuilds the torrents and their swarms from a decoded file. The initial database
-/// load then keeps those still in the database (taking its metadata) and drops the rest.
+/// Rebuilds the torrents that have peers, with their swarms, from a decoded file. The
+/// initial database load then keeps those still in the database (taking its metadata)
+/// and drops the rest.
 pub fn restore(file: CacheFile) -> Restored {
     let mut torrents = Torrents::default();
     let mut peers = 0;
+    let torrents_in_file = file.torrents.len();
     for cached in file.torrents {
+        // Only swarms are worth restoring: metadata comes from the database load that
+        // follows, which creates the torrents without peers anyway.
+        if cached.peers.is_empty() {
+            continue;
+        }
         let mut swarm = Swarm::default();
         for peer in cached.peers {
             peers += 1;
@@ -125,6 +135,7 @@ pub fn restore(file: CacheFile) -> Restored {
     Restored {
         torrents,
         users: file.users.len(),
+        torrents_in_file,
         peers,
     }
 }

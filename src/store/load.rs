@@ -7,11 +7,11 @@ use futures_util::TryStreamExt;
 use sqlx::mysql::MySqlRow;
 
 use super::retry::Attempts;
-use super::row::{bytes, id_for_log, int, multiplier, text};
+use super::row::{bytes, id_for_log, int, text, Col, Multipliers};
 use super::Store;
 use crate::tracker::{
-    ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, Multipliers, Passkey,
-    TorrentId, TorrentMeta, TorrentRow, TorrentType, User, UserId, Users,
+    ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, Passkey, TorrentId,
+    TorrentMeta, TorrentRow, TorrentType, Torrents, TorrentsBuilder, User, UserId, Users,
 };
 
 /// Runs a load, retrying lock conflicts up to `deadlock_retries` attempts; any other
@@ -38,19 +38,19 @@ where
 }
 
 /// Streams the rows of `sql` through `each`, which returns the reason a row is unusable.
+/// Every loader's first column is the row's id, for the skip messages.
 async fn for_each_row(
     store: &Store,
     sql: &'static str,
     mut each: impl FnMut(&MySqlRow) -> Result<(), String>,
     skipped: &mut Vec<(String, String)>,
-    id_column: &str,
 ) -> Result<usize, sqlx::Error> {
     let mut rows = sqlx::query(sql).fetch(&store.pool);
     let mut count = 0;
     while let Some(row) = rows.try_next().await? {
         count += 1;
         if let Err(reason) = each(&row) {
-            skipped.push((id_for_log(&row, id_column), reason));
+            skipped.push((id_for_log(&row), reason));
         }
     }
     Ok(count)
@@ -62,31 +62,33 @@ fn log_skipped(table: &str, skipped: &[(String, String)]) {
     }
 }
 
-fn flag(row: &MySqlRow, column: &str) -> Result<bool, String> {
-    int::<i128>(row, column).map(|v| v != 0)
+fn flag(row: &MySqlRow, col: Col) -> Result<bool, String> {
+    int::<i128>(row, col).map(|v| v != 0)
 }
 
 pub async fn load_users(store: &Store) -> Result<Users, sqlx::Error> {
-    const SQL: &str =
-        "SELECT ID, torrent_pass, DownMultiplier, UpMultiplier, DisableDownload, TrackerHide \
+    // Integers are cast to BIGINT so that they all decode one way (see `row::int`).
+    const SQL: &str = "SELECT CAST(ID AS SIGNED), torrent_pass, DownMultiplier, UpMultiplier, \
+                       CAST(DisableDownload AS SIGNED), CAST(TrackerHide AS SIGNED) \
                        FROM users_main WHERE Enabled = '1' ORDER BY ID";
     let (users, skipped) = with_retry(store, || async {
         let mut users = Users::default();
         let mut skipped = Vec::new();
+        let mut multipliers = Multipliers::default();
         for_each_row(
             store,
             SQL,
             |row| {
-                let passkey = bytes(row, "torrent_pass")?;
+                let passkey = bytes(row, Col(1, "torrent_pass"))?;
                 if passkey.is_empty() {
                     return Err("empty torrent_pass".to_owned());
                 }
                 let user = User {
-                    id: UserId(int(row, "ID")?),
-                    down_multiplier: multiplier(row, "DownMultiplier")?,
-                    up_multiplier: multiplier(row, "UpMultiplier")?,
-                    disable_download: flag(row, "DisableDownload")?,
-                    tracker_hide: flag(row, "TrackerHide")?,
+                    id: UserId(int(row, Col(0, "ID"))?),
+                    down_multiplier: multipliers.read(row, Col(2, "DownMultiplier"))?,
+                    up_multiplier: multipliers.read(row, Col(3, "UpMultiplier"))?,
+                    disable_download: flag(row, Col(4, "DisableDownload"))?,
+                    tracker_hide: flag(row, Col(5, "TrackerHide"))?,
                 };
                 if users.insert(Passkey::new(passkey), user) {
                     Ok(())
@@ -95,7 +97,6 @@ pub async fn load_users(store: &Store) -> Result<Users, sqlx::Error> {
                 }
             },
             &mut skipped,
-            "ID",
         )
         .await?;
         Ok((users, skipped))
@@ -106,7 +107,8 @@ pub async fn load_users(store: &Store) -> Result<Users, sqlx::Error> {
 }
 
 pub async fn load_hit_and_runs(store: &Store) -> Result<HitAndRuns, sqlx::Error> {
-    const SQL: &str = "SELECT h.uid, h.fid FROM transfer_history AS h \
+    const SQL: &str =
+        "SELECT CAST(h.uid AS SIGNED), CAST(h.fid AS SIGNED) FROM transfer_history AS h \
                        JOIN users_main AS u ON u.ID = h.uid WHERE h.hnr = 1 AND u.Enabled = '1'";
     let (pairs, skipped) = with_retry(store, || async {
         let mut pairs = HitAndRuns::default();
@@ -115,11 +117,13 @@ pub async fn load_hit_and_runs(store: &Store) -> Result<HitAndRuns, sqlx::Error>
             store,
             SQL,
             |row| {
-                pairs.insert(UserId(int(row, "uid")?), TorrentId(int(row, "fid")?));
+                pairs.insert(
+                    UserId(int(row, Col(0, "uid"))?),
+                    TorrentId(int(row, Col(1, "fid"))?),
+                );
                 Ok(())
             },
             &mut skipped,
-            "uid",
         )
         .await?;
         Ok((pairs, skipped))
@@ -129,66 +133,73 @@ pub async fn load_hit_and_runs(store: &Store) -> Result<HitAndRuns, sqlx::Error>
     Ok(pairs)
 }
 
-/// Validated torrent rows by ascending ID; the caller merges them with the swarms.
-pub async fn load_torrents(store: &Store) -> Result<Vec<TorrentRow>, sqlx::Error> {
-    const SQL: &str = "SELECT ID, info_hash, DownMultiplier, UpMultiplier, Snatched, Status, GroupID, TorrentType \
+/// The torrents snapshot, built row by row as they arrive on top of `previous` (whose
+/// swarms carry over: see [`TorrentsBuilder`]); also the rows refused as duplicates.
+pub async fn load_torrents(
+    store: &Store,
+    previous: &Torrents,
+) -> Result<(Torrents, Vec<TorrentRow>), sqlx::Error> {
+    const SQL: &str = "SELECT CAST(ID AS SIGNED), info_hash, DownMultiplier, UpMultiplier, \
+                       CAST(Snatched AS SIGNED), CAST(Status AS SIGNED), CAST(GroupID AS SIGNED), TorrentType \
                        FROM torrents ORDER BY ID";
-    let (rows, skipped) = with_retry(store, || async {
-        let mut rows = Vec::new();
+    let (built, skipped) = with_retry(store, || async {
+        let mut builder = TorrentsBuilder::new(previous);
         let mut skipped = Vec::new();
+        let mut multipliers = Multipliers::default();
         for_each_row(
             store,
             SQL,
             |row| {
-                let hash = bytes(row, "info_hash")?;
+                let hash = bytes(row, Col(1, "info_hash"))?;
                 let info_hash = <[u8; 20]>::try_from(hash)
                     .map_err(|_| format!("info_hash is {} bytes, not 20", hash.len()))?;
-                rows.push(TorrentRow {
-                    id: TorrentId(int(row, "ID")?),
+                builder.add(TorrentRow {
+                    id: TorrentId(int(row, Col(0, "ID"))?),
                     info_hash: InfoHash(info_hash),
                     meta: TorrentMeta {
-                        group_id: GroupId(int(row, "GroupID")?),
-                        torrent_type: TorrentType::from_name(text(row, "TorrentType")?),
-                        up_multiplier: multiplier(row, "UpMultiplier")?,
-                        down_multiplier: multiplier(row, "DownMultiplier")?,
+                        group_id: GroupId(int(row, Col(6, "GroupID"))?),
+                        torrent_type: TorrentType::from_name(text(row, Col(7, "TorrentType"))?),
+                        up_multiplier: multipliers.read(row, Col(3, "UpMultiplier"))?,
+                        down_multiplier: multipliers.read(row, Col(2, "DownMultiplier"))?,
                     },
-                    snatched: int(row, "Snatched")?,
-                    status: int(row, "Status")?,
+                    snatched: int(row, Col(4, "Snatched"))?,
+                    status: int(row, Col(5, "Status"))?,
                 });
                 Ok(())
             },
             &mut skipped,
-            "ID",
         )
         .await?;
-        Ok((rows, skipped))
+        Ok((builder.finish(), skipped))
     })
     .await?;
     log_skipped("torrents", &skipped);
-    Ok(rows)
+    Ok(built)
 }
 
 pub async fn load_group_freeleech(store: &Store) -> Result<GroupFreeleech, sqlx::Error> {
-    const SQL: &str = "SELECT ID, GroupID, `Type`, DownMultiplier, UpMultiplier FROM torrent_group_freeleech ORDER BY ID";
+    const SQL: &str =
+        "SELECT CAST(ID AS SIGNED), CAST(GroupID AS SIGNED), `Type`, DownMultiplier, UpMultiplier \
+                       FROM torrent_group_freeleech ORDER BY ID";
     let (groups, skipped) = with_retry(store, || async {
         let mut groups = GroupFreeleech::default();
         let mut skipped = Vec::new();
+        let mut multipliers = Multipliers::default();
         for_each_row(
             store,
             SQL,
             |row| {
                 groups.insert(
-                    GroupId(int(row, "GroupID")?),
-                    TorrentType::from_name(text(row, "Type")?),
-                    Multipliers {
-                        down: multiplier(row, "DownMultiplier")?,
-                        up: multiplier(row, "UpMultiplier")?,
+                    GroupId(int(row, Col(1, "GroupID"))?),
+                    TorrentType::from_name(text(row, Col(2, "Type"))?),
+                    crate::tracker::Multipliers {
+                        down: multipliers.read(row, Col(3, "DownMultiplier"))?,
+                        up: multipliers.read(row, Col(4, "UpMultiplier"))?,
                     },
                 );
                 Ok(())
             },
             &mut skipped,
-            "ID",
         )
         .await?;
         Ok((groups, skipped))
@@ -201,11 +212,12 @@ pub async fn load_group_freeleech(store: &Store) -> Result<GroupFreeleech, sqlx:
 /// Global freeleech: the `mod_core` row `global_freeleech`, on when non-zero; no row
 /// means off.
 pub async fn load_global_freeleech(store: &Store) -> Result<bool, sqlx::Error> {
-    const SQL: &str = "SELECT mod_setting FROM mod_core WHERE mod_option = 'global_freeleech'";
+    const SQL: &str =
+        "SELECT CAST(mod_setting AS SIGNED) FROM mod_core WHERE mod_option = 'global_freeleech'";
     let row = with_retry(store, || sqlx::query(SQL).fetch_optional(&store.pool)).await?;
     Ok(match row {
         None => false,
-        Some(row) => match int::<i128>(&row, "mod_setting") {
+        Some(row) => match int::<i128>(&row, Col(0, "mod_setting")) {
             Ok(value) => value != 0,
             Err(reason) => {
                 tracing::warn!("Skipping mod_core row global_freeleech: {}", reason);
@@ -216,7 +228,8 @@ pub async fn load_global_freeleech(store: &Store) -> Result<bool, sqlx::Error> {
 }
 
 pub async fn load_clients(store: &Store) -> Result<Clients, sqlx::Error> {
-    const SQL: &str = "SELECT id, peer_id FROM approved_clients WHERE archived = 0 ORDER BY id";
+    const SQL: &str =
+        "SELECT CAST(id AS SIGNED), peer_id FROM approved_clients WHERE archived = 0 ORDER BY id";
     let (clients, skipped) = with_retry(store, || async {
         let mut entries = Vec::new();
         let mut skipped = Vec::new();
@@ -224,16 +237,15 @@ pub async fn load_clients(store: &Store) -> Result<Clients, sqlx::Error> {
             store,
             SQL,
             |row| {
-                let prefix = bytes(row, "peer_id")?;
+                let prefix = bytes(row, Col(1, "peer_id"))?;
                 if prefix.is_empty() {
                     // An empty prefix would approve every client.
                     return Err("empty peer_id".to_owned());
                 }
-                entries.push((Box::from(prefix), ClientId(int(row, "id")?)));
+                entries.push((Box::from(prefix), ClientId(int(row, Col(0, "id"))?)));
                 Ok(())
             },
             &mut skipped,
-            "id",
         )
         .await?;
         Ok((Clients::new(entries), skipped))

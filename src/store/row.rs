@@ -4,61 +4,88 @@
 use sqlx::mysql::MySqlRow;
 use sqlx::Row;
 
-/// An integer column converted to `T`, whatever the column's integer type and sign.
-pub fn int<T: TryFrom<i128>>(row: &MySqlRow, column: &str) -> Result<T, String> {
-    let value: i128 = if let Ok(v) = row.try_get::<Option<i64>, _>(column) {
-        i128::from(v.ok_or_else(|| format!("{column} is NULL"))?)
-    } else if let Ok(v) = row.try_get::<Option<u64>, _>(column) {
-        i128::from(v.ok_or_else(|| format!("{column} is NULL"))?)
+/// A column of a loader's result: its position (read by position: looking a name up
+/// for every value of a million rows adds up) and its name for messages.
+#[derive(Clone, Copy, Debug)]
+pub struct Col(pub usize, pub &'static str);
+
+/// An integer column converted to `T`. Loaders `CAST(… AS SIGNED)` their integer
+/// columns, so the first attempt is the one that succeeds; the others keep a site whose
+/// schema differs working.
+pub fn int<T: TryFrom<i128>>(row: &MySqlRow, Col(index, name): Col) -> Result<T, String> {
+    let value: i128 = if let Ok(v) = row.try_get::<Option<i64>, _>(index) {
+        i128::from(v.ok_or_else(|| format!("{name} is NULL"))?)
+    } else if let Ok(v) = row.try_get::<Option<u64>, _>(index) {
+        i128::from(v.ok_or_else(|| format!("{name} is NULL"))?)
     } else {
-        match row.try_get::<Option<bool>, _>(column) {
-            Ok(v) => i128::from(v.ok_or_else(|| format!("{column} is NULL"))?),
-            Err(e) => return Err(format!("{column}: {e}")),
+        match row.try_get::<Option<bool>, _>(index) {
+            Ok(v) => i128::from(v.ok_or_else(|| format!("{name} is NULL"))?),
+            Err(e) => return Err(format!("{name}: {e}")),
         }
     };
-    T::try_from(value).map_err(|_| format!("{column} out of range ({value})"))
+    T::try_from(value).map_err(|_| format!("{name} out of range ({value})"))
 }
 
-/// A FLOAT multiplier as the decimal MariaDB shows for it (0.7, not 0.699999988…):
-/// the shortest text that round-trips the single-precision value, read as f64. This
-/// is what the original tracker credited, so it is part of the accounting contract.
-pub fn multiplier(row: &MySqlRow, column: &str) -> Result<f64, String> {
-    let value = if let Ok(v) = row.try_get::<Option<f32>, _>(column) {
-        let v = v.ok_or_else(|| format!("{column} is NULL"))?;
-        // Display of f32 is the shortest round-tripping decimal; it always parses.
-        v.to_string()
-            .parse::<f64>()
-            .map_err(|e| format!("{column}: {e}"))?
-    } else {
-        match row.try_get::<Option<f64>, _>(column) {
-            Ok(v) => v.ok_or_else(|| format!("{column} is NULL"))?,
-            Err(e) => return Err(format!("{column}: {e}")),
+/// Reads FLOAT multipliers as the decimal MariaDB shows for them (0.7, not
+/// 0.699999988…): the shortest text that round-trips the single-precision value, read
+/// as f64. This is what the original tracker credited, so it is part of the accounting
+/// contract. A site has few distinct multipliers, so conversions are remembered.
+#[derive(Default)]
+pub struct Multipliers {
+    seen: Vec<(u32, f64)>,
+}
+
+impl Multipliers {
+    const REMEMBERED: usize = 64;
+
+    pub fn read(&mut self, row: &MySqlRow, Col(index, name): Col) -> Result<f64, String> {
+        let value = if let Ok(v) = row.try_get::<Option<f32>, _>(index) {
+            let v = v.ok_or_else(|| format!("{name} is NULL"))?;
+            self.decimal(v).map_err(|e| format!("{name}: {e}"))?
+        } else {
+            match row.try_get::<Option<f64>, _>(index) {
+                Ok(v) => v.ok_or_else(|| format!("{name} is NULL"))?,
+                Err(e) => return Err(format!("{name}: {e}")),
+            }
+        };
+        if value.is_finite() {
+            Ok(value)
+        } else {
+            Err(format!("{name} is not a finite number ({value})"))
         }
-    };
-    if value.is_finite() {
+    }
+
+    fn decimal(&mut self, v: f32) -> Result<f64, std::num::ParseFloatError> {
+        let bits = v.to_bits();
+        if let Some(&(_, known)) = self.seen.iter().find(|(b, _)| *b == bits) {
+            return Ok(known);
+        }
+        // Display of f32 is the shortest round-tripping decimal; it always parses.
+        let value = v.to_string().parse::<f64>()?;
+        if self.seen.len() < Self::REMEMBERED {
+            self.seen.push((bits, value));
+        }
         Ok(value)
-    } else {
-        Err(format!("{column} is not a finite number ({value})"))
     }
 }
 
 /// A text or binary column's raw bytes.
-pub fn bytes<'r>(row: &'r MySqlRow, column: &str) -> Result<&'r [u8], String> {
+pub fn bytes(row: &MySqlRow, Col(index, name): Col) -> Result<&[u8], String> {
     // Unchecked: CHAR, VARCHAR, BLOB and ENUM all arrive as length-prefixed bytes, and
     // we want the bytes whatever the declared type.
-    match row.try_get_unchecked::<Option<&[u8]>, _>(column) {
+    match row.try_get_unchecked::<Option<&[u8]>, _>(index) {
         Ok(Some(v)) => Ok(v),
-        Ok(None) => Err(format!("{column} is NULL")),
-        Err(e) => Err(format!("{column}: {e}")),
+        Ok(None) => Err(format!("{name} is NULL")),
+        Err(e) => Err(format!("{name}: {e}")),
     }
 }
 
 /// A column as UTF-8 text.
-pub fn text<'r>(row: &'r MySqlRow, column: &str) -> Result<&'r str, String> {
-    std::str::from_utf8(bytes(row, column)?).map_err(|_| format!("{column} is not UTF-8"))
+pub fn text(row: &MySqlRow, col: Col) -> Result<&str, String> {
+    std::str::from_utf8(bytes(row, col)?).map_err(|_| format!("{} is not UTF-8", col.1))
 }
 
-/// The row's id for "Skipping <table> row <id>" messages, or `?` when unreadable.
-pub fn id_for_log(row: &MySqlRow, column: &str) -> String {
-    int::<i128>(row, column).map_or_else(|_| "?".to_owned(), |id| id.to_string())
+/// The row's id (its first column) for "Skipping <table> row <id>" messages, or `?`.
+pub fn id_for_log(row: &MySqlRow) -> String {
+    int::<i128>(row, Col(0, "id")).map_or_else(|_| "?".to_owned(), |id| id.to_string())
 }

@@ -28,7 +28,7 @@ pub use failure::Failure;
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
 pub use snapshot::{
     Clients, GroupFreeleech, HitAndRuns, Multipliers, Snapshots, Torrent, TorrentMeta, TorrentRow,
-    TorrentState, Torrents, User, Users,
+    TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
 pub use swarm::{Peer, PeerKey, SelectedPeer, Swarm};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

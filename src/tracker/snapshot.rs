@@ -251,28 +251,13 @@ pub struct Torrents {
 }
 
 impl Torrents {
-    /// Builds the next snapshot from validated rows: a hash that keeps its id keeps its
-    /// `Torrent` (swarm, last action) and takes the new metadata; others start empty;
-    /// hashes missing from `rows` are dropped. Rows must come by ascending id, so that
-    /// of two rows with one hash the first (lowest id) wins; later ones are returned.
+    /// Builds the next snapshot from validated rows (see [`TorrentsBuilder`]).
     pub fn rebuild(previous: &Torrents, rows: Vec<TorrentRow>) -> (Torrents, Vec<TorrentRow>) {
-        let mut by_hash = HashMap::with_capacity_and_hasher(rows.len(), Default::default());
-        let mut duplicates = Vec::new();
+        let mut builder = TorrentsBuilder::new(previous);
         for row in rows {
-            if by_hash.contains_key(&row.info_hash) {
-                duplicates.push(row);
-                continue;
-            }
-            let torrent = match previous.by_hash.get(&row.info_hash) {
-                Some(old) if old.id == row.id => {
-                    old.refresh(&row);
-                    Arc::clone(old)
-                }
-                _ => Arc::new(Torrent::new(&row)),
-            };
-            by_hash.insert(row.info_hash, torrent);
+            builder.add(row);
         }
-        (Torrents { by_hash }, duplicates)
+        builder.finish()
     }
 
     pub fn insert(&mut self, info_hash: InfoHash, torrent: Arc<Torrent>) {
@@ -293,6 +278,51 @@ impl Torrents {
 
     pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &Arc<Torrent>)> {
         self.by_hash.iter()
+    }
+}
+
+/// Builds the next torrents snapshot row by row, as the database sends them: a hash
+/// that keeps its id keeps its `Torrent` (swarm, last action) and takes the new
+/// metadata at once; others start empty; hashes that never come are dropped with the
+/// old snapshot. Rows must come by ascending id, so that of two rows with one hash the
+/// first (lowest id) wins; later ones are kept aside as duplicates.
+pub struct TorrentsBuilder<'a> {
+    previous: &'a Torrents,
+    by_hash: HashMap<InfoHash, Arc<Torrent>>,
+    duplicates: Vec<TorrentRow>,
+}
+
+impl<'a> TorrentsBuilder<'a> {
+    pub fn new(previous: &'a Torrents) -> TorrentsBuilder<'a> {
+        TorrentsBuilder {
+            previous,
+            by_hash: HashMap::with_capacity_and_hasher(previous.len(), Default::default()),
+            duplicates: Vec::new(),
+        }
+    }
+
+    pub fn add(&mut self, row: TorrentRow) {
+        if self.by_hash.contains_key(&row.info_hash) {
+            self.duplicates.push(row);
+            return;
+        }
+        let torrent = match self.previous.by_hash.get(&row.info_hash) {
+            Some(old) if old.id == row.id => {
+                old.refresh(&row);
+                Arc::clone(old)
+            }
+            _ => Arc::new(Torrent::new(&row)),
+        };
+        self.by_hash.insert(row.info_hash, torrent);
+    }
+
+    pub fn finish(self) -> (Torrents, Vec<TorrentRow>) {
+        (
+            Torrents {
+                by_hash: self.by_hash,
+            },
+            self.duplicates,
+        )
     }
 }
 
