@@ -86,13 +86,16 @@ impl Tracker {
         let store = Store::new(&config.database, &metrics);
         store.ping().await.map_err(StartError::Ping)?;
         let shared = Arc::new(Shared::new(Arc::new(config), metrics));
-        let (cached, cache_path) = (Arc::clone(&shared), files.peer_cache.clone());
-        // Reading and rebuilding a large cache is blocking work.
-        let _ =
-            tokio::task::spawn_blocking(move || cache::load(&cache_path, &cached.snapshots)).await;
+        // The peer cache is read on a blocking thread while the database loads; its
+        // swarms then go to the torrents the database still has.
+        let cache_path = files.peer_cache.clone();
+        let cache = tokio::task::spawn_blocking(move || cache::read(&cache_path));
         reload::load_all(&store, &shared)
             .await
             .map_err(StartError::Load)?;
+        if let Ok(Some(restored)) = cache.await {
+            cache::state::adopt(restored, &shared.snapshots.torrents.load());
+        }
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;
         if shared.config.record {

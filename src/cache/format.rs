@@ -2,6 +2,7 @@
 //! text, a CRC-32 trailer. Encoding and decoding only; no I/O and no tracker types, so
 //! `cc` and the tracker share it.
 
+use std::borrow::Cow;
 use std::collections::HashSet;
 use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
@@ -42,7 +43,9 @@ pub struct CachedTorrent {
     pub info_hash: [u8; 20],
     pub id: u32,
     pub group_id: u32,
-    pub torrent_type: String,
+    /// Borrowed for the two types every site has, so decoding a million torrents does
+    /// not allocate a million strings.
+    pub torrent_type: Cow<'static, str>,
     pub status: i32,
     pub snatched: u32,
     pub last_action: i64,
@@ -287,7 +290,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    fn short_text(&mut self, what: &str, allow_empty: bool) -> Result<String, DecodeError> {
+    fn short_text_ref(&mut self, what: &str, allow_empty: bool) -> Result<&'a str, DecodeError> {
         let at = self.at;
         let len = usize::from(self.u8(what)?);
         if len == 0 && !allow_empty {
@@ -295,9 +298,13 @@ impl<'a> Reader<'a> {
         }
         let bytes = self.take(len, what)?;
         match std::str::from_utf8(bytes) {
-            Ok(text) => Ok(text.to_owned()),
+            Ok(text) => Ok(text),
             Err(_) => self.fail(at + 1, format!("{what} is not UTF-8")),
         }
+    }
+
+    fn short_text(&mut self, what: &str, allow_empty: bool) -> Result<String, DecodeError> {
+        self.short_text_ref(what, allow_empty).map(str::to_owned)
     }
 
     /// A count, and a capacity for it no larger than the remaining bytes can hold.
@@ -313,6 +320,27 @@ impl<'a> Reader<'a> {
 
 /// Decodes and checks a whole file.
 pub fn decode(bytes: &[u8]) -> Result<CacheFile, DecodeError> {
+    let (mut users, mut torrents) = (Vec::new(), Vec::new());
+    let written_at = decode_with(
+        bytes,
+        |user| users.push(user),
+        |torrent| torrents.push(torrent),
+    )?;
+    Ok(CacheFile {
+        written_at,
+        users,
+        torrents,
+    })
+}
+
+/// Decodes and checks a whole file, handing each user and torrent over as it is read
+/// instead of collecting them; returns `written_at`. The CRC is checked before
+/// anything is handed over.
+pub fn decode_with(
+    bytes: &[u8],
+    mut on_user: impl FnMut(CachedUser),
+    mut on_torrent: impl FnMut(CachedTorrent),
+) -> Result<i64, DecodeError> {
     if bytes.len() < HEADER_LEN + TRAILER_LEN {
         if !bytes.starts_with(&MAGIC[..bytes.len().min(MAGIC.len())]) {
             return Err(DecodeError {
@@ -361,24 +389,22 @@ pub fn decode(bytes: &[u8]) -> Result<CacheFile, DecodeError> {
         at: 12,
     };
     let written_at = reader.i64("written_at")?;
-    let users = decode_users(&mut reader)?;
-    let torrents = decode_torrents(&mut reader)?;
+    decode_users(&mut reader, &mut on_user)?;
+    decode_torrents(&mut reader, &mut on_torrent)?;
     if reader.at != body.len() {
         return reader.fail(
             reader.at,
             format!("{} trailing bytes", body.len() - reader.at),
         );
     }
-    Ok(CacheFile {
-        written_at,
-        users,
-        torrents,
-    })
+    Ok(written_at)
 }
 
-fn decode_users(reader: &mut Reader<'_>) -> Result<Vec<CachedUser>, DecodeError> {
+fn decode_users(
+    reader: &mut Reader<'_>,
+    on_user: &mut impl FnMut(CachedUser),
+) -> Result<(), DecodeError> {
     let (count, capacity) = reader.count("user count", MIN_USER_LEN)?;
-    let mut users = Vec::with_capacity(capacity);
     let mut passkeys = HashSet::with_capacity(capacity);
     for _ in 0..count {
         let at = reader.at;
@@ -397,7 +423,7 @@ fn decode_users(reader: &mut Reader<'_>) -> Result<Vec<CachedUser>, DecodeError>
         if !passkeys.insert(passkey.clone()) {
             return reader.fail(at, format!("duplicate passkey (user {id})"));
         }
-        users.push(CachedUser {
+        on_user(CachedUser {
             passkey,
             id,
             disable_download: flags & USER_DISABLE_DOWNLOAD != 0,
@@ -406,12 +432,14 @@ fn decode_users(reader: &mut Reader<'_>) -> Result<Vec<CachedUser>, DecodeError>
             down_multiplier,
         });
     }
-    Ok(users)
+    Ok(())
 }
 
-fn decode_torrents(reader: &mut Reader<'_>) -> Result<Vec<CachedTorrent>, DecodeError> {
+fn decode_torrents(
+    reader: &mut Reader<'_>,
+    on_torrent: &mut impl FnMut(CachedTorrent),
+) -> Result<(), DecodeError> {
     let (count, capacity) = reader.count("torrent count", MIN_TORRENT_LEN)?;
-    let mut torrents = Vec::with_capacity(capacity);
     let mut hashes = HashSet::with_capacity(capacity);
     for _ in 0..count {
         let at = reader.at;
@@ -421,14 +449,18 @@ fn decode_torrents(reader: &mut Reader<'_>) -> Result<Vec<CachedTorrent>, Decode
         }
         let id = reader.u32("torrent id")?;
         let group_id = reader.u32("group id")?;
-        let torrent_type = reader.short_text("torrent type", true)?;
+        let torrent_type = match reader.short_text_ref("torrent type", true)? {
+            "anime" => Cow::Borrowed("anime"),
+            "music" => Cow::Borrowed("music"),
+            other => Cow::Owned(other.to_owned()),
+        };
         let status = reader.i32("status")?;
         let snatched = reader.u32("snatched")?;
         let last_action = reader.i64("last_action")?;
         let up_multiplier = reader.multiplier("up multiplier")?;
         let down_multiplier = reader.multiplier("down multiplier")?;
         let peers = decode_peers(reader, &info_hash)?;
-        torrents.push(CachedTorrent {
+        on_torrent(CachedTorrent {
             info_hash,
             id,
             group_id,
@@ -441,7 +473,7 @@ fn decode_torrents(reader: &mut Reader<'_>) -> Result<Vec<CachedTorrent>, Decode
             peers,
         });
     }
-    Ok(torrents)
+    Ok(())
 }
 
 fn decode_peers(
@@ -520,7 +552,7 @@ mod tests {
                 info_hash: [9; 20],
                 id: 3,
                 group_id: 2,
-                torrent_type: "anime".to_owned(),
+                torrent_type: "anime".into(),
                 status: 0,
                 snatched: 5,
                 last_action: 1_699_999_999,

@@ -14,17 +14,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::log::fmt_duration;
-use crate::tracker::Snapshots;
 
-/// Reads the cache at start, before the first database load, and installs its
-/// torrents. A missing or unusable file is a warning, never a failure.
-pub fn load(path: &Path, snapshots: &Snapshots) {
+/// Reads the cache at start (SPEC §10.2). A missing or unusable file is a warning,
+/// never a failure. Runs beside the initial database load; [`state::adopt`] then hands
+/// the swarms to the loaded torrents.
+pub fn read(path: &Path) -> Option<state::Restored> {
     let started = Instant::now();
     let bytes = match std::fs::read(path) {
         Ok(bytes) => bytes,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             tracing::warn!("Peer cache {} missing, starting empty", path.display());
-            return;
+            return None;
         }
         Err(e) => {
             tracing::warn!(
@@ -32,27 +32,28 @@ pub fn load(path: &Path, snapshots: &Snapshots) {
                 path.display(),
                 e
             );
-            return;
+            return None;
         }
     };
-    match format::decode(&bytes) {
-        Ok(file) => {
-            let restored = state::restore(file);
-            let torrents = restored.torrents_in_file;
-            snapshots.torrents.store(Arc::new(restored.torrents));
+    match state::restore(&bytes) {
+        Ok(restored) => {
             tracing::info!(
                 "Loaded {} users, {} torrents, {} peers ({})",
                 restored.users,
-                torrents,
+                restored.torrents_in_file,
                 restored.peers,
                 fmt_duration(started.elapsed())
             );
+            Some(restored)
         }
-        Err(e) => tracing::warn!(
-            "Peer cache {} unusable ({}), starting empty",
-            path.display(),
-            e
-        ),
+        Err(e) => {
+            tracing::warn!(
+                "Peer cache {} unusable ({}), starting empty",
+                path.display(),
+                e
+            );
+            None
+        }
     }
 }
 

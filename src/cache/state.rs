@@ -5,7 +5,9 @@
 use std::net::IpAddr;
 use std::sync::Arc;
 
-use super::format::{CacheFile, CachedPeer, CachedTorrent, CachedUser, EncodeError, Encoder};
+use super::format::{
+    decode_with, CachedPeer, CachedTorrent, CachedUser, DecodeError, EncodeError, Encoder,
+};
 use crate::tracker::{
     ClientId, GroupId, InfoHash, Peer, PeerId, PeerKey, Snapshots, Swarm, Torrent, TorrentId,
     TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
@@ -39,7 +41,7 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
         info_hash: [0; 20],
         id: 0,
         group_id: 0,
-        torrent_type: String::new(),
+        torrent_type: "".into(),
         status: 0,
         snatched: 0,
         last_action: 0,
@@ -53,8 +55,7 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
             cached.info_hash = info_hash.0;
             cached.id = torrent.id.0;
             cached.group_id = state.meta.group_id.0;
-            cached.torrent_type.clear();
-            cached.torrent_type.push_str(state.meta.torrent_type.name());
+            cached.torrent_type = state.meta.torrent_type.name().into();
             cached.status = state.status;
             cached.snatched = state.snatched;
             cached.last_action = state.last_action;
@@ -92,52 +93,72 @@ pub struct Restored {
     pub peers: usize,
 }
 
-/// Rebuilds the torrents that have peers, with their swarms, from a decoded file. The
-/// initial database load then keeps those still in the database (taking its metadata)
-/// and drops the rest.
-pub fn restore(file: CacheFile) -> Restored {
+/// Decodes a cache file into the torrents that have peers, with their swarms.
+/// Metadata comes from the database load, which also creates the torrents without
+/// peers, so nothing else is built.
+pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
     let mut torrents = Torrents::default();
-    let mut peers = 0;
-    let torrents_in_file = file.torrents.len();
-    for cached in file.torrents {
-        // Only swarms are worth restoring: metadata comes from the database load that
-        // follows, which creates the torrents without peers anyway.
-        if cached.peers.is_empty() {
-            continue;
-        }
-        let mut swarm = Swarm::default();
-        for peer in cached.peers {
-            peers += 1;
-            let key = PeerKey {
-                user: UserId(peer.user_id),
-                peer_id: PeerId(peer.peer_id),
+    let (mut users, mut torrents_in_file, mut peers) = (0, 0, 0);
+    decode_with(
+        bytes,
+        |_| users += 1,
+        |cached| {
+            torrents_in_file += 1;
+            if cached.peers.is_empty() {
+                return;
+            }
+            let mut swarm = Swarm::default();
+            for peer in &cached.peers {
+                peers += 1;
+                let key = PeerKey {
+                    user: UserId(peer.user_id),
+                    peer_id: PeerId(peer.peer_id),
+                };
+                swarm.insert(key, to_peer(peer), peer.seeding);
+            }
+            let state = TorrentState {
+                meta: TorrentMeta {
+                    group_id: GroupId(cached.group_id),
+                    torrent_type: TorrentType::from_name(&cached.torrent_type),
+                    up_multiplier: cached.up_multiplier,
+                    down_multiplier: cached.down_multiplier,
+                },
+                status: cached.status,
+                snatched: cached.snatched,
+                last_action: cached.last_action,
+                unprune_pending: false,
+                swarm,
             };
-            swarm.insert(key, to_peer(&peer), peer.seeding);
-        }
-        let state = TorrentState {
-            meta: TorrentMeta {
-                group_id: GroupId(cached.group_id),
-                torrent_type: TorrentType::from_name(&cached.torrent_type),
-                up_multiplier: cached.up_multiplier,
-                down_multiplier: cached.down_multiplier,
-            },
-            status: cached.status,
-            snatched: cached.snatched,
-            last_action: cached.last_action,
-            unprune_pending: false,
-            swarm,
-        };
-        torrents.insert(
-            InfoHash(cached.info_hash),
-            Arc::new(Torrent::with_state(TorrentId(cached.id), state)),
-        );
-    }
-    Restored {
+            torrents.insert(
+                InfoHash(cached.info_hash),
+                Arc::new(Torrent::with_state(TorrentId(cached.id), state)),
+            );
+        },
+    )?;
+    Ok(Restored {
         torrents,
-        users: file.users.len(),
+        users,
         torrents_in_file,
         peers,
+    })
+}
+
+/// Gives the restored swarms to the torrents of the freshly loaded snapshot that are
+/// still the same torrent (same hash and id), with their last action; the database
+/// keeps the say on everything else. Torrents gone from the database are dropped.
+pub fn adopt(restored: Restored, current: &Torrents) -> usize {
+    let mut adopted = 0;
+    for (info_hash, cached) in restored.torrents.iter() {
+        let Some(torrent) = current.get(info_hash).filter(|t| t.id == cached.id) else {
+            continue;
+        };
+        let mut from = cached.lock();
+        let mut to = torrent.lock();
+        to.swarm = std::mem::take(&mut from.swarm);
+        to.last_action = from.last_action;
+        adopted += 1;
     }
+    adopted
 }
 
 fn to_peer(peer: &CachedPeer) -> Peer {

@@ -67,9 +67,8 @@ fn flag(row: &MySqlRow, col: Col) -> Result<bool, String> {
 }
 
 pub async fn load_users(store: &Store) -> Result<Users, sqlx::Error> {
-    // Integers are cast to BIGINT so that they all decode one way (see `row::int`).
-    const SQL: &str = "SELECT CAST(ID AS SIGNED), torrent_pass, DownMultiplier, UpMultiplier, \
-                       CAST(DisableDownload AS SIGNED), CAST(TrackerHide AS SIGNED) \
+    const SQL: &str = "SELECT ID, torrent_pass, DownMultiplier, UpMultiplier, \
+                       DisableDownload, TrackerHide \
                        FROM users_main WHERE Enabled = '1' ORDER BY ID";
     let (users, skipped) = with_retry(store, || async {
         let mut users = Users::default();
@@ -107,8 +106,7 @@ pub async fn load_users(store: &Store) -> Result<Users, sqlx::Error> {
 }
 
 pub async fn load_hit_and_runs(store: &Store) -> Result<HitAndRuns, sqlx::Error> {
-    const SQL: &str =
-        "SELECT CAST(h.uid AS SIGNED), CAST(h.fid AS SIGNED) FROM transfer_history AS h \
+    const SQL: &str = "SELECT h.uid, h.fid FROM transfer_history AS h \
                        JOIN users_main AS u ON u.ID = h.uid WHERE h.hnr = 1 AND u.Enabled = '1'";
     let (pairs, skipped) = with_retry(store, || async {
         let mut pairs = HitAndRuns::default();
@@ -139,8 +137,8 @@ pub async fn load_torrents(
     store: &Store,
     previous: &Torrents,
 ) -> Result<(Torrents, Vec<TorrentRow>), sqlx::Error> {
-    const SQL: &str = "SELECT CAST(ID AS SIGNED), info_hash, DownMultiplier, UpMultiplier, \
-                       CAST(Snatched AS SIGNED), CAST(Status AS SIGNED), CAST(GroupID AS SIGNED), TorrentType \
+    const SQL: &str = "SELECT ID, info_hash, DownMultiplier, UpMultiplier, \
+                       Snatched, Status, GroupID, TorrentType \
                        FROM torrents ORDER BY ID";
     let (built, skipped) = with_retry(store, || async {
         let mut builder = TorrentsBuilder::new(previous);
@@ -178,8 +176,7 @@ pub async fn load_torrents(
 }
 
 pub async fn load_group_freeleech(store: &Store) -> Result<GroupFreeleech, sqlx::Error> {
-    const SQL: &str =
-        "SELECT CAST(ID AS SIGNED), CAST(GroupID AS SIGNED), `Type`, DownMultiplier, UpMultiplier \
+    const SQL: &str = "SELECT ID, GroupID, `Type`, DownMultiplier, UpMultiplier \
                        FROM torrent_group_freeleech ORDER BY ID";
     let (groups, skipped) = with_retry(store, || async {
         let mut groups = GroupFreeleech::default();
@@ -212,8 +209,7 @@ pub async fn load_group_freeleech(store: &Store) -> Result<GroupFreeleech, sqlx:
 /// Global freeleech: the `mod_core` row `global_freeleech`, on when non-zero; no row
 /// means off.
 pub async fn load_global_freeleech(store: &Store) -> Result<bool, sqlx::Error> {
-    const SQL: &str =
-        "SELECT CAST(mod_setting AS SIGNED) FROM mod_core WHERE mod_option = 'global_freeleech'";
+    const SQL: &str = "SELECT mod_setting FROM mod_core WHERE mod_option = 'global_freeleech'";
     let row = with_retry(store, || sqlx::query(SQL).fetch_optional(&store.pool)).await?;
     Ok(match row {
         None => false,
@@ -228,8 +224,7 @@ pub async fn load_global_freeleech(store: &Store) -> Result<bool, sqlx::Error> {
 }
 
 pub async fn load_clients(store: &Store) -> Result<Clients, sqlx::Error> {
-    const SQL: &str =
-        "SELECT CAST(id AS SIGNED), peer_id FROM approved_clients WHERE archived = 0 ORDER BY id";
+    const SQL: &str = "SELECT id, peer_id FROM approved_clients WHERE archived = 0 ORDER BY id";
     let (clients, skipped) = with_retry(store, || async {
         let mut entries = Vec::new();
         let mut skipped = Vec::new();

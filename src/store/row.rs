@@ -2,27 +2,50 @@
 //! of range is reported with a reason (and skipped by the loader), never a panic.
 
 use sqlx::mysql::MySqlRow;
-use sqlx::Row;
+use sqlx::{Column, Row, TypeInfo};
 
 /// A column of a loader's result: its position (read by position: looking a name up
 /// for every value of a million rows adds up) and its name for messages.
 #[derive(Clone, Copy, Debug)]
 pub struct Col(pub usize, pub &'static str);
 
-/// An integer column converted to `T`. Loaders `CAST(… AS SIGNED)` their integer
-/// columns, so the first attempt is the one that succeeds; the others keep a site whose
-/// schema differs working.
+/// An integer column converted to `T`, whatever the column's integer type and sign.
+/// The column's declared type picks the decoding (reading the value as the wrong
+/// sign is an error sqlx builds a message for, too slow for a million rows).
 pub fn int<T: TryFrom<i128>>(row: &MySqlRow, Col(index, name): Col) -> Result<T, String> {
-    let value: i128 = if let Ok(v) = row.try_get::<Option<i64>, _>(index) {
-        i128::from(v.ok_or_else(|| format!("{name} is NULL"))?)
-    } else if let Ok(v) = row.try_get::<Option<u64>, _>(index) {
-        i128::from(v.ok_or_else(|| format!("{name} is NULL"))?)
-    } else {
-        match row.try_get::<Option<bool>, _>(index) {
-            Ok(v) => i128::from(v.ok_or_else(|| format!("{name} is NULL"))?),
-            Err(e) => return Err(format!("{name}: {e}")),
-        }
+    let kind = row.columns().get(index).map(|c| c.type_info().name());
+    let integer = |kind: &str| {
+        [
+            "TINYINT",
+            "SMALLINT",
+            "MEDIUMINT",
+            "INT",
+            "BIGINT",
+            "BOOLEAN",
+        ]
+        .iter()
+        .any(|t| {
+            kind.strip_prefix(t)
+                .is_some_and(|rest| rest.is_empty() || rest == " UNSIGNED")
+        })
     };
+    let value: Option<i128> = match kind {
+        // Unchecked: the declared type was just checked, and the binary protocol sends
+        // each integer type at its own width.
+        Some(kind) if integer(kind) && kind.ends_with("UNSIGNED") => row
+            .try_get_unchecked::<Option<u64>, _>(index)
+            .map(|v| v.map(i128::from))
+            .map_err(|e| format!("{name}: {e}"))?,
+        Some(kind) if integer(kind) => row
+            .try_get_unchecked::<Option<i64>, _>(index)
+            .map(|v| v.map(i128::from))
+            .map_err(|e| format!("{name}: {e}"))?,
+        _ => match row.try_get::<Option<i64>, _>(index) {
+            Ok(v) => v.map(i128::from),
+            Err(e) => return Err(format!("{name}: {e}")),
+        },
+    };
+    let value = value.ok_or_else(|| format!("{name} is NULL"))?;
     T::try_from(value).map_err(|_| format!("{name} out of range ({value})"))
 }
 
