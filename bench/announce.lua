@@ -17,6 +17,9 @@
 --   mode=populate  peers offset, offset+1, ... peers-1 once each with
 --                  event=started, then stop; use one wrk thread (-t1)
 --   offset=K       first peer of mode=populate (default 0)
+--   rate=R         pace the requests of this thread at R per second, spread over
+--                  its connections (default 0: as fast as answers come back);
+--                  with -t1 this is the request rate of the run
 --
 -- Peer k (0 <= k < peers) is derived from k and the seed only: its user, its
 -- torrent (power-law popularity), its client and 20-byte peer_id, port, key,
@@ -36,10 +39,11 @@ local MIB = 1048576
 local opt = {
    dataset = "", peers = 200000, seed = 1, zipf = 0.8, leechers = 0.70,
    stopped = 0.01, completed = 0.005, started = 0.02, numwant = 50,
-   mode = "run", offset = 0,
+   mode = "run", offset = 0, rate = 0,
 }
 local NUMERIC = { peers = true, seed = true, zipf = true, leechers = true, stopped = true,
-                  completed = true, started = true, numwant = true, offset = true }
+                  completed = true, started = true, numwant = true, offset = true,
+                  rate = true }
 
 -- Per-thread counters: globals, so that done() can read them with thread:get().
 sent, ok, failures, non200, body_bytes = 0, 0, 0, 0, 0
@@ -214,6 +218,39 @@ function init(args)
    next_k = opt.offset
    mode = opt.mode
    math.randomseed(os.time() + 7919 * (thread_no or 1))
+   if opt.rate > 0 then
+      -- wrk looks for a global delay() after init(): only a paced run has one.
+      delay = paced_delay
+   end
+end
+
+-- Pacing: request n of this thread is due at start + n / rate. delay() is asked
+-- before each request and answers in whole milliseconds, so a request may leave
+-- up to 1 ms early; the schedule is counted in requests, so the rate over the
+-- run is exact whenever the server keeps up.
+local paced_start, paced_n = nil, 0
+local now_s
+do
+   local ok_ffi, ffi = pcall(require, "ffi")
+   if ok_ffi then
+      pcall(ffi.cdef, "struct bench_timespec { long tv_sec; long tv_nsec; };" ..
+                      "int clock_gettime(int clk, struct bench_timespec *tp);")
+      local ts = ffi.new("struct bench_timespec")
+      now_s = function()
+         ffi.C.clock_gettime(1, ts) -- CLOCK_MONOTONIC
+         return tonumber(ts.tv_sec) + tonumber(ts.tv_nsec) / 1e9
+      end
+   end
+end
+
+function paced_delay()
+   if not now_s then error("announce.lua: rate= needs LuaJIT's ffi") end
+   local now = now_s()
+   paced_start = paced_start or now
+   local due = paced_start + paced_n / opt.rate
+   paced_n = paced_n + 1
+   if due <= now then return 0 end
+   return math.floor((due - now) * 1000)
 end
 
 local ALIVE = nil
