@@ -9,8 +9,8 @@ use super::format::{
     decode_with, CachedPeer, CachedTorrent, CachedUser, DecodeError, EncodeError, Encoder,
 };
 use crate::tracker::{
-    ClientId, GroupId, InfoHash, Peer, PeerId, PeerKey, Snapshots, Swarm, Torrent, TorrentId,
-    TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
+    peer_time, ClientId, GroupId, InfoHash, Peer, PeerId, PeerKey, Snapshots, Swarm, Torrent,
+    TorrentId, TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
 };
 
 /// Encodes the current users and swarms as a cache file written at `now`.
@@ -73,8 +73,8 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
                     uploaded: peer.uploaded,
                     downloaded: peer.downloaded,
                     left: peer.left,
-                    start_time: peer.start_time,
-                    last_announce: peer.last_announce,
+                    start_time: i64::from(peer.start_time),
+                    last_announce: i64::from(peer.last_announce),
                     client_id: peer.client_id.0,
                 }));
         }
@@ -169,8 +169,8 @@ fn to_peer(peer: &CachedPeer) -> Peer {
         uploaded: peer.uploaded,
         downloaded: peer.downloaded,
         left: peer.left,
-        start_time: peer.start_time,
-        last_announce: peer.last_announce,
+        start_time: peer_time(peer.start_time),
+        last_announce: peer_time(peer.last_announce),
         client_id: ClientId(peer.client_id),
     }
 }

@@ -10,7 +10,7 @@ use super::deltas::{
 };
 use super::failure::Failure;
 use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, Torrents, User};
-use super::swarm::{Peer, PeerKey, SelectedPeer};
+use super::swarm::{peer_time, Peer, PeerKey, SelectedPeer};
 use super::types::{InfoHash, PeerId, TorrentId};
 
 /// Largest value the database's signed BIGINT columns hold.
@@ -149,8 +149,8 @@ pub fn announce(
         uploaded: request.uploaded,
         downloaded: request.downloaded,
         left: request.left,
-        start_time: now,
-        last_announce: now,
+        start_time: peer_time(now),
+        last_announce: peer_time(now),
         client_id: client,
     });
 
@@ -169,7 +169,7 @@ pub fn announce(
         credit(raw_down, [user.down_multiplier, group.down, torrent_down])
     };
 
-    let since_last = (now - peer.last_announce).max(0);
+    let since_last = (now - i64::from(peer.last_announce)).max(0);
     let active_time = if since_last > i64::from(settings.peer_inactivity) {
         0
     } else {
@@ -185,8 +185,8 @@ pub fn announce(
     peer.ip = IpAddr::V4(request.ip);
     peer.port = request.port;
     peer.client_id = client;
-    peer.last_announce = now;
-    let start_time = peer.start_time;
+    peer.last_announce = peer_time(now);
+    let start_time = i64::from(peer.start_time);
 
     if seeding {
         state.last_action = now;

@@ -7,4 +7,3 @@ pub type RandomState = foldhash::quality::RandomState;
 
 pub type HashMap<K, V> = std::collections::HashMap<K, V, RandomState>;
 pub type HashSet<K> = std::collections::HashSet<K, RandomState>;
-pub type IndexMap<K, V> = indexmap::IndexMap<K, V, RandomState>;

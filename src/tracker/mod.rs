@@ -30,5 +30,5 @@ pub use snapshot::{
     Clients, GroupFreeleech, HitAndRuns, Multipliers, Snapshots, Torrent, TorrentMeta, TorrentRow,
     TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
-pub use swarm::{Peer, PeerKey, SelectedPeer, Swarm};
+pub use swarm::{peer_time, Peer, PeerKey, SelectedPeer, Swarm};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

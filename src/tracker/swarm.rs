@@ -1,11 +1,13 @@
 //! One torrent's peers: seeders and leechers, kept compact for the many small swarms
-//! and in hash maps for the big ones.
+//! and hash-indexed for the big ones.
 
+use std::hash::BuildHasher;
 use std::net::IpAddr;
 
+use hashbrown::HashTable;
 use rand::Rng;
 
-use super::hash::{HashSet, IndexMap};
+use super::hash::{HashSet, RandomState};
 use super::types::{ClientId, PeerId, UserId};
 
 /// A peer is a (user, peer_id) pair: two users may run clients with the same peer_id.
@@ -23,9 +25,16 @@ pub struct Peer {
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
-    pub start_time: i64,
-    pub last_announce: i64,
+    /// Unix seconds, see [`peer_time`].
+    pub start_time: u32,
+    pub last_announce: u32,
     pub client_id: ClientId,
+}
+
+/// A Unix time as a peer stores it: 32 bits (enough until 2106) keep a peer, of which
+/// a tracker holds hundreds of thousands, 8 bytes smaller. Out-of-range times clamp.
+pub fn peer_time(unix: i64) -> u32 {
+    unix.clamp(0, i64::from(u32::MAX)) as u32
 }
 
 /// A peer handed out in an announce response.
@@ -38,19 +47,19 @@ pub struct SelectedPeer {
 
 /// Seeders and leechers of one torrent; a key is in at most one of the two.
 ///
-/// Most torrents of a site have no peers, and most of the rest a handful; a pair of
-/// hash maps for each would cost far more memory than the peers themselves. So a swarm
-/// is empty (no allocation), a short list searched linearly, or — past
-/// [`SMALL_MAX`] peers — two insertion-ordered maps, one per set, in which a peer is
-/// found in O(1) and picked by index for random-order peer lists.
+/// Most torrents of a site have no peers, and most of the rest a handful; hash maps
+/// for each would cost far more memory than the peers themselves. So a swarm is empty
+/// (no allocation), a short list searched linearly, or — past [`SMALL_MAX`] peers — an
+/// [`Indexed`] list: seeders first, found in O(1) through a hash index of positions,
+/// picked by position for random-order peer lists.
 #[derive(Default, Debug)]
 pub struct Swarm {
     repr: Repr,
 }
 
-/// Largest swarm kept as a list.
+/// Largest swarm kept as a plain list.
 const SMALL_MAX: usize = 16;
-/// A map-backed swarm shrinking to this many peers goes back to a list (below
+/// An indexed swarm shrinking to this many peers goes back to a plain list (below
 /// [`SMALL_MAX`], so a swarm at the edge does not convert back and forth).
 const SMALL_AGAIN: usize = 8;
 
@@ -59,7 +68,7 @@ enum Repr {
     #[default]
     Empty,
     Small(Vec<Entry>),
-    Large(Box<Sets>),
+    Large(Box<Indexed>),
 }
 
 #[derive(Clone, Debug)]
@@ -69,17 +78,8 @@ struct Entry {
     seeding: bool,
 }
 
-#[derive(Default, Debug)]
-struct Sets {
-    seeders: IndexMap<PeerKey, Peer>,
-    leechers: IndexMap<PeerKey, Peer>,
-}
-
-impl Sets {
-    fn len(&self) -> usize {
-        self.seeders.len() + self.leechers.len()
-    }
-}
+// Memory per peer is the entry: keep it from growing unnoticed.
+const _: () = assert!(std::mem::size_of::<Entry>() <= 88);
 
 /// Appends to a short list one slot at a time: a list of three peers holds three.
 fn push_exact(list: &mut Vec<Entry>, entry: Entry) -> usize {
@@ -90,12 +90,207 @@ fn push_exact(list: &mut Vec<Entry>, entry: Entry) -> usize {
     list.len() - 1
 }
 
+/// A large swarm: one list of entries, seeders in `entries[..seeders]` and leechers
+/// after them, and a hash index from key to position.
+///
+/// Compared with a map per set, a peer costs its entry plus a 4-byte index slot (no
+/// stored hash, no second table), and the list grows by a quarter at a time rather
+/// than doubling. Keeping seeders first makes each set a contiguous slice, which is
+/// what random selection walks.
+#[derive(Debug)]
+struct Indexed {
+    entries: Vec<Entry>,
+    seeders: usize,
+    /// Positions in `entries`, hashed by the entry's key.
+    index: HashTable<u32>,
+    hasher: RandomState,
+}
+
+/// The hash of the entry an index slot points at, for the index to grow or shrink.
+fn slot_hash<'a>(hasher: &'a RandomState, entries: &'a [Entry]) -> impl Fn(&u32) -> u64 + 'a {
+    move |&at| hasher.hash_one(entries[at as usize].key)
+}
+
+/// An index value no entry has, held for a moment while two positions swap.
+const MOVING: u32 = u32::MAX;
+
+impl Indexed {
+    fn from_entries(mut entries: Vec<Entry>) -> Indexed {
+        // Stable: seeders first, each set in its previous order.
+        entries.sort_by_key(|entry| !entry.seeding);
+        let mut indexed = Indexed {
+            seeders: entries.iter().take_while(|entry| entry.seeding).count(),
+            entries,
+            index: HashTable::new(),
+            hasher: RandomState::default(),
+        };
+        indexed.reindex();
+        indexed
+    }
+
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    fn hash(&self, key: &PeerKey) -> u64 {
+        self.hasher.hash_one(key)
+    }
+
+    /// Rebuilds the index from the entries.
+    fn reindex(&mut self) {
+        let Indexed {
+            entries,
+            index,
+            hasher,
+            ..
+        } = self;
+        index.clear();
+        index.reserve(entries.len(), slot_hash(hasher, entries));
+        for (at, entry) in entries.iter().enumerate() {
+            index.insert_unique(
+                hasher.hash_one(entry.key),
+                at as u32,
+                slot_hash(hasher, entries),
+            );
+        }
+    }
+
+    fn position(&self, key: &PeerKey) -> Option<usize> {
+        self.index
+            .find(self.hash(key), |&at| self.entries[at as usize].key == *key)
+            .map(|&at| at as usize)
+    }
+
+    /// Points the index slot of the key hashed to `hash` from position `from` to `to`.
+    /// Slots are matched by position, which is unique in the index.
+    fn retarget(&mut self, hash: u64, from: u32, to: u32) {
+        if let Some(at) = self.index.find_mut(hash, |&at| at == from) {
+            *at = to;
+        }
+    }
+
+    fn swap(&mut self, a: usize, b: usize) {
+        if a == b {
+            return;
+        }
+        let hash_a = self.hash(&self.entries[a].key);
+        let hash_b = self.hash(&self.entries[b].key);
+        self.retarget(hash_a, a as u32, MOVING);
+        self.retarget(hash_b, b as u32, a as u32);
+        self.retarget(hash_a, MOVING, b as u32);
+        self.entries.swap(a, b);
+    }
+
+    /// Adds a peer that is not in the swarm; returns its position.
+    fn push(&mut self, entry: Entry) -> usize {
+        if self.entries.len() == self.entries.capacity() {
+            self.entries.reserve_exact((self.entries.len() / 4).max(4));
+        }
+        let at = self.entries.len();
+        let hash = self.hash(&entry.key);
+        let seeding = entry.seeding;
+        self.entries.push(entry);
+        let Indexed {
+            entries,
+            index,
+            hasher,
+            ..
+        } = self;
+        index.insert_unique(hash, at as u32, slot_hash(hasher, entries));
+        if !seeding {
+            return at;
+        }
+        self.swap(at, self.seeders);
+        self.seeders += 1;
+        self.seeders - 1
+    }
+
+    /// Moves the entry at `at` into the set matching `seeding`; returns its position.
+    fn set_seeding(&mut self, at: usize, seeding: bool) -> usize {
+        self.entries[at].seeding = seeding;
+        if seeding && at >= self.seeders {
+            self.swap(at, self.seeders);
+            self.seeders += 1;
+            self.seeders - 1
+        } else if !seeding && at < self.seeders {
+            self.seeders -= 1;
+            self.swap(at, self.seeders);
+            self.seeders
+        } else {
+            at
+        }
+    }
+
+    fn remove_at(&mut self, at: usize) -> Option<Entry> {
+        // A seeder first trades places with the last seeder and leaves the set.
+        let at = if at < self.seeders {
+            self.seeders -= 1;
+            self.swap(at, self.seeders);
+            self.seeders
+        } else {
+            at
+        };
+        let last = self.entries.len().checked_sub(1)?;
+        self.swap(at, last);
+        let hash = self.hash(&self.entries[last].key);
+        if let Ok(slot) = self.index.find_entry(hash, |&at| at == last as u32) {
+            slot.remove();
+        }
+        let entry = self.entries.pop();
+        self.shrink();
+        entry
+    }
+
+    /// Drops peers that last announced before `cutoff`; returns how many.
+    fn purge(&mut self, cutoff: i64) -> usize {
+        let before = self.entries.len();
+        // retain keeps the order, so seeders stay first.
+        self.entries
+            .retain(|entry| i64::from(entry.peer.last_announce) >= cutoff);
+        if self.entries.len() != before {
+            self.seeders = self.entries.iter().take_while(|e| e.seeding).count();
+            // The index is stale: emptied before shrinking (which rehashes), then rebuilt.
+            self.index.clear();
+            self.shrink();
+            self.reindex();
+        }
+        before - self.entries.len()
+    }
+
+    /// Gives memory back once the list is less than half full.
+    fn shrink(&mut self) {
+        let len = self.entries.len();
+        if self.entries.capacity() > 2 * len + 8 {
+            self.entries.shrink_to(len + len / 4);
+            let Indexed {
+                entries,
+                index,
+                hasher,
+                ..
+            } = self;
+            index.shrink_to(len, slot_hash(hasher, entries));
+        }
+    }
+
+    fn into_small(self) -> Vec<Entry> {
+        let mut list = self.entries;
+        list.shrink_to_fit();
+        list
+    }
+}
+
+/// Where a placed peer ended up.
+enum Placed {
+    Small(usize),
+    Large(usize),
+}
+
 impl Swarm {
     pub fn seeders(&self) -> usize {
         match &self.repr {
             Repr::Empty => 0,
             Repr::Small(list) => list.iter().filter(|e| e.seeding).count(),
-            Repr::Large(sets) => sets.seeders.len(),
+            Repr::Large(indexed) => indexed.seeders,
         }
     }
 
@@ -103,52 +298,27 @@ impl Swarm {
         match &self.repr {
             Repr::Empty => 0,
             Repr::Small(list) => list.iter().filter(|e| !e.seeding).count(),
-            Repr::Large(sets) => sets.leechers.len(),
+            Repr::Large(indexed) => indexed.len() - indexed.seeders,
         }
     }
 
-    /// After removals: an empty swarm frees its storage, a small map-backed one goes
-    /// back to a list.
+    /// After removals: an empty swarm frees its storage, a small indexed one goes back
+    /// to a plain list.
     fn settle(&mut self) {
-        match &mut self.repr {
-            Repr::Small(list) if list.is_empty() => self.repr = Repr::Empty,
-            Repr::Small(list) if list.capacity() > 2 * list.len() => list.shrink_to_fit(),
-            Repr::Large(sets) if sets.len() == 0 => self.repr = Repr::Empty,
-            Repr::Large(sets) if sets.len() <= SMALL_AGAIN => {
-                let mut list = Vec::with_capacity(sets.len());
-                let seeders = sets.seeders.drain(..).map(|(key, peer)| Entry {
-                    key,
-                    peer,
-                    seeding: true,
-                });
-                let leechers = sets.leechers.drain(..).map(|(key, peer)| Entry {
-                    key,
-                    peer,
-                    seeding: false,
-                });
-                list.extend(seeders.chain(leechers));
-                self.repr = Repr::Small(list);
-            }
-            _ => {}
-        }
-    }
-
-    /// A list grown past [`SMALL_MAX`] becomes two maps.
-    fn grow(&mut self) {
-        if let Repr::Small(list) = &mut self.repr {
-            if list.len() > SMALL_MAX {
-                let mut sets = Box::<Sets>::default();
-                for entry in list.drain(..) {
-                    let set = if entry.seeding {
-                        &mut sets.seeders
-                    } else {
-                        &mut sets.leechers
-                    };
-                    set.insert(entry.key, entry.peer);
+        self.repr = match std::mem::take(&mut self.repr) {
+            Repr::Small(list) if list.is_empty() => Repr::Empty,
+            Repr::Small(mut list) => {
+                if list.capacity() > 2 * list.len() {
+                    list.shrink_to_fit();
                 }
-                self.repr = Repr::Large(sets);
+                Repr::Small(list)
             }
-        }
+            Repr::Large(indexed) if indexed.len() == 0 => Repr::Empty,
+            Repr::Large(indexed) if indexed.len() <= SMALL_AGAIN => {
+                Repr::Small(indexed.into_small())
+            }
+            other => other,
+        };
     }
 
     /// Makes sure `key` is in the set matching `seeding`, moving it from the other set
@@ -160,67 +330,56 @@ impl Swarm {
         seeding: bool,
         new: impl FnOnce() -> Peer,
     ) -> (&mut Peer, bool) {
-        let existed = match &mut self.repr {
-            Repr::Empty => {
-                self.repr = Repr::Small(Vec::with_capacity(1));
-                false
-            }
-            Repr::Small(list) => match list.iter_mut().find(|e| e.key == key) {
-                Some(entry) => {
-                    entry.seeding = seeding;
-                    true
-                }
-                None => false,
-            },
-            Repr::Large(sets) => {
-                let (target, other) = if seeding {
-                    (&mut sets.seeders, &mut sets.leechers)
-                } else {
-                    (&mut sets.leechers, &mut sets.seeders)
-                };
-                if target.contains_key(&key) {
-                    true
-                } else if let Some(peer) = other.swap_remove(&key) {
-                    target.insert(key, peer);
-                    true
-                } else {
-                    false
-                }
-            }
-        };
-        if !existed {
-            let peer = new();
-            match &mut self.repr {
-                Repr::Small(list) => {
-                    push_exact(list, Entry { key, peer, seeding });
-                    self.grow();
-                }
-                Repr::Large(sets) => {
-                    let set = if seeding {
-                        &mut sets.seeders
-                    } else {
-                        &mut sets.leechers
-                    };
-                    set.insert(key, peer);
-                }
-                Repr::Empty => {}
+        if let Repr::Small(list) = &mut self.repr {
+            if list.len() >= SMALL_MAX && !list.iter().any(|e| e.key == key) {
+                let list = std::mem::take(list);
+                self.repr = Repr::Large(Box::new(Indexed::from_entries(list)));
             }
         }
-        let peer = match &mut self.repr {
-            Repr::Small(list) => list.iter_mut().find(|e| e.key == key).map(|e| &mut e.peer),
-            Repr::Large(sets) => {
-                let set = if seeding {
-                    &mut sets.seeders
-                } else {
-                    &mut sets.leechers
-                };
-                set.get_mut(&key)
+        let (placed, existed) = match &mut self.repr {
+            Repr::Empty => {
+                let list = vec![Entry {
+                    key,
+                    peer: new(),
+                    seeding,
+                }];
+                self.repr = Repr::Small(list);
+                (Placed::Small(0), false)
             }
-            Repr::Empty => None,
+            Repr::Small(list) => match list.iter().position(|e| e.key == key) {
+                Some(at) => {
+                    list[at].seeding = seeding;
+                    (Placed::Small(at), true)
+                }
+                None => {
+                    let entry = Entry {
+                        key,
+                        peer: new(),
+                        seeding,
+                    };
+                    (Placed::Small(push_exact(list, entry)), false)
+                }
+            },
+            Repr::Large(indexed) => match indexed.position(&key) {
+                Some(at) => (Placed::Large(indexed.set_seeding(at, seeding)), true),
+                None => {
+                    let entry = Entry {
+                        key,
+                        peer: new(),
+                        seeding,
+                    };
+                    (Placed::Large(indexed.push(entry)), false)
+                }
+            },
+        };
+        let peer = match (&mut self.repr, placed) {
+            (Repr::Small(list), Placed::Small(at)) => list.get_mut(at),
+            (Repr::Large(indexed), Placed::Large(at)) => indexed.entries.get_mut(at),
+            _ => None,
         };
         match peer {
-            Some(peer) => (peer, existed),
-            // Every branch above left the key in the swarm.
+            Some(entry) => (&mut entry.peer, existed),
+            // Every branch above left the key in the swarm at the position it returned.
             None => unreachable!("a placed peer is in its swarm"),
         }
     }
@@ -236,13 +395,13 @@ impl Swarm {
         let removed = match &mut self.repr {
             Repr::Empty => None,
             Repr::Small(list) => {
-                let index = list.iter().position(|e| e.key == *key)?;
-                Some(list.swap_remove(index).peer)
+                let at = list.iter().position(|e| e.key == *key)?;
+                Some(list.swap_remove(at).peer)
             }
-            Repr::Large(sets) => sets
-                .seeders
-                .swap_remove(key)
-                .or_else(|| sets.leechers.swap_remove(key)),
+            Repr::Large(indexed) => {
+                let at = indexed.position(key)?;
+                indexed.remove_at(at).map(|entry| entry.peer)
+            }
         };
         self.settle();
         removed
@@ -250,31 +409,22 @@ impl Swarm {
 
     /// The peer and whether it is seeding.
     pub fn get(&self, key: &PeerKey) -> Option<(&Peer, bool)> {
-        match &self.repr {
+        let entry = match &self.repr {
             Repr::Empty => None,
-            Repr::Small(list) => list
-                .iter()
-                .find(|e| e.key == *key)
-                .map(|e| (&e.peer, e.seeding)),
-            Repr::Large(sets) => match sets.seeders.get(key) {
-                Some(peer) => Some((peer, true)),
-                None => sets.leechers.get(key).map(|peer| (peer, false)),
-            },
-        }
+            Repr::Small(list) => list.iter().find(|e| e.key == *key),
+            Repr::Large(indexed) => indexed.position(key).map(|at| &indexed.entries[at]),
+        };
+        entry.map(|e| (&e.peer, e.seeding))
     }
 
     /// All peers with their seeding flag.
-    pub fn iter(&self) -> Box<dyn Iterator<Item = (&PeerKey, &Peer, bool)> + '_> {
-        match &self.repr {
-            Repr::Empty => Box::new(std::iter::empty()),
-            Repr::Small(list) => Box::new(list.iter().map(|e| (&e.key, &e.peer, e.seeding))),
-            Repr::Large(sets) => Box::new(
-                sets.seeders
-                    .iter()
-                    .map(|(k, p)| (k, p, true))
-                    .chain(sets.leechers.iter().map(|(k, p)| (k, p, false))),
-            ),
-        }
+    pub fn iter(&self) -> impl Iterator<Item = (&PeerKey, &Peer, bool)> + '_ {
+        let entries: &[Entry] = match &self.repr {
+            Repr::Empty => &[],
+            Repr::Small(list) => list,
+            Repr::Large(indexed) => &indexed.entries,
+        };
+        entries.iter().map(|e| (&e.key, &e.peer, e.seeding))
     }
 
     /// Drops peers that last announced before `cutoff`; returns how many.
@@ -283,15 +433,10 @@ impl Swarm {
             Repr::Empty => 0,
             Repr::Small(list) => {
                 let before = list.len();
-                list.retain(|e| e.peer.last_announce >= cutoff);
+                list.retain(|e| i64::from(e.peer.last_announce) >= cutoff);
                 before - list.len()
             }
-            Repr::Large(sets) => {
-                let before = sets.len();
-                sets.seeders.retain(|_, peer| peer.last_announce >= cutoff);
-                sets.leechers.retain(|_, peer| peer.last_announce >= cutoff);
-                before - sets.len()
-            }
+            Repr::Large(indexed) => indexed.purge(cutoff),
         };
         self.settle();
         purged
@@ -322,15 +467,15 @@ impl Swarm {
                     let entry = &list[index];
                     entry.seeding != want_seeders || visit(&entry.key, &entry.peer)
                 }),
-                Repr::Large(sets) => {
+                Repr::Large(indexed) => {
                     let set = if want_seeders {
-                        &sets.seeders
+                        &indexed.entries[..indexed.seeders]
                     } else {
-                        &sets.leechers
+                        &indexed.entries[indexed.seeders..]
                     };
                     walk_from_random_start(set.len(), rng, |index| {
-                        set.get_index(index)
-                            .is_none_or(|(key, peer)| visit(key, peer))
+                        let entry = &set[index];
+                        visit(&entry.key, &entry.peer)
                     })
                 }
             };
@@ -602,5 +747,86 @@ mod tests {
         swarm.insert(key(3, 3), old, false);
         assert_eq!(swarm.purge(20), 2);
         assert_eq!((swarm.seeders(), swarm.leechers()), (0, 1));
+    }
+
+    mod model {
+        use std::collections::BTreeMap;
+
+        use proptest::prelude::*;
+
+        use super::*;
+
+        #[derive(Clone, Debug)]
+        enum Op {
+            Place { key: u8, seeding: bool, at: u32 },
+            Remove { key: u8 },
+            Purge { cutoff: i64 },
+        }
+
+        fn op() -> impl Strategy<Value = Op> {
+            prop_oneof![
+                6 => (0u8..40, any::<bool>(), 0u32..100)
+                    .prop_map(|(key, seeding, at)| Op::Place { key, seeding, at }),
+                2 => (0u8..40).prop_map(|key| Op::Remove { key }),
+                1 => (0i64..100).prop_map(|cutoff| Op::Purge { cutoff }),
+            ]
+        }
+
+        fn model_key(n: u8) -> PeerKey {
+            key(u32::from(n % 7), n)
+        }
+
+        proptest! {
+            /// Any sequence of operations leaves the swarm holding exactly what a plain
+            /// map would, across the list/indexed switches, with every peer findable
+            /// and every selection drawn from the right set.
+            #[test]
+            fn swarm_matches_a_map(ops in proptest::collection::vec(op(), 1..400)) {
+                let mut swarm = Swarm::default();
+                let mut model: BTreeMap<PeerKey, (u64, bool, u32)> = BTreeMap::new();
+                for (step, op) in ops.into_iter().enumerate() {
+                    match op {
+                        Op::Place { key, seeding, at } => {
+                            let k = model_key(key);
+                            let (peer, existed) = swarm.place(k, seeding, || peer(6881));
+                            prop_assert_eq!(existed, model.contains_key(&k));
+                            peer.uploaded = step as u64;
+                            peer.last_announce = at;
+                            model.insert(k, (step as u64, seeding, at));
+                        }
+                        Op::Remove { key } => {
+                            let k = model_key(key);
+                            let removed = swarm.remove(&k).map(|p| p.uploaded);
+                            prop_assert_eq!(removed, model.remove(&k).map(|v| v.0));
+                        }
+                        Op::Purge { cutoff } => {
+                            let before = model.len();
+                            model.retain(|_, v| i64::from(v.2) >= cutoff);
+                            prop_assert_eq!(swarm.purge(cutoff), before - model.len());
+                        }
+                    }
+                    let seeders = model.values().filter(|v| v.1).count();
+                    prop_assert_eq!(swarm.seeders(), seeders);
+                    prop_assert_eq!(swarm.leechers(), model.len() - seeders);
+                    for (k, v) in &model {
+                        let found = swarm.get(k).map(|(p, s)| (p.uploaded, s, p.last_announce));
+                        prop_assert_eq!(found, Some(*v));
+                    }
+                    let mut listed: Vec<_> = swarm
+                        .iter()
+                        .map(|(k, p, s)| (*k, (p.uploaded, s, p.last_announce)))
+                        .collect();
+                    listed.sort_by_key(|(k, _)| *k);
+                    prop_assert_eq!(listed, model.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());
+                    // A seeder (user 99, nobody's peer) is offered leechers only, all of them.
+                    let offered = pick(&swarm, 99, true, 1000, step as u64);
+                    prop_assert_eq!(offered.len(), model.len() - seeders);
+                    for selected in offered {
+                        let k = PeerKey { user: model.keys().find(|k| k.peer_id == selected.peer_id).map(|k| k.user).unwrap_or(UserId(0)), peer_id: selected.peer_id };
+                        prop_assert_eq!(model.get(&k).map(|v| v.1), Some(false));
+                    }
+                }
+            }
+        }
     }
 }
