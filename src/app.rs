@@ -235,7 +235,7 @@ impl Tracker {
         }
         self.writers.spill_pending();
         let _ = cache_write.await;
-        self.store.pool.close().await;
+        self.store.close().await;
         tracing::info!("Shutdown complete");
     }
 }

@@ -19,26 +19,53 @@ pub use load::{
 };
 use retry::{RetryPolicy, RetryStats};
 
-/// The pool plus the retry settings every statement follows.
+/// The pools plus the retry settings every statement follows.
 #[derive(Clone)]
 pub struct Store {
+    /// Loaders and the occasional writes (unprune, group times, deactivation).
     pub pool: MySqlPool,
+    /// The accounting tables' batches.
+    pub tables: TablePools,
     pub policy: RetryPolicy,
     pub stats: RetryStats,
 }
 
+/// One single-connection pool per accounting table. A table's writer works
+/// sequentially, so one connection is all it can use; and its statements, prepared
+/// once for each batch size, are then kept on that one connection rather than on
+/// every connection of a shared pool (each copy costs memory on both sides).
+#[derive(Clone)]
+pub struct TablePools {
+    pub torrents: MySqlPool,
+    pub users: MySqlPool,
+    pub transfer_history: MySqlPool,
+    pub transfer_ips: MySqlPool,
+    pub snatches: MySqlPool,
+}
+
+/// A pool that connects on first use.
+fn lazy_pool(config: &DatabaseConfig, connections: u32) -> MySqlPool {
+    MySqlPoolOptions::new()
+        .max_connections(connections)
+        .min_connections(0)
+        // A statement waiting for a connection during an outage fails after this
+        // and is retried by its caller, rather than queueing forever.
+        .acquire_timeout(Duration::from_secs(5))
+        .connect_lazy_with(connect_options(config))
+}
+
 impl Store {
-    /// Builds the pool without connecting; `ping` tells whether the server answers.
+    /// Builds the pools without connecting; `ping` tells whether the server answers.
     pub fn new(config: &DatabaseConfig, metrics: &Metrics) -> Store {
-        let pool = MySqlPoolOptions::new()
-            .max_connections(8)
-            .min_connections(0)
-            // A statement waiting for a connection during an outage fails after this
-            // and is retried by its caller, rather than queueing forever.
-            .acquire_timeout(Duration::from_secs(5))
-            .connect_lazy_with(connect_options(config));
         Store {
-            pool,
+            pool: lazy_pool(config, 8),
+            tables: TablePools {
+                torrents: lazy_pool(config, 1),
+                users: lazy_pool(config, 1),
+                transfer_history: lazy_pool(config, 1),
+                transfer_ips: lazy_pool(config, 1),
+                snatches: lazy_pool(config, 1),
+            },
             policy: RetryPolicy {
                 pause: Duration::from_secs(u64::from(config.deadlock_pause)),
                 retries: config.deadlock_retries,
@@ -53,6 +80,21 @@ impl Store {
         let mut connection = MySqlConnection::connect_with(&self.pool.connect_options()).await?;
         connection.ping().await?;
         connection.close().await
+    }
+
+    /// Closes every connection (shutdown).
+    pub async fn close(&self) {
+        let tables = &self.tables;
+        for pool in [
+            &self.pool,
+            &tables.torrents,
+            &tables.users,
+            &tables.transfer_history,
+            &tables.transfer_ips,
+            &tables.snatches,
+        ] {
+            pool.close().await;
+        }
     }
 }
 

@@ -8,6 +8,7 @@
 //! rows themselves. Batches therefore come in a few fixed sizes ([`batch_sizes`]),
 //! whose statements stay in the connection's cache.
 
+use sqlx::mysql::MySqlPool;
 use sqlx::{MySql, QueryBuilder};
 
 use super::Store;
@@ -38,8 +39,8 @@ pub fn batch_sizes(mut rows: usize, max: usize) -> Vec<usize> {
 }
 
 /// Runs a statement, prepared once per connection and text.
-async fn execute(store: &Store, mut sql: QueryBuilder<'_, MySql>) -> Result<u64, sqlx::Error> {
-    let done = sql.build().persistent(true).execute(&store.pool).await?;
+async fn execute(pool: &MySqlPool, mut sql: QueryBuilder<'_, MySql>) -> Result<u64, sqlx::Error> {
+    let done = sql.build().persistent(true).execute(pool).await?;
     Ok(done.rows_affected())
 }
 
@@ -112,7 +113,7 @@ pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx:
         "t.Snatched = t.Snatched + d.snatched, t.Seeders = d.seeders, t.Leechers = d.leechers, \
          t.last_action = GREATEST(t.last_action, d.last_action)",
     );
-    execute(store, sql).await
+    execute(&store.tables.torrents, sql).await
 }
 
 /// `users_main`: credited and raw transfer added. Existing rows only.
@@ -130,7 +131,7 @@ pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error
         "t.Uploaded = t.Uploaded + d.uploaded, t.Downloaded = t.Downloaded + d.downloaded, \
          t.rawup = t.rawup + d.rawup, t.rawdl = t.rawdl + d.rawdl",
     );
-    execute(store, sql).await
+    execute(&store.tables.users, sql).await
 }
 
 /// `transfer_history` upsert on (uid, fid): sums add, last values replace, `starttime`
@@ -161,7 +162,7 @@ pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::
          seedtime = seedtime + VALUES(seedtime), active = VALUES(active), \
          snatched = snatched + VALUES(snatched), remaining = VALUES(remaining)",
     );
-    execute(store, sql).await
+    execute(&store.tables.transfer_history, sql).await
 }
 
 /// `transfer_ips` upsert on (uid, fid, ip, client_id).
@@ -185,7 +186,7 @@ pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64
          downloaded = downloaded + VALUES(downloaded), port = VALUES(port), \
          last_announce = VALUES(last_announce)",
     );
-    execute(store, sql).await
+    execute(&store.tables.transfer_ips, sql).await
 }
 
 /// Completions into `transfer_history`: a new row gets the completion time and start
@@ -205,7 +206,7 @@ pub async fn snatches(store: &Store, rows: &[SnatchDelta]) -> Result<u64, sqlx::
         " ON DUPLICATE KEY UPDATE snatched_time = \
          IF(snatched_time = 0 OR snatched_time IS NULL, VALUES(snatched_time), snatched_time)",
     );
-    execute(store, sql).await
+    execute(&store.tables.snatches, sql).await
 }
 
 fn id_list(sql: &mut QueryBuilder<'_, MySql>, ids: &[TorrentId]) {
@@ -226,7 +227,7 @@ pub async fn unprune(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::Erro
     let mut sql =
         QueryBuilder::<MySql>::new("UPDATE torrents SET Status = 0 WHERE Status = 1 AND ID IN ");
     id_list(&mut sql, ids);
-    execute(store, sql).await
+    execute(&store.pool, sql).await
 }
 
 /// With `flush_groups`: the group of each torrent gets the database's current time,
@@ -242,7 +243,7 @@ pub async fn bump_groups(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::
              SET g.Time = UNIX_TIMESTAMP() WHERE t.TorrentType = '{kind}' AND t.ID IN "
         ));
         id_list(&mut sql, ids);
-        changed += execute(store, sql).await?;
+        changed += execute(&store.pool, sql).await?;
     }
     Ok(changed)
 }
