@@ -58,13 +58,17 @@ impl fmt::Debug for Passkey {
 /// `torrents.TorrentType` / `torrent_group_freeleech.Type`. The schema knows `anime`
 /// and `music`; a site may add others, which are kept by name. Every torrent carries
 /// one, so it is a small copyable code rather than a string: other names are interned
-/// once per process (a site has a handful).
+/// once per process (a site has a handful; past 65 535 distinct names, further ones
+/// share the last code, named "").
 #[derive(Clone, Copy, PartialEq, Eq, Hash, Debug)]
 pub enum TorrentType {
     Anime,
     Music,
-    Other(u32),
+    Other(u16),
 }
+
+/// The code of names that no longer fit the table.
+const OVERFLOW_TYPE: u16 = u16::MAX;
 
 /// The names of the `Other` types seen so far; index = code. Leaked on purpose: they
 /// live as long as the process and there are few of them.
@@ -80,7 +84,7 @@ impl TorrentType {
                     .read()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
                 if let Some(code) = known.iter().position(|&n| n == other) {
-                    return TorrentType::Other(code as u32);
+                    return TorrentType::Other(code as u16);
                 }
                 drop(known);
                 let mut known = OTHER_TYPES
@@ -89,12 +93,13 @@ impl TorrentType {
                 // Another thread may have added it meanwhile.
                 let code = match known.iter().position(|&n| n == other) {
                     Some(code) => code,
-                    None => {
+                    None if known.len() < usize::from(OVERFLOW_TYPE) => {
                         known.push(Box::leak(other.into()));
                         known.len() - 1
                     }
+                    None => usize::from(OVERFLOW_TYPE),
                 };
-                TorrentType::Other(code as u32)
+                TorrentType::Other(code as u16)
             }
         }
     }
@@ -106,7 +111,7 @@ impl TorrentType {
             TorrentType::Other(code) => OTHER_TYPES
                 .read()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .get(code as usize)
+                .get(usize::from(code))
                 .copied()
                 .unwrap_or(""),
         }
@@ -154,6 +159,6 @@ mod tests {
         assert_eq!(ebook, TorrentType::from_name("ebook"));
         assert_ne!(ebook, TorrentType::from_name("game"));
         assert_eq!(ebook.name(), "ebook");
-        assert_eq!(std::mem::size_of::<TorrentType>(), 8);
+        assert_eq!(std::mem::size_of::<TorrentType>(), 4);
     }
 }
