@@ -77,6 +77,31 @@ async fn float_multipliers_are_read_as_their_decimal() {
 }
 
 #[tokio::test]
+async fn later_rows_of_a_batch_keep_values_wider_than_the_first() {
+    // One users_main statement for both users: user 1's row names and types the
+    // columns, user 2's follows in the VALUES list with a 62-bit credit.
+    let t = TestTracker::with_config(MANUAL).await;
+    let small = Announce::new(PASSKEY_1, HASH_3, "a", 1000);
+    t.announce(&small).await;
+    t.announce(&small.clone().transfer(10, 10)).await;
+    // User 2 seeds torrent 3: up ×0.5 (user) ×2 (group freeleech).
+    let big = Announce::new(PASSKEY_2, HASH_3, "b", 0);
+    t.announce(&big).await;
+    t.announce(&big.clone().transfer(1 << 61, 0)).await;
+    t.flush().await;
+    let credited = 2551 + (1u64 << 61);
+    assert_eq!(
+        t.db.rows("SELECT ID, Uploaded, Downloaded, rawup, rawdl FROM users_main WHERE ID < 3 ORDER BY ID")
+            .await,
+        vec![
+            vec!["1".to_owned(), "20".into(), "0".into(), "10".into(), "10".into()],
+            vec!["2".to_owned(), credited.to_string(), "5".into(), credited.to_string(), "5".into()],
+        ]
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn global_freeleech_from_a_reload_zeroes_credited_download_only() {
     let t = TestTracker::with_config(
         r#""intervals": {"announce_drift": 0, "database_reload": 1, "flush": 3600}"#,

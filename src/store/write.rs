@@ -68,10 +68,14 @@ impl<'a> RowBinder<'_, 'a> {
     }
 }
 
-/// Starts `UPDATE <table> AS t JOIN (<rows>) AS d ON t.<id> = d.id SET `: the rows
-/// are a derived table of `SELECT ?, ...` joined with UNION ALL, so only rows that
-/// exist are touched and none is ever inserted. `columns` names the derived table's
-/// columns, the first being `id`.
+/// Starts `UPDATE <table> AS t JOIN (<rows>) AS d ON t.<id> = d.id SET `, so only
+/// rows that exist are touched and none is ever inserted. The derived table is one
+/// `SELECT ? AS id, ? AS <column>, ...` naming the columns, then
+/// `UNION ALL VALUES (?, ...), ...` for the other rows: MariaDB spends about a quarter
+/// less on a table value constructor than on a `UNION ALL SELECT` per row (measured
+/// with 1024-row batches on users_main). The leading SELECT types the columns from
+/// the bound values; a bare VALUES list would take them from its first row's values
+/// and refuse longer ones.
 fn update_join<'a, R>(
     table: &str,
     id_column: &str,
@@ -81,10 +85,10 @@ fn update_join<'a, R>(
 ) -> QueryBuilder<'a, MySql> {
     let mut sql = QueryBuilder::<MySql>::new(format!("UPDATE {table} AS t JOIN ("));
     for (n, row) in rows.iter().enumerate() {
-        sql.push(if n == 0 {
-            "SELECT "
-        } else {
-            " UNION ALL SELECT "
+        sql.push(match n {
+            0 => "SELECT ",
+            1 => " UNION ALL VALUES (",
+            _ => ", (",
         });
         let mut binder = RowBinder {
             sql: &mut sql,
@@ -92,6 +96,9 @@ fn update_join<'a, R>(
             column: 0,
         };
         bind(&mut binder, row);
+        if n > 0 {
+            sql.push(")");
+        }
     }
     sql.push(format_args!(") AS d ON t.{id_column} = d.id SET "));
     sql
@@ -292,6 +299,13 @@ mod tests {
                 rawup: 7,
                 rawdl: 8,
             },
+            UserDelta {
+                id: UserId(3),
+                uploaded: 9,
+                downloaded: 10,
+                rawup: 11,
+                rawdl: 12,
+            },
         ];
         let sql = update_join(
             "users_main",
@@ -310,7 +324,7 @@ mod tests {
         assert_eq!(
             sql.sql(),
             "UPDATE users_main AS t JOIN (SELECT ? AS id, ? AS a, ? AS b, ? AS c, ? AS d \
-             UNION ALL SELECT ?, ?, ?, ?, ?) AS d ON t.ID = d.id SET "
+             UNION ALL VALUES (?, ?, ?, ?, ?), (?, ?, ?, ?, ?)) AS d ON t.ID = d.id SET "
         );
     }
 }
