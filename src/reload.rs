@@ -112,8 +112,8 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
             let previous = snapshots.torrents.load_full();
             let (torrents, duplicates) =
                 store::load_torrents(store, &previous).await.map_err(fail)?;
-            for row in duplicates {
-                tracing::warn!("Skipping torrents row {}: duplicate info_hash", row.id.0);
+            for id in duplicates {
+                tracing::warn!("Skipping torrents row {}: duplicate info_hash", id.0);
             }
             let n = torrents.len();
             snapshots.torrents.store(Arc::new(torrents));
@@ -158,11 +158,10 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
     Ok(rows)
 }
 
-/// The start-up load: every snapshot, stopping at the first failure.
+/// The start-up load: every snapshot at once (the small ones wait on the database
+/// while the torrents decode), stopping at the first failure.
 pub async fn load_all(store: &Store, shared: &Shared) -> Result<(), LoadError> {
-    for kind in Kind::ALL {
-        load(store, shared, kind).await?;
-    }
+    futures_util::future::try_join_all(Kind::ALL.map(|kind| load(store, shared, kind))).await?;
     Ok(())
 }
 

@@ -100,6 +100,9 @@ impl std::error::Error for DecodeError {}
 /// without building the whole [`CacheFile`] first.
 pub struct Encoder {
     out: Vec<u8>,
+    /// Where [`Encoder::open_torrents`] left the torrent count to fill in, and the
+    /// torrents written since.
+    open_count: Option<(usize, u64)>,
 }
 
 impl Encoder {
@@ -108,7 +111,10 @@ impl Encoder {
         out.extend_from_slice(MAGIC);
         out.extend_from_slice(&VERSION.to_le_bytes());
         out.extend_from_slice(&written_at.to_le_bytes());
-        Encoder { out }
+        Encoder {
+            out,
+            open_count: None,
+        }
     }
 
     fn count(&mut self, n: usize, what: &str) -> Result<(), EncodeError> {
@@ -162,7 +168,17 @@ impl Encoder {
         self.count(count, "torrents")
     }
 
+    /// Starts the torrent section without knowing how many will follow: the count is
+    /// filled in by [`Encoder::finish`].
+    pub fn open_torrents(&mut self) {
+        self.open_count = Some((self.out.len(), 0));
+        self.out.extend_from_slice(&0u32.to_le_bytes());
+    }
+
     pub fn torrent(&mut self, torrent: &CachedTorrent) -> Result<(), EncodeError> {
+        if let Some((_, written)) = &mut self.open_count {
+            *written += 1;
+        }
         self.out.extend_from_slice(&torrent.info_hash);
         self.out.extend_from_slice(&torrent.id.to_le_bytes());
         self.out.extend_from_slice(&torrent.group_id.to_le_bytes());
@@ -207,10 +223,15 @@ impl Encoder {
     }
 
     /// Appends the CRC trailer and hands back the bytes.
-    pub fn finish(mut self) -> Vec<u8> {
+    pub fn finish(mut self) -> Result<Vec<u8>, EncodeError> {
+        if let Some((at, written)) = self.open_count {
+            let count = u32::try_from(written)
+                .map_err(|_| EncodeError(format!("too many torrents: {written}")))?;
+            self.out[at..at + 4].copy_from_slice(&count.to_le_bytes());
+        }
         let crc = crc32fast::hash(&self.out);
         self.out.extend_from_slice(&crc.to_le_bytes());
-        self.out
+        Ok(self.out)
     }
 }
 
@@ -222,7 +243,7 @@ pub fn encode(file: &CacheFile) -> Result<Vec<u8>, EncodeError> {
     for torrent in &file.torrents {
         encoder.torrent(torrent)?;
     }
-    Ok(encoder.finish())
+    encoder.finish()
 }
 
 /// A cursor over the file's bytes that reports where it failed.

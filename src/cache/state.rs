@@ -35,8 +35,12 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
     drop(users);
     encoder.users(cached.iter())?;
 
+    // Only torrents with peers: a peerless one holds nothing the database lacks (its
+    // LastAction, the one value not loaded from it, is written there as a maximum),
+    // and leaving them out keeps the file, and the start-up that reads it, in
+    // proportion to the swarms rather than to the catalogue.
     let torrents = snapshots.torrents.load_full();
-    encoder.torrent_count(torrents.len())?;
+    encoder.open_torrents();
     let mut cached = CachedTorrent {
         info_hash: [0; 20],
         id: 0,
@@ -52,6 +56,9 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
     for (info_hash, torrent) in torrents.iter() {
         {
             let state = torrent.lock();
+            if state.swarm.is_empty() {
+                continue;
+            }
             cached.info_hash = info_hash.0;
             cached.id = torrent.id.0;
             cached.group_id = state.meta.group_id.0;
@@ -80,7 +87,7 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
         }
         encoder.torrent(&cached)?;
     }
-    Ok(encoder.finish())
+    encoder.finish()
 }
 
 /// What a cache file gave back.

@@ -7,6 +7,7 @@
 //! snatched, last action). A reload reuses the `Arc<Torrent>` of every hash that is
 //! still there, so swarms survive reloads without being copied.
 
+use std::collections::hash_map::Entry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
@@ -256,7 +257,7 @@ pub struct Torrents {
 
 impl Torrents {
     /// Builds the next snapshot from validated rows (see [`TorrentsBuilder`]).
-    pub fn rebuild(previous: &Torrents, rows: Vec<TorrentRow>) -> (Torrents, Vec<TorrentRow>) {
+    pub fn rebuild(previous: &Torrents, rows: Vec<TorrentRow>) -> (Torrents, Vec<TorrentId>) {
         let mut builder = TorrentsBuilder::new(previous);
         for row in rows {
             builder.add(row);
@@ -288,12 +289,24 @@ impl Torrents {
 /// Builds the next torrents snapshot row by row, as the database sends them: a hash
 /// that keeps its id keeps its `Torrent` (swarm, last action) and takes the new
 /// metadata at once; others start empty; hashes that never come are dropped with the
-/// old snapshot. Rows must come by ascending id, so that of two rows with one hash the
-/// first (lowest id) wins; later ones are kept aside as duplicates.
+/// old snapshot. Of two rows with one hash the lowest id wins, in whatever order they
+/// come; the ids of the others are kept aside as duplicates.
+/// The previous snapshot's torrent for `row` (same hash and id) with the row's metadata,
+/// or a new one.
+fn carried_over(previous: &Torrents, row: &TorrentRow) -> Arc<Torrent> {
+    match previous.by_hash.get(&row.info_hash) {
+        Some(old) if old.id == row.id => {
+            old.refresh(row);
+            Arc::clone(old)
+        }
+        _ => Arc::new(Torrent::new(row)),
+    }
+}
+
 pub struct TorrentsBuilder<'a> {
     previous: &'a Torrents,
     by_hash: HashMap<InfoHash, Arc<Torrent>>,
-    duplicates: Vec<TorrentRow>,
+    duplicates: Vec<TorrentId>,
 }
 
 impl<'a> TorrentsBuilder<'a> {
@@ -306,21 +319,20 @@ impl<'a> TorrentsBuilder<'a> {
     }
 
     pub fn add(&mut self, row: TorrentRow) {
-        if self.by_hash.contains_key(&row.info_hash) {
-            self.duplicates.push(row);
-            return;
-        }
-        let torrent = match self.previous.by_hash.get(&row.info_hash) {
-            Some(old) if old.id == row.id => {
-                old.refresh(&row);
-                Arc::clone(old)
+        match self.by_hash.entry(row.info_hash) {
+            Entry::Vacant(slot) => {
+                slot.insert(carried_over(self.previous, &row));
             }
-            _ => Arc::new(Torrent::new(&row)),
-        };
-        self.by_hash.insert(row.info_hash, torrent);
+            Entry::Occupied(mut slot) if row.id < slot.get().id => {
+                let loser = slot.get().id;
+                slot.insert(carried_over(self.previous, &row));
+                self.duplicates.push(loser);
+            }
+            Entry::Occupied(_) => self.duplicates.push(row.id),
+        }
     }
 
-    pub fn finish(self) -> (Torrents, Vec<TorrentRow>) {
+    pub fn finish(self) -> (Torrents, Vec<TorrentId>) {
         (
             Torrents {
                 by_hash: self.by_hash,
@@ -426,8 +438,9 @@ mod tests {
             state.unprune_pending = true;
         }
         // Database still says pruned: our pending unprune wins; snatched comes from the row.
-        let (second, dups) = Torrents::rebuild(&first, vec![row(1, 1, 1, 5), row(3, 1, 0, 0)]);
-        assert_eq!(dups.len(), 1);
+        // The lowest id of a hash wins, whichever comes first.
+        let (second, dups) = Torrents::rebuild(&first, vec![row(3, 1, 0, 0), row(1, 1, 1, 5)]);
+        assert_eq!(dups, [TorrentId(3)]);
         assert_eq!(second.len(), 1);
         let again = second.get(&InfoHash([1; 20])).unwrap();
         assert!(Arc::ptr_eq(&kept, again));

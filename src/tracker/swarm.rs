@@ -286,6 +286,14 @@ enum Placed {
 }
 
 impl Swarm {
+    pub fn is_empty(&self) -> bool {
+        match &self.repr {
+            Repr::Empty => true,
+            Repr::Small(list) => list.is_empty(),
+            Repr::Large(indexed) => indexed.len() == 0,
+        }
+    }
+
     pub fn seeders(&self) -> usize {
         match &self.repr {
             Repr::Empty => 0,
