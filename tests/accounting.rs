@@ -257,6 +257,36 @@ async fn stopped_marks_history_inactive_and_counts_drop() {
 }
 
 #[tokio::test]
+async fn a_leecher_that_stops_finished_snatched_without_completed() {
+    // aria2 with --seed-time=0 announces `started` with data left, then `stopped` with
+    // left=0, and never `completed`.
+    let t = TestTracker::with_config(MANUAL).await;
+    let a = Announce::new(PASSKEY_1, HASH_3, "a", 1000);
+    t.announce(&a.clone().event("started")).await;
+    let stop = t
+        .announce(&a.clone().transfer(0, 1000).left(0).event("stopped"))
+        .await;
+    assert_eq!(
+        stop.text(),
+        "d8:completei0e10:downloadedi1e10:incompletei0e8:intervali1800e12:min intervali900ee"
+    );
+    t.flush().await;
+    assert_eq!(
+        t.db.rows("SELECT Snatched, Seeders, Leechers FROM torrents WHERE ID = 3")
+            .await,
+        strings(&["1", "0", "0"])
+    );
+    let row = one_row(
+        &t.db,
+        "SELECT snatched, snatched_time > 0, downloaded, remaining, active \
+         FROM transfer_history WHERE uid = 1 AND fid = 3",
+    )
+    .await;
+    assert_eq!(row, ["1", "1", "1000", "0", "0"]);
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn tracker_hide_rows_record_localhost() {
     let t = TestTracker::with_config(MANUAL).await;
     t.announce(

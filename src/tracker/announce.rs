@@ -143,7 +143,7 @@ pub fn announce(
         user: user.id,
         peer_id: request.peer_id,
     };
-    let (peer, _existed) = state.swarm.place(key, seeding, || Peer {
+    let (peer, existed) = state.swarm.place(key, seeding, || Peer {
         ip: IpAddr::V4(request.ip),
         port: request.port,
         uploaded: request.uploaded,
@@ -153,6 +153,13 @@ pub fn announce(
         last_announce: peer_time(now),
         client_id: client,
     });
+
+    // A leecher whose `stopped` reports left = 0 finished the download and is leaving
+    // without having sent `completed` (aria2 with --seed-time=0 does exactly this): it
+    // snatched. Only on `stopped`: a peer that stays may still send `completed`, and
+    // that must not count a second time. (`peer.left` is still the previous report.)
+    let finished_while_leaving = stopped && seeding && existed && peer.left > 0;
+    let snatch = completed || finished_while_leaving;
 
     let raw_up = request
         .uploaded
@@ -194,10 +201,10 @@ pub fn announce(
     if stopped {
         state.swarm.remove(&key);
     }
-    if completed {
+    if snatch {
         state.snatched = state.snatched.saturating_add(1);
     }
-    let snatched = u32::from(completed);
+    let snatched = u32::from(snatch);
     let complete = count(state.swarm.seeders());
     let incomplete = count(state.swarm.leechers());
     let numwant = usize::from(
@@ -259,7 +266,7 @@ pub fn announce(
             start_time,
             last_announce: now,
         },
-        snatch: completed.then_some(SnatchDelta {
+        snatch: snatch.then_some(SnatchDelta {
             user: user.id,
             torrent: torrent.id,
             snatched_time: now,

@@ -344,6 +344,64 @@ fn completed_counts_every_time_and_queues_a_snatch() {
 }
 
 #[test]
+fn a_leecher_stopping_with_nothing_left_snatched() {
+    // aria2 with --seed-time=0: `started` with left > 0, then `stopped` with left = 0
+    // and never `completed`.
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 100, 0, 0), T0);
+    let mut req = request(1, 0, 0, 100);
+    req.event = Event::Stopped;
+    let done = w.ok(&u, &req, T0 + 10);
+    assert_eq!(done.downloaded, 11);
+    assert_eq!(
+        (done.deltas.torrent.snatched, done.deltas.history.snatched),
+        (1, 1)
+    );
+    assert_eq!(
+        done.deltas.snatch,
+        Some(SnatchDelta {
+            user: UserId(1),
+            torrent: TorrentId(3),
+            snatched_time: T0 + 10,
+            start_time: T0
+        })
+    );
+}
+
+#[test]
+fn stopping_without_finishing_is_no_snatch() {
+    let mut w = world();
+    let u = user(1);
+    // A seeder that stops, a leecher that stops with data left, a stranger that stops
+    // with nothing left, and a leecher that finishes without an event (it may still
+    // send `completed`, which alone counts).
+    w.ok(&u, &request(1, 0, 0, 0), T0);
+    w.ok(&u, &request(2, 100, 0, 0), T0);
+    w.ok(&u, &request(4, 100, 0, 0), T0);
+    let cases = [(1, 0), (2, 50), (3, 0)];
+    for (n, left) in cases {
+        let mut req = request(n, left, 0, 0);
+        req.event = Event::Stopped;
+        let done = w.ok(&u, &req, T0 + 10);
+        assert_eq!(
+            (
+                done.deltas.torrent.snatched,
+                done.deltas.snatch,
+                done.downloaded
+            ),
+            (0, None, 10),
+            "peer {n}"
+        );
+    }
+    let finished = w.ok(&u, &request(4, 0, 0, 100), T0 + 10);
+    assert_eq!(
+        (finished.deltas.torrent.snatched, finished.downloaded),
+        (0, 10)
+    );
+}
+
+#[test]
 fn stopped_removes_the_peer_but_still_queues_rows() {
     let mut w = world();
     let u = user(1);
