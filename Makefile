@@ -1,7 +1,8 @@
 # chihaya-rs developer targets. Every cargo call honours CARGO_TARGET_DIR.
 #
 #   make build     release build of chihaya, cc and bencode
-#   make test      find or start MariaDB (scripts/ensure-db.sh), then cargo test
+#   make test      find or start MariaDB (scripts/ensure-db.sh), install the
+#                  BitTorrent clients (scripts/ensure-clients.sh), then cargo test
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started
 #   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
@@ -34,6 +35,7 @@ build:
 
 # One shell line, so that the URL printed by ensure-db reaches cargo.
 test:
+	@scripts/ensure-clients.sh
 	@out=$$(scripts/ensure-db.sh); url=$${out#DATABASE_URL=}; \
 	echo "DATABASE_URL=$$url $(CARGO) test --all-targets $(TEST_ARGS)"; \
 	DATABASE_URL="$$url" $(CARGO) test --all-targets $(TEST_ARGS)

@@ -15,6 +15,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
 # shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
 . "$REPO/scripts/db-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
+. "$REPO/scripts/apt-lib.sh"
 
 # ------------------------------------------------------------------ knobs --
 BENCH_RELOAD=${BENCH_RELOAD:-0}
@@ -167,13 +169,9 @@ mariadb_pid() {
 
 ensure_wrk() {
   command -v wrk >/dev/null && return 0
-  if [[ $(id -u) -eq 0 ]] && command -v apt-get >/dev/null; then
-    say "wrk not found, installing it: apt-get install -y wrk"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2; then
-      say "apt-get install failed, running apt-get update and trying once more"
-      apt-get update >&2 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y wrk >&2 || die "could not install wrk with apt-get"
-    fi
+  if can_apt; then
+    say "wrk not found"
+    apt_install wrk || die "could not install wrk with apt-get"
     command -v wrk >/dev/null || die "wrk still not found after apt-get install"
   else
     die "wrk is not installed and we cannot install it (not root or no apt-get):" \

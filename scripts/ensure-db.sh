@@ -18,6 +18,8 @@ PROG=ensure-db
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=db-lib.sh
 . "$REPO/scripts/db-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=apt-lib.sh
+. "$REPO/scripts/apt-lib.sh"
 
 DEFAULT_URL=mysql://root@127.0.0.1:3306
 PRIVATE_PORT=33306
@@ -90,18 +92,13 @@ find_server_tools() {
       return 0
     fi
     ((tries == 1)) || break
-    if [[ $(id -u) -ne 0 ]] || ! command -v apt-get >/dev/null; then
+    if ! can_apt; then
       die "MariaDB is not installed (need mariadbd, mariadb-install-db and mariadb)." \
         "Install it, e.g. 'sudo apt-get install mariadb-server mariadb-client'," \
         "or set DATABASE_URL to a running server."
     fi
-    say "MariaDB server not found, installing it: apt-get install -y mariadb-server mariadb-client"
-    if ! DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server mariadb-client >&2; then
-      say "apt-get install failed, running apt-get update and trying once more"
-      apt-get update >&2 || true
-      DEBIAN_FRONTEND=noninteractive apt-get install -y mariadb-server mariadb-client >&2 ||
-        die "could not install MariaDB with apt-get"
-    fi
+    say "MariaDB server not found"
+    apt_install mariadb-server mariadb-client || die "could not install MariaDB with apt-get"
   done
   die "MariaDB was installed but mariadbd or mariadb-install-db is still not found"
 }
