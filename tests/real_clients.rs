@@ -219,6 +219,13 @@ fn remote(rpc: u16, args: &[&str]) -> Result<String, String> {
     }
 }
 
+/// A line on the real stderr, past the test harness's capture: whether this test ran,
+/// and with which clients, belongs in every `make test` log.
+fn say(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "real_clients: {line}");
+}
+
 fn version(program: &str, flag: &str) -> String {
     Command::new(program)
         .arg(flag)
@@ -237,18 +244,18 @@ fn version(program: &str, flag: &str) -> String {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
     if ![SEEDER, REMOTE, LEECHER].iter().all(|p| on_path(p)) {
-        eprintln!(
-            "real_clients: SKIPPED: {SEEDER}, {REMOTE} and {LEECHER} are needed (Debian \
-             packages transmission-daemon, transmission-cli and aria2; `make test` installs \
-             them when run as root)"
-        );
+        say(&format!(
+            "SKIPPED: {SEEDER}, {REMOTE} and {LEECHER} are needed (Debian packages \
+             transmission-daemon, transmission-cli and aria2; `make test` installs them \
+             when run as root)"
+        ));
         return;
     }
-    eprintln!(
-        "real_clients: {} / {}",
+    say(&format!(
+        "{} seeding to {}",
         version(SEEDER, "--version"),
         version(LEECHER, "--version")
-    );
+    ));
 
     // The payload and its torrent.
     let work = TempDir::new("clients");
