@@ -12,7 +12,7 @@ use chihaya::http::response::{self, PeerFormat};
 use chihaya::metrics::Metrics;
 use chihaya::tracker::{
     announce, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, Settings, Torrent,
-    TorrentId, TorrentMeta, TorrentRow, TorrentType, Torrents, User, UserId, View,
+    TorrentId, TorrentMeta, TorrentRow, TorrentType, Torrents, TransferIp, User, UserId, View,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
@@ -110,7 +110,7 @@ fn hot_path(c: &mut Criterion) {
     for (n, q) in queries.iter().enumerate() {
         let parsed = Query::parse(q.as_bytes()).unwrap();
         let (request, _) =
-            announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1))).unwrap();
+            announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1).into())).unwrap();
         peers.clear();
         announce(
             &w.settings,
@@ -129,7 +129,7 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             n = (n + 1) % queries.len();
             let parsed = Query::parse(black_box(queries[n].as_bytes())).unwrap();
-            black_box(announce_request(&parsed, false, || Ok(Ipv4Addr::LOCALHOST)).unwrap());
+            black_box(announce_request(&parsed, false, || Ok(Ipv4Addr::LOCALHOST.into())).unwrap());
         })
     });
 
@@ -141,7 +141,7 @@ fn hot_path(c: &mut Criterion) {
             now += 1;
             let parsed = Query::parse(queries[n].as_bytes()).unwrap();
             let (request, _) =
-                announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1))).unwrap();
+                announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1).into())).unwrap();
             peers.clear();
             black_box(
                 announce(
@@ -167,7 +167,7 @@ fn hot_path(c: &mut Criterion) {
             now += 1;
             let parsed = Query::parse(queries[n].as_bytes()).unwrap();
             let (request, _) =
-                announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1))).unwrap();
+                announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1).into())).unwrap();
             peers.clear();
             let done = announce(
                 &w.settings,
@@ -191,7 +191,8 @@ fn hot_path(c: &mut Criterion) {
 
     let done = {
         let parsed = Query::parse(queries[1].as_bytes()).unwrap();
-        let (request, _) = announce_request(&parsed, false, || Ok(Ipv4Addr::LOCALHOST)).unwrap();
+        let (request, _) =
+            announce_request(&parsed, false, || Ok(Ipv4Addr::LOCALHOST.into())).unwrap();
         peers.clear();
         announce(
             &w.settings,
@@ -220,7 +221,9 @@ fn hot_path(c: &mut Criterion) {
         b.iter(|| {
             n = (n + 1) % 100_000;
             deltas.history.user = UserId(n);
-            deltas.transfer_ip.user = UserId(n);
+            if let TransferIp::V4(row) = &mut deltas.transfer_ip {
+                row.user = UserId(n);
+            }
             deltas.torrent.id = TorrentId(n % 10_000);
             sink.record(black_box(&deltas));
         })

@@ -105,6 +105,22 @@ CREATE TABLE IF NOT EXISTS `transfer_ips` (
   PRIMARY KEY (`uid`,`fid`,`ip`,`client_id`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
 
+-- Optional: the same per-IP rows for IPv6 endpoints, the address as its 16 bytes.
+-- Without this table the tracker skips IPv6 per-IP rows (with a warning at start)
+-- and changes nothing else.
+CREATE TABLE IF NOT EXISTS `transfer_ips6` (
+  `last_announce` int unsigned NOT NULL DEFAULT 0,
+  `starttime` int unsigned NOT NULL DEFAULT 0,
+  `uid` int unsigned NOT NULL,
+  `fid` int unsigned NOT NULL,
+  `ip` binary(16) NOT NULL,
+  `client_id` mediumint unsigned NOT NULL,
+  `uploaded` bigint unsigned NOT NULL DEFAULT 0,
+  `downloaded` bigint unsigned NOT NULL DEFAULT 0,
+  `port` smallint unsigned zerofill NOT NULL DEFAULT 0,
+  PRIMARY KEY (`uid`,`fid`,`ip`,`client_id`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
 -- Users. Only rows with Enabled = 1 are loaded. torrent_pass is the passkey.
 CREATE TABLE IF NOT EXISTS `users_main` (
   `ID` int unsigned NOT NULL AUTO_INCREMENT,

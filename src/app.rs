@@ -22,7 +22,7 @@ use crate::purge;
 use crate::record::{self, Recorder};
 use crate::reload::{self, LoadError};
 use crate::state::{unix_now, Shared};
-use crate::store::Store;
+use crate::store::{self, Store};
 
 /// Command-line options of `chihaya`.
 #[derive(Clone, Debug)]
@@ -95,6 +95,16 @@ impl Tracker {
             .map_err(StartError::Load)?;
         if let Ok(Some(restored)) = cache.await {
             cache::state::adopt(restored, &shared.snapshots.torrents.load());
+        }
+        // transfer_ips6 is optional: without it IPv6 per-IP rows are skipped and
+        // counted, and nothing else changes. Known before the spill file is replayed.
+        match store::write::has_transfer_ips6(&store).await {
+            Ok(true) => {}
+            Ok(false) => {
+                tracing::warn!("transfer_ips6 is missing; IPv6 per-IP rows will not be written");
+                shared.sink.set_transfer_ips6_exists(false);
+            }
+            Err(e) => tracing::warn!("Cannot tell whether transfer_ips6 exists: {}", e),
         }
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;

@@ -59,6 +59,8 @@ pub struct Metrics {
     pub clients: IntGauge,
     pub hnrs: IntGauge,
     pub peers: IntGauge,
+    /// Peer endpoints by `family` (`ipv4`, `ipv6`): a dual-stack peer counts in both.
+    pub peer_endpoints: IntGaugeVec,
     pub requests: IntCounter,
 
     pub deadlocks: IntCounter,
@@ -78,6 +80,7 @@ pub struct Metrics {
     pub spilled_rows: IntCounterVec,
     pub replayed_rows: IntCounterVec,
     pub rows_written: IntCounterVec,
+    pub skipped_rows: IntCounterVec,
     pub recorder_dropped: IntCounter,
     pub announce_duration: Histogram,
 }
@@ -144,6 +147,17 @@ impl Metrics {
             &normal,
             "chihaya_peers",
             "Number of peers currently being tracked",
+        );
+        let peer_endpoints = register(
+            &normal,
+            IntGaugeVec::new(
+                Opts::new(
+                    "chihaya_peer_endpoints",
+                    "Number of peer endpoints currently being tracked, by address family",
+                ),
+                &["family"],
+            )
+            .unwrap_or_else(|e| invalid("chihaya_peer_endpoints", e)),
         );
         let requests = counter(
             &normal,
@@ -276,6 +290,11 @@ impl Metrics {
             "Number of rows replayed from the spill file at start-up",
             &["type"],
         );
+        let skipped_rows = counter_vec(
+            "chihaya_skipped_rows_total",
+            "Number of rows not written because their table is missing from the database",
+            &["type"],
+        );
         let rows_written = counter_vec(
             "chihaya_rows_written_total",
             "Number of coalesced rows written to database",
@@ -313,6 +332,7 @@ impl Metrics {
             clients,
             hnrs,
             peers,
+            peer_endpoints,
             requests,
             deadlocks,
             deadlocks_aborted,
@@ -329,6 +349,7 @@ impl Metrics {
             spilled_rows,
             replayed_rows,
             rows_written,
+            skipped_rows,
             recorder_dropped,
             announce_duration,
         }

@@ -243,28 +243,6 @@ async fn proxy_header_decides_when_configured() {
 }
 
 #[tokio::test]
-async fn ipv6_source_without_ipv4_is_refused() {
-    let db = TestDb::new().await;
-    let loaded =
-        chihaya::config::Config::from_parts(Some(&config_json("")), Some(&db.dsn())).unwrap();
-    let listener = std::net::TcpListener::bind("[::1]:0").expect("bind ::1");
-    let dir = TempDir::new("v6");
-    let tracker = chihaya::app::Tracker::start(loaded.config, dir.files(), Some(listener))
-        .await
-        .unwrap();
-    let a = Announce::new(PASSKEY_1, HASH_3, "a", 0);
-    let r = get(tracker.addr, &a.target(), &[]).await;
-    assert_eq!(
-        r.text(),
-        failure_body("Failed to parse IP address (ip: [::1])", 3600)
-    );
-    // A public IPv4 parameter still works from an IPv6 connection.
-    let r = get(tracker.addr, &a.clone().extra("&ip=1.2.3.4").target(), &[]).await;
-    assert!(r.text().starts_with("d8:complete"), "{}", r.text());
-    tracker.shutdown(std::time::Duration::from_secs(5)).await;
-}
-
-#[tokio::test]
 async fn client_torrent_status_and_download_refusals() {
     let t = TestTracker::start().await;
     let mut archived = Announce::new(PASSKEY_1, HASH_3, "a", 0);

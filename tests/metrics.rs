@@ -20,17 +20,18 @@ async fn scrape(t: &TestTracker) -> Exposition {
     parse(&r.text())
 }
 
-const NORMAL: [(&str, &str); 7] = [
+const NORMAL: [(&str, &str); 8] = [
     ("chihaya_uptime", "counter"),
     ("chihaya_users", "gauge"),
     ("chihaya_torrents", "gauge"),
     ("chihaya_clients", "gauge"),
     ("chihaya_hnrs", "gauge"),
     ("chihaya_peers", "gauge"),
+    ("chihaya_peer_endpoints", "gauge"),
     ("chihaya_requests", "counter"),
 ];
 
-const ADMIN_FAMILIES: [(&str, &str); 21] = [
+const ADMIN_FAMILIES: [(&str, &str); 22] = [
     ("chihaya_deadlock_count", "counter"),
     ("chihaya_deadlock_aborted_count", "counter"),
     ("chihaya_deadlock_seconds_total", "counter"),
@@ -49,6 +50,7 @@ const ADMIN_FAMILIES: [(&str, &str); 21] = [
     ("chihaya_flush_retries_total", "counter"),
     ("chihaya_spilled_rows_total", "counter"),
     ("chihaya_spill_replayed_rows_total", "counter"),
+    ("chihaya_skipped_rows_total", "counter"),
     ("chihaya_recorder_dropped_total", "counter"),
     ("chihaya_announce_duration_seconds", "histogram"),
     ("process_cpu_seconds_total", "counter"),
@@ -123,6 +125,7 @@ async fn every_family_is_there_with_its_type_and_help() {
         "torrents",
         "transfer_history",
         "transfer_ips",
+        "transfer_ips6",
         "unprune",
         "users",
     ];
@@ -144,6 +147,18 @@ async fn every_family_is_there_with_its_type_and_help() {
             "torrents",
             "users"
         ]
+    );
+    assert_eq!(
+        all.value("chihaya_peer_endpoints", &[("family", "ipv4")]),
+        Some(1.0)
+    );
+    assert_eq!(
+        all.value("chihaya_peer_endpoints", &[("family", "ipv6")]),
+        Some(0.0)
+    );
+    assert_eq!(
+        all.value("chihaya_skipped_rows_total", &[("type", "transfer_ips6")]),
+        Some(0.0)
     );
     assert_eq!(all.value("chihaya_users", &[]), Some(2.0));
     assert_eq!(all.value("chihaya_torrents", &[]), Some(3.0));

@@ -109,6 +109,155 @@ async fn swarms_survive_a_restart_through_the_cache() {
     stop(tracker).await;
 }
 
+/// The seeder again, over IPv6: the same peer, a second endpoint.
+fn seeder_over_ipv6() -> Announce {
+    Announce::new(PASSKEY_1, HASH_2, "seed", 0)
+        .port(7003)
+        .extra("&ip=2001:4860::1")
+}
+
+#[tokio::test]
+async fn a_dual_stack_peer_keeps_both_endpoints_across_a_restart() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("dual", "");
+    let tracker = setup.start(&db);
+    get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr, &seeder_over_ipv6().target(), &[]).await;
+    stop(tracker).await;
+
+    // The file holds one peer with both endpoints, each with its own port.
+    let cache = setup.cache.to_str().unwrap();
+    let (code, dump, err) = cc(&["dump", cache]);
+    assert_eq!(code, 0, "{err}");
+    let json: serde_json::Value = serde_json::from_str(&dump).unwrap();
+    assert_eq!(json["version"], 2);
+    let seeders = json["torrents"][HASH_2.to_lowercase()]["seeders"]
+        .as_object()
+        .unwrap();
+    assert_eq!(seeders.len(), 1, "{dump}");
+    let peer = seeders.values().next().unwrap();
+    assert_eq!(peer["ipv4"]["ip"], "1.2.3.4", "{dump}");
+    assert_eq!(peer["ipv4"]["port"], 7001, "{dump}");
+    assert_eq!(peer["ipv6"]["ip"], "2001:4860::1", "{dump}");
+    assert_eq!(peer["ipv6"]["port"], 7003, "{dump}");
+    let v4_seen = peer["ipv4"]["last_announce"].as_i64().unwrap();
+    let v6_seen = peer["ipv6"]["last_announce"].as_i64().unwrap();
+    assert!(v4_seen > 1_600_000_000 && v6_seen >= v4_seen, "{dump}");
+    let (_, stats, _) = cc(&["stats", cache]);
+    assert!(
+        stats.ends_with(
+            "\"peers\":1,\"seeders\":1,\"leechers\":0,\"ipv4_endpoints\":1,\"ipv6_endpoints\":1}\n"
+        ),
+        "{stats}"
+    );
+
+    // After the restart a leecher gets the seeder over both families at once.
+    let tracker = setup.start(&db);
+    assert!(
+        tracker
+            .log_text()
+            .contains("Loaded 2 users, 1 torrents, 1 peers ("),
+        "{}",
+        tracker.log_text()
+    );
+    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let mut v6 = b"6:peers618:".to_vec();
+    v6.extend_from_slice(
+        &"2001:4860::1"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    v6.extend_from_slice(&7003u16.to_be_bytes());
+    let mut want = announce_body(1, 0, 1, Some(b"6:\x01\x02\x03\x04\x1b\x59"));
+    want.pop();
+    want.extend_from_slice(&v6);
+    want.push(b'e');
+    assert_eq!(r.body, want, "{}", r.text());
+    stop(tracker).await;
+}
+
+/// A version 1 cache file (one address per peer) as an older build wrote it: no
+/// users, torrent 2 with an IPv4 seeder of user 1 and an IPv6 seeder of user 3 (a
+/// leecher gets one seeder per user).
+fn version_1_cache(now: i64) -> Vec<u8> {
+    let mut out = b"CHYPEERS".to_vec();
+    out.extend_from_slice(&1u32.to_le_bytes());
+    out.extend_from_slice(&now.to_le_bytes());
+    out.extend_from_slice(&0u32.to_le_bytes()); // users
+    out.extend_from_slice(&1u32.to_le_bytes()); // torrents
+    out.extend_from_slice(&unhex(HASH_2));
+    out.extend_from_slice(&2u32.to_le_bytes()); // id
+    out.extend_from_slice(&1u32.to_le_bytes()); // group id
+    out.push(5);
+    out.extend_from_slice(b"music");
+    out.extend_from_slice(&0i32.to_le_bytes()); // status
+    out.extend_from_slice(&0u32.to_le_bytes()); // snatched
+    out.extend_from_slice(&now.to_le_bytes()); // last_action
+    out.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+    out.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+    out.extend_from_slice(&2u32.to_le_bytes()); // peers
+    let v6: std::net::Ipv6Addr = "2001:4860::2".parse().unwrap();
+    for (user, tag, family, address, port) in [
+        (1u32, b"four", 4u8, vec![1, 2, 3, 4], 7001u16),
+        (3, b"six_", 6, v6.octets().to_vec(), 7005),
+    ] {
+        let mut peer_id = *b"-TR2940-000000000000";
+        peer_id[16..].copy_from_slice(tag);
+        out.extend_from_slice(&peer_id);
+        out.extend_from_slice(&user.to_le_bytes());
+        out.push(1); // seeding
+        out.push(family);
+        out.extend_from_slice(&address);
+        out.extend_from_slice(&port.to_le_bytes());
+        for counter in [0u64, 0, 0] {
+            out.extend_from_slice(&counter.to_le_bytes());
+        }
+        out.extend_from_slice(&now.to_le_bytes()); // start_time
+        out.extend_from_slice(&now.to_le_bytes()); // last_announce
+        out.extend_from_slice(&0u32.to_le_bytes()); // client id
+    }
+    let crc = crc32fast::hash(&out);
+    out.extend_from_slice(&crc.to_le_bytes());
+    out
+}
+
+#[tokio::test]
+async fn a_version_1_cache_still_loads() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("v1", "");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    std::fs::write(&setup.cache, version_1_cache(now)).unwrap();
+    let tracker = setup.start(&db);
+    assert!(
+        tracker
+            .log_text()
+            .contains("Loaded 0 users, 1 torrents, 2 peers ("),
+        "{}",
+        tracker.log_text()
+    );
+    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let mut want = announce_body(2, 0, 1, Some(b"6:\x01\x02\x03\x04\x1b\x59"));
+    want.pop();
+    want.extend_from_slice(b"6:peers618:");
+    want.extend_from_slice(
+        &"2001:4860::2"
+            .parse::<std::net::Ipv6Addr>()
+            .unwrap()
+            .octets(),
+    );
+    want.extend_from_slice(&7005u16.to_be_bytes());
+    want.push(b'e');
+    assert_eq!(r.body, want, "{}", r.text());
+    stop(tracker).await;
+    // Written again by this build: version 2.
+    let bytes = std::fs::read(&setup.cache).unwrap();
+    assert_eq!(&bytes[8..12], &[2, 0, 0, 0]);
+}
+
 #[tokio::test]
 async fn cached_torrents_gone_from_the_database_are_dropped() {
     let db = TestDb::new().await;
@@ -196,7 +345,7 @@ async fn the_cache_is_written_periodically() {
     assert!(
         stats
             .1
-            .contains("\"torrents\":1,\"peers\":1,\"seeders\":1,\"leechers\":0}"),
+            .contains("\"torrents\":1,\"peers\":1,\"seeders\":1,\"leechers\":0,\"ipv4_endpoints\":1,\"ipv6_endpoints\":0}"),
         "{}",
         stats.1
     );
@@ -229,12 +378,13 @@ fn cc_stdin(args: &[&str], input: &[u8]) -> (i32, Vec<u8>) {
     (out.status.code().unwrap_or(-1), out.stdout)
 }
 
-/// A cache with a few peers, written by the tracker itself.
+/// A cache with a few peers, one of them dual-stack, written by the tracker itself.
 async fn tracker_cache(dir_tag: &str) -> (Setup, TestDb) {
     let db = TestDb::new().await;
     let setup = Setup::new(dir_tag, "");
     let tracker = setup.start(&db);
     get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr, &seeder_over_ipv6().target(), &[]).await;
     get(setup.addr, &leecher().target(), &[]).await;
     get(
         setup.addr,
@@ -260,7 +410,17 @@ async fn cc_dump_restore_round_trip_is_byte_identical() {
     assert!(err.is_empty());
     assert!(dump.starts_with("{\n  \"torrents\": {\n"), "{dump}");
     assert!(dump.contains(&format!("\"{PASSKEY_1}\": {{")), "{dump}");
-    assert!(dump.contains("\"ip\": \"1.2.3.4\""), "{dump}");
+    assert!(
+        dump.contains(
+            "\"ipv4\": {\n            \"ip\": \"1.2.3.4\",\n            \"last_announce\": "
+        ),
+        "{dump}"
+    );
+    assert!(dump.contains("\"port\": 7001\n"), "{dump}");
+    assert!(
+        dump.contains("\"ipv6\": {\n            \"ip\": \"2001:4860::1\",\n"),
+        "{dump}"
+    );
     std::fs::write(dir.join("dump.json"), &dump).unwrap();
 
     let (code, out, err) = cc(&[
@@ -291,7 +451,7 @@ async fn cc_dump_restore_round_trip_is_byte_identical() {
     let (code, stats, _) = cc(&["stats", cache]);
     assert_eq!(code, 0);
     assert!(
-        stats.ends_with(",\"users\":2,\"torrents\":2,\"peers\":3,\"seeders\":1,\"leechers\":2}\n"),
+        stats.ends_with(",\"users\":2,\"torrents\":2,\"peers\":3,\"seeders\":1,\"leechers\":2,\"ipv4_endpoints\":3,\"ipv6_endpoints\":1}\n"),
         "{stats}"
     );
 }
@@ -309,6 +469,7 @@ async fn cc_anonymize_scrubs_users_and_addresses() {
         PASSKEY_2,
         "1.2.3.4",
         "5.6.7.8",
+        "2001:4860::1",
         "\"tracker_hide\": true",
     ] {
         assert!(!dump.contains(secret), "{secret} left in {dump}");
@@ -316,6 +477,11 @@ async fn cc_anonymize_scrubs_users_and_addresses() {
     let (_, stats, _) = cc(&["stats", &out]);
     assert!(
         stats.contains("\"users\":2,\"torrents\":2,\"peers\":3"),
+        "{stats}"
+    );
+    // Each endpoint stays, with a new address of its family.
+    assert!(
+        stats.ends_with("\"ipv4_endpoints\":3,\"ipv6_endpoints\":1}\n"),
         "{stats}"
     );
 }
@@ -336,7 +502,7 @@ fn cc_errors_and_usage() {
 
     std::fs::write(
         dir.0.join("bad.json"),
-        b"{\"torrents\": {}, \"users\": {}, \"version\": 1}",
+        b"{\"torrents\": {}, \"users\": {}, \"version\": 2}",
     )
     .unwrap();
     let (code, _, err) = cc(&["restore", &path(&dir.0, "bad.json"), &path(&dir.0, "x.bin")]);

@@ -45,7 +45,7 @@ impl Merge for HistoryDelta {
     }
 }
 
-impl Merge for TransferIpDelta {
+impl<A: Copy> Merge for TransferIpDelta<A> {
     fn merge(&mut self, newer: Self) {
         self.uploaded = add(self.uploaded, newer.uploaded);
         self.downloaded = add(self.downloaded, newer.downloaded);

@@ -10,7 +10,7 @@ pub mod spill;
 mod table;
 pub mod writer;
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, PoisonError};
 
 pub use merge::{GroupBump, Unprune};
@@ -20,13 +20,15 @@ pub use table::{AnyTable, Kind, RetryCounters, Row, Table, TableStats};
 use crate::config::ChannelsConfig;
 use crate::metrics::Metrics;
 use crate::tracker::{
-    AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta,
-    UserDelta, UserId,
+    AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIp,
+    TransferIp6Delta, TransferIpDelta, UserDelta, UserId,
 };
 use spill::SpillRow;
 
 /// `transfer_ips` key: user, torrent, IPv4 as u32, client.
 pub type TransferIpKey = (UserId, TorrentId, u32, ClientId);
+/// `transfer_ips6` key: user, torrent, IPv6 address bytes, client.
+pub type TransferIp6Key = (UserId, TorrentId, [u8; 16], ClientId);
 
 /// Pending rows of every table the tracker writes.
 pub struct Sink {
@@ -34,6 +36,11 @@ pub struct Sink {
     pub users: Table<UserDelta>,
     pub history: Table<HistoryDelta>,
     pub transfer_ips: Table<TransferIpDelta>,
+    pub transfer_ips6: Table<TransferIp6Delta>,
+    /// False when the site's database has no `transfer_ips6` table: IPv6 per-IP rows
+    /// are then counted in `skipped_ipv6_rows` instead of queued.
+    transfer_ips6_exists: AtomicBool,
+    skipped_ipv6_rows: prometheus::IntCounter,
     pub snatches: Table<SnatchDelta>,
     pub unprune: Table<Unprune>,
     pub groups: Table<GroupBump>,
@@ -52,6 +59,11 @@ impl Sink {
             users: Table::new(channels.user, metrics),
             history: Table::new(channels.transfer_history, metrics),
             transfer_ips: Table::new(channels.transfer_ips, metrics),
+            transfer_ips6: Table::new(channels.transfer_ips, metrics),
+            transfer_ips6_exists: AtomicBool::new(true),
+            skipped_ipv6_rows: metrics
+                .skipped_rows
+                .with_label_values(&[Kind::TransferIps6.name()]),
             snatches: Table::new(channels.snatch, metrics),
             unprune: Table::new(channels.torrent, metrics),
             groups: Table::new(channels.torrent, metrics),
@@ -69,7 +81,10 @@ impl Sink {
         if let Some(user) = deltas.user {
             self.users.add(user);
         }
-        self.transfer_ips.add(deltas.transfer_ip);
+        match deltas.transfer_ip {
+            TransferIp::V4(row) => self.transfer_ips.add(row),
+            TransferIp::V6(row) => self.add_ipv6_row(row),
+        }
         if let Some(snatch) = deltas.snatch {
             self.snatches.add(snatch);
         }
@@ -100,6 +115,20 @@ impl Sink {
             .take()
     }
 
+    /// Tells the sink whether the database has a `transfer_ips6` table (checked at
+    /// start; it is optional).
+    pub fn set_transfer_ips6_exists(&self, exists: bool) {
+        self.transfer_ips6_exists.store(exists, Ordering::Relaxed);
+    }
+
+    fn add_ipv6_row(&self, row: TransferIp6Delta) {
+        if self.transfer_ips6_exists.load(Ordering::Relaxed) {
+            self.transfer_ips6.add(row);
+        } else {
+            self.skipped_ipv6_rows.inc();
+        }
+    }
+
     /// A table by kind, for what does not depend on its row type.
     pub fn table(&self, kind: Kind) -> &dyn AnyTable {
         match kind {
@@ -107,6 +136,7 @@ impl Sink {
             Kind::Users => &self.users,
             Kind::TransferHistory => &self.history,
             Kind::TransferIps => &self.transfer_ips,
+            Kind::TransferIps6 => &self.transfer_ips6,
             Kind::Snatches => &self.snatches,
             Kind::Unprune => &self.unprune,
             Kind::Groups => &self.groups,
@@ -233,6 +263,30 @@ impl Sink {
                     last_announce,
                 });
                 Kind::TransferIps
+            }
+            SpillRow::TransferIps6 {
+                uid,
+                fid,
+                client_id,
+                ip,
+                port,
+                uploaded,
+                downloaded,
+                starttime,
+                last_announce,
+            } => {
+                self.add_ipv6_row(TransferIpDelta {
+                    user: UserId(uid),
+                    torrent: TorrentId(fid),
+                    client: ClientId(client_id),
+                    ip: ip.octets(),
+                    port,
+                    uploaded,
+                    downloaded,
+                    start_time: starttime,
+                    last_announce,
+                });
+                Kind::TransferIps6
             }
             SpillRow::Snatches {
                 uid,

@@ -73,6 +73,18 @@ pub enum SpillRow {
         starttime: i64,
         last_announce: i64,
     },
+    TransferIps6 {
+        uid: u32,
+        fid: u32,
+        client_id: u32,
+        /// The address as text (RFC 5952).
+        ip: std::net::Ipv6Addr,
+        port: u16,
+        uploaded: u64,
+        downloaded: u64,
+        starttime: i64,
+        last_announce: i64,
+    },
     Snatches {
         uid: u32,
         fid: u32,
@@ -257,6 +269,26 @@ mod tests {
             r#"{"v":1,"kind":"transfer_history","uid":1,"fid":2,"uploaded":3,"downloaded":4,"seeding":1,"starttime":5,"last_announce":6,"activetime":7,"seedtime":8,"active":0,"snatched":9,"remaining":10,"error":"SQL error 1264: out of range"}"#
         );
         assert_eq!(serde_json::from_str::<SpillLine>(&text).unwrap(), history);
+        let ipv6 = SpillLine::new(
+            SpillRow::TransferIps6 {
+                uid: 1,
+                fid: 2,
+                client_id: 3,
+                ip: "2a00:1450::1".parse().unwrap(),
+                port: 6881,
+                uploaded: 4,
+                downloaded: 5,
+                starttime: 6,
+                last_announce: 7,
+            },
+            None,
+        );
+        let text = serde_json::to_string(&ipv6).unwrap();
+        assert_eq!(
+            text,
+            r#"{"v":1,"kind":"transfer_ips6","uid":1,"fid":2,"client_id":3,"ip":"2a00:1450::1","port":6881,"uploaded":4,"downloaded":5,"starttime":6,"last_announce":7}"#
+        );
+        assert_eq!(serde_json::from_str::<SpillLine>(&text).unwrap(), ipv6);
     }
 
     #[test]

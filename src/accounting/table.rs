@@ -16,7 +16,9 @@ use super::Sink;
 use crate::metrics::Metrics;
 use crate::store::retry::Reason;
 use crate::store::{write, Store};
-use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
+use crate::tracker::{
+    HistoryDelta, SnatchDelta, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
+};
 
 /// What a row is written to; the `type` label of the metrics and the spill `kind`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -25,17 +27,19 @@ pub enum Kind {
     Users,
     TransferHistory,
     TransferIps,
+    TransferIps6,
     Snatches,
     Unprune,
     Groups,
 }
 
 impl Kind {
-    pub const ALL: [Kind; 7] = [
+    pub const ALL: [Kind; 8] = [
         Kind::Torrents,
         Kind::Users,
         Kind::TransferHistory,
         Kind::TransferIps,
+        Kind::TransferIps6,
         Kind::Snatches,
         Kind::Unprune,
         Kind::Groups,
@@ -47,6 +51,7 @@ impl Kind {
             Kind::Users => "users",
             Kind::TransferHistory => "transfer_history",
             Kind::TransferIps => "transfer_ips",
+            Kind::TransferIps6 => "transfer_ips6",
             Kind::Snatches => "snatches",
             Kind::Unprune => "unprune",
             Kind::Groups => "groups",
@@ -60,6 +65,7 @@ impl Kind {
             Kind::Users => "{users_main}",
             Kind::TransferHistory => "{transfer_history}",
             Kind::TransferIps => "{transfer_ips}",
+            Kind::TransferIps6 => "{transfer_ips6}",
             Kind::Snatches => "{snatches}",
             Kind::Unprune => "{unprune}",
             Kind::Groups => "{groups}",
@@ -230,6 +236,41 @@ impl Row for TransferIpDelta {
             fid: self.torrent.0,
             client_id: self.client.0,
             ip: self.ip,
+            port: self.port,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            starttime: self.start_time,
+            last_announce: self.last_announce,
+        }
+    }
+}
+
+impl Row for TransferIp6Delta {
+    type Key = super::TransferIp6Key;
+    const KIND: Kind = Kind::TransferIps6;
+    const BINDS: usize = 9;
+
+    fn key(&self) -> Self::Key {
+        (self.user, self.torrent, self.ip, self.client)
+    }
+
+    fn table(sink: &Sink) -> &Table<Self> {
+        &sink.transfer_ips6
+    }
+
+    fn write<'a>(
+        store: &'a Store,
+        rows: &'a [Self],
+    ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
+        write::transfer_ips6(store, rows)
+    }
+
+    fn to_spill(&self) -> SpillRow {
+        SpillRow::TransferIps6 {
+            uid: self.user.0,
+            fid: self.torrent.0,
+            client_id: self.client.0,
+            ip: std::net::Ipv6Addr::from(self.ip),
             port: self.port,
             uploaded: self.uploaded,
             downloaded: self.downloaded,

@@ -15,7 +15,9 @@ use super::{GroupBump, Sink, Unprune};
 use crate::log::fmt_duration;
 use crate::store::retry::{Attempts, Reason};
 use crate::store::{write, Store};
-use crate::tracker::{HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta};
+use crate::tracker::{
+    HistoryDelta, SnatchDelta, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
+};
 
 /// The shutdown drain deadline: None while running normally; set at the first signal,
 /// moved to "now" by a second one.
@@ -259,6 +261,8 @@ impl Writers {
         let (w, st, d) = s();
         tasks.push(tokio::spawn(w.run::<TransferIpDelta>(period, st, d)));
         let (w, st, d) = s();
+        tasks.push(tokio::spawn(w.run::<TransferIp6Delta>(period, st, d)));
+        let (w, st, d) = s();
         tasks.push(tokio::spawn(w.run::<SnatchDelta>(period, st, d)));
         let (w, st, d) = s();
         tasks.push(tokio::spawn(w.run::<Unprune>(period, st, d)));
@@ -271,7 +275,8 @@ impl Writers {
     /// tables in parallel, group bumps after the torrents that cause them.
     pub async fn drain(&self, deadline: &Deadline) -> Result<(), Abandoned> {
         let d = || deadline.clone();
-        let (mut d1, mut d2, mut d3, mut d4, mut d5, mut d6) = (d(), d(), d(), d(), d(), d());
+        let (mut d1, mut d2, mut d3, mut d4, mut d5, mut d6, mut d7) =
+            (d(), d(), d(), d(), d(), d(), d());
         let torrents_then_groups = async {
             let torrents = self.flush::<TorrentDelta>(&mut d1).await;
             torrents.and(self.flush::<GroupBump>(&mut d1).await)
@@ -281,6 +286,7 @@ impl Writers {
             self.flush::<UserDelta>(&mut d2),
             self.flush::<HistoryDelta>(&mut d3),
             self.flush::<TransferIpDelta>(&mut d4),
+            self.flush::<TransferIp6Delta>(&mut d7),
             self.flush::<SnatchDelta>(&mut d5),
             self.flush::<Unprune>(&mut d6),
         );
@@ -289,7 +295,8 @@ impl Writers {
         results.2?;
         results.3?;
         results.4?;
-        results.5
+        results.5?;
+        results.6
     }
 
     /// Appends every row still pending to the spill file (SPEC §9 step 5); returns how

@@ -4,15 +4,17 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt;
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{Ipv4Addr, Ipv6Addr};
 
 use rand::seq::SliceRandom;
 use rand::Rng;
 use serde::de::{MapAccess, Visitor};
 use serde::{Deserialize, Deserializer, Serialize};
 
-use super::format::{hex, CacheFile, CachedPeer, CachedTorrent, CachedUser, VERSION};
-use crate::tracker::ip::is_public_v4;
+use super::format::{
+    hex, CacheFile, CachedEndpoint, CachedPeer, CachedTorrent, CachedUser, VERSION,
+};
+use crate::tracker::ip::{is_public_v4, is_public_v6};
 
 /// A JSON object whose keys must be unique (serde would silently keep the last).
 #[derive(Debug, Default)]
@@ -78,12 +80,50 @@ struct DumpTorrent {
 struct DumpPeer {
     client_id: u32,
     downloaded: u64,
-    ip: String,
-    last_announce: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv4: Option<DumpEndpoint>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    ipv6: Option<DumpEndpoint>,
     left: u64,
-    port: u16,
     start_time: i64,
     uploaded: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DumpEndpoint {
+    ip: String,
+    last_announce: i64,
+    port: u16,
+}
+
+impl DumpEndpoint {
+    fn of<A: fmt::Display>(endpoint: &CachedEndpoint<A>) -> DumpEndpoint {
+        DumpEndpoint {
+            ip: endpoint.ip.to_string(),
+            last_announce: endpoint.last_announce,
+            port: endpoint.port,
+        }
+    }
+
+    /// The endpoint, its address read as `A`; the refusal says what `A` is.
+    fn parse<A: std::str::FromStr>(
+        &self,
+        at: &str,
+        family: &str,
+    ) -> Result<CachedEndpoint<A>, RestoreError> {
+        match self.ip.parse::<A>() {
+            Ok(ip) => Ok(CachedEndpoint {
+                ip,
+                port: self.port,
+                last_announce: self.last_announce,
+            }),
+            Err(_) => refuse(
+                format!("{at}.ip"),
+                format!("not an {family} address: {:?}", self.ip),
+            ),
+        }
+    }
 }
 
 #[derive(Serialize, Deserialize)]
@@ -109,10 +149,9 @@ pub fn to_json(file: &CacheFile) -> String {
             let entry = DumpPeer {
                 client_id: peer.client_id,
                 downloaded: peer.downloaded,
-                ip: peer.ip.to_string(),
-                last_announce: peer.last_announce,
+                ipv4: peer.v4.as_ref().map(DumpEndpoint::of),
+                ipv6: peer.v6.as_ref().map(DumpEndpoint::of),
                 left: peer.left,
-                port: peer.port,
                 start_time: peer.start_time,
                 uploaded: peer.uploaded,
             };
@@ -218,7 +257,7 @@ pub fn from_json(text: &str) -> Result<CacheFile, RestoreError> {
         return refuse(
             "version",
             format!(
-                "unsupported version {} (this build writes {VERSION})",
+                "unsupported version {} (this build restores version {VERSION} only)",
                 dump.version
             ),
         );
@@ -280,23 +319,42 @@ pub fn from_json(text: &str) -> Result<CacheFile, RestoreError> {
                         "the same peer twice (in both sets, or with hex in two cases)",
                     );
                 }
-                let Ok(ip) = peer.ip.parse::<IpAddr>() else {
-                    return refuse(
-                        format!("{peer_at}.ip"),
-                        format!("not an IP address: {:?}", peer.ip),
-                    );
+                let v4 = match &peer.ipv4 {
+                    Some(endpoint) => {
+                        Some(endpoint.parse::<Ipv4Addr>(&format!("{peer_at}.ipv4"), "IPv4")?)
+                    }
+                    None => None,
                 };
+                let v6 = match &peer.ipv6 {
+                    Some(endpoint) => {
+                        let at = format!("{peer_at}.ipv6");
+                        let v6 = endpoint.parse::<Ipv6Addr>(&at, "IPv6")?;
+                        if v6.ip.to_ipv4_mapped().is_some() {
+                            return refuse(
+                                format!("{at}.ip"),
+                                format!(
+                                    "an IPv4-mapped address belongs in ipv4: {:?}",
+                                    endpoint.ip
+                                ),
+                            );
+                        }
+                        Some(v6)
+                    }
+                    None => None,
+                };
+                if v4.is_none() && v6.is_none() {
+                    return refuse(peer_at, "a peer needs an ipv4 or an ipv6 endpoint");
+                }
                 peers.push(CachedPeer {
                     peer_id,
                     user_id,
                     seeding,
-                    ip,
-                    port: peer.port,
+                    v4,
+                    v6,
                     uploaded: peer.uploaded,
                     downloaded: peer.downloaded,
                     left: peer.left,
                     start_time: peer.start_time,
-                    last_announce: peer.last_announce,
                     client_id: peer.client_id,
                 });
             }
@@ -334,8 +392,9 @@ const PASSKEY_ALPHABET: &[u8] = b"0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJ
 
 /// A copy safe to share: users renumbered 1…n in random order with new random
 /// passkeys of the same length, TrackerHide off and multipliers 1; peers follow their
-/// user's new id (ids seen only in peers numbered after n) and get a random public
-/// IPv4 address and a port in 1024–65535. Torrents are unchanged.
+/// user's new id (ids seen only in peers numbered after n); each endpoint gets a random
+/// public address of its family (IPv6 in 2000::/3) and a port in 1024–65535, keeping
+/// its last announce. Torrents are unchanged.
 pub fn anonymize(file: &CacheFile, rng: &mut impl Rng) -> CacheFile {
     let mut order: Vec<usize> = (0..file.users.len()).collect();
     order.shuffle(rng);
@@ -378,8 +437,16 @@ pub fn anonymize(file: &CacheFile, rng: &mut impl Rng) -> CacheFile {
                     });
                     CachedPeer {
                         user_id,
-                        ip: IpAddr::V4(random_public_v4(rng)),
-                        port: rng.random_range(1024..=65535),
+                        v4: peer.v4.map(|e| CachedEndpoint {
+                            ip: random_public_v4(rng),
+                            port: rng.random_range(1024..=65535),
+                            last_announce: e.last_announce,
+                        }),
+                        v6: peer.v6.map(|e| CachedEndpoint {
+                            ip: random_public_v6(rng),
+                            port: rng.random_range(1024..=65535),
+                            last_announce: e.last_announce,
+                        }),
                         ..*peer
                     }
                 })
@@ -403,17 +470,28 @@ fn random_public_v4(rng: &mut impl Rng) -> Ipv4Addr {
     }
 }
 
+/// A random global unicast IPv6 address (2000::/3) that a client could claim as its
+/// own: not documentation space.
+fn random_public_v6(rng: &mut impl Rng) -> Ipv6Addr {
+    loop {
+        let ip = Ipv6Addr::from((rng.random::<u128>() >> 3) | (1 << 125));
+        if is_public_v6(ip) {
+            return ip;
+        }
+    }
+}
+
 /// `cc stats`: one JSON line of counts.
 pub fn stats(file: &CacheFile) -> String {
-    let peers = file.torrents.iter().map(|t| t.peers.len()).sum::<usize>();
-    let seeders = file
-        .torrents
-        .iter()
-        .flat_map(|t| &t.peers)
-        .filter(|p| p.seeding)
-        .count();
+    let (mut peers, mut seeders, mut ipv4, mut ipv6) = (0usize, 0usize, 0usize, 0usize);
+    for peer in file.torrents.iter().flat_map(|t| &t.peers) {
+        peers += 1;
+        seeders += usize::from(peer.seeding);
+        ipv4 += usize::from(peer.v4.is_some());
+        ipv6 += usize::from(peer.v6.is_some());
+    }
     format!(
-        "{{\"version\":{VERSION},\"written_at\":{},\"users\":{},\"torrents\":{},\"peers\":{peers},\"seeders\":{seeders},\"leechers\":{}}}\n",
+        "{{\"version\":{VERSION},\"written_at\":{},\"users\":{},\"torrents\":{},\"peers\":{peers},\"seeders\":{seeders},\"leechers\":{},\"ipv4_endpoints\":{ipv4},\"ipv6_endpoints\":{ipv6}}}\n",
         file.written_at,
         file.users.len(),
         file.torrents.len(),
@@ -427,19 +505,30 @@ mod tests {
     use crate::cache::format::{decode, encode};
     use rand::rngs::SmallRng;
     use rand::SeedableRng;
+    use serde_json::{json, Value};
+
+    fn endpoint<A: std::str::FromStr>(ip: &str, port: u16, last_announce: i64) -> CachedEndpoint<A>
+    where
+        A::Err: fmt::Debug,
+    {
+        CachedEndpoint {
+            ip: ip.parse().unwrap(),
+            port,
+            last_announce,
+        }
+    }
 
     fn sample() -> CacheFile {
         let peer = |user_id, tag: u8, seeding| CachedPeer {
             peer_id: [tag; 20],
             user_id,
             seeding,
-            ip: "1.2.3.4".parse().unwrap(),
-            port: 6881,
+            v4: Some(endpoint("1.2.3.4", 6881, 20)),
+            v6: None,
             uploaded: 1,
             downloaded: 2,
             left: if seeding { 0 } else { 5 },
             start_time: 10,
-            last_announce: 20,
             client_id: 1,
         };
         CacheFile {
@@ -472,26 +561,111 @@ mod tests {
                 last_action: 99,
                 up_multiplier: 1.0,
                 down_multiplier: 0.5,
-                peers: vec![peer(9, 1, true), peer(4, 2, false), peer(77, 3, false)],
+                peers: vec![
+                    peer(9, 1, true),
+                    // Dual-stack.
+                    CachedPeer {
+                        v6: Some(endpoint("2001:db8::1", 51413, 30)),
+                        ..peer(4, 2, false)
+                    },
+                    // IPv6 only.
+                    CachedPeer {
+                        v4: None,
+                        v6: Some(endpoint("2001:db8::2", 6882, 40)),
+                        ..peer(77, 3, false)
+                    },
+                ],
             }],
         }
     }
 
+    const HASH: &str = "abababababababababababababababababababab";
+    const SEEDER: &str = "9-0101010101010101010101010101010101010101";
+    const DUAL: &str = "4-0202020202020202020202020202020202020202";
+    const SIX: &str = "77-0303030303030303030303030303030303030303";
+
     #[test]
     fn dump_shape_is_sorted_and_exact() {
         let text = to_json(&sample());
-        let expected_start = "{\n  \"torrents\": {\n    \"abababababababababababababababababababab\": {\n      \"down_multiplier\": 0.5,\n      \"group_id\": 2,\n      \"id\": 3,\n      \"last_action\": 99,\n      \"leechers\": {\n        \"4-0202020202020202020202020202020202020202\": {\n          \"client_id\": 1,\n          \"downloaded\": 2,\n          \"ip\": \"1.2.3.4\",";
-        assert!(text.starts_with(expected_start), "{text}");
-        assert!(
-            text.ends_with("  \"version\": 1,\n  \"written_at\": 1700000000\n}\n"),
-            "{text}"
-        );
-        let aaaa = text.find("\"aaaa\"").unwrap();
-        assert!(
-            aaaa < text.find("\"bbbb\"").unwrap(),
-            "users sorted by passkey"
-        );
-        assert!(text.contains("\"up_multiplier\": 0.7"));
+        let expected = r#"{
+  "torrents": {
+    "abababababababababababababababababababab": {
+      "down_multiplier": 0.5,
+      "group_id": 2,
+      "id": 3,
+      "last_action": 99,
+      "leechers": {
+        "4-0202020202020202020202020202020202020202": {
+          "client_id": 1,
+          "downloaded": 2,
+          "ipv4": {
+            "ip": "1.2.3.4",
+            "last_announce": 20,
+            "port": 6881
+          },
+          "ipv6": {
+            "ip": "2001:db8::1",
+            "last_announce": 30,
+            "port": 51413
+          },
+          "left": 5,
+          "start_time": 10,
+          "uploaded": 1
+        },
+        "77-0303030303030303030303030303030303030303": {
+          "client_id": 1,
+          "downloaded": 2,
+          "ipv6": {
+            "ip": "2001:db8::2",
+            "last_announce": 40,
+            "port": 6882
+          },
+          "left": 5,
+          "start_time": 10,
+          "uploaded": 1
+        }
+      },
+      "seeders": {
+        "9-0101010101010101010101010101010101010101": {
+          "client_id": 1,
+          "downloaded": 2,
+          "ipv4": {
+            "ip": "1.2.3.4",
+            "last_announce": 20,
+            "port": 6881
+          },
+          "left": 0,
+          "start_time": 10,
+          "uploaded": 1
+        }
+      },
+      "snatched": 5,
+      "status": 1,
+      "torrent_type": "anime",
+      "up_multiplier": 1.0
+    }
+  },
+  "users": {
+    "aaaa": {
+      "disable_download": true,
+      "down_multiplier": 0.1,
+      "id": 4,
+      "tracker_hide": false,
+      "up_multiplier": 1.0
+    },
+    "bbbb": {
+      "disable_download": false,
+      "down_multiplier": 1.0,
+      "id": 9,
+      "tracker_hide": true,
+      "up_multiplier": 0.7
+    }
+  },
+  "version": 2,
+  "written_at": 1700000000
+}
+"#;
+        assert_eq!(text, expected);
     }
 
     #[test]
@@ -503,22 +677,125 @@ mod tests {
         // Same content as the original, in canonical order.
         assert_eq!(restored.users.len(), 2);
         assert_eq!(restored.users[0].passkey, "aaaa");
+        let peers = &restored.torrents[0].peers;
         assert_eq!(
-            restored.torrents[0]
-                .peers
-                .iter()
-                .map(|p| p.user_id)
-                .collect::<Vec<_>>(),
+            peers.iter().map(|p| p.user_id).collect::<Vec<_>>(),
             [4, 9, 77]
         );
+        // Both endpoints of the dual-stack peer, each with its port and time.
+        assert_eq!(peers[0], file.torrents[0].peers[1]);
+        assert_eq!(peers[0].v4, Some(endpoint("1.2.3.4", 6881, 20)));
+        assert_eq!(peers[0].v6, Some(endpoint("2001:db8::1", 51413, 30)));
+        assert_eq!(peers[2], file.torrents[0].peers[2]);
         let bytes = encode(&restored).unwrap();
         assert_eq!(decode(&bytes).unwrap(), restored);
         // Upper-case hex is accepted.
-        let upper = text.replace(
-            "abababababababababababababababababababab",
-            "ABABABABABABABABABABABABABABABABABABABAB",
-        );
+        let upper = text.replace(HASH, &HASH.to_uppercase());
         assert_eq!(from_json(&upper).unwrap(), restored);
+    }
+
+    /// The sample's dump, edited as JSON, restored: the refusal.
+    fn refusal(edit: impl FnOnce(&mut Value)) -> String {
+        let mut value: Value = serde_json::from_str(&to_json(&sample())).unwrap();
+        edit(&mut value);
+        from_json(&value.to_string()).unwrap_err().to_string()
+    }
+
+    type Edit = Box<dyn FnOnce(&mut Value)>;
+
+    fn leecher<'a>(value: &'a mut Value, key: &str) -> &'a mut Value {
+        &mut value["torrents"][HASH]["leechers"][key]
+    }
+
+    #[test]
+    fn restore_refuses_bad_endpoints() {
+        let at = |set: &str, key: &str| format!("torrents.{HASH}.{set}.{key}");
+        let cases: Vec<(Edit, String)> = vec![
+            (
+                Box::new(|v| leecher(v, DUAL)["ipv4"]["ip"] = json!("1.2.3")),
+                format!(
+                    "{}.ipv4.ip: not an IPv4 address: \"1.2.3\"",
+                    at("leechers", DUAL)
+                ),
+            ),
+            (
+                Box::new(|v| leecher(v, DUAL)["ipv4"]["ip"] = json!("2001:db8::5")),
+                format!(
+                    "{}.ipv4.ip: not an IPv4 address: \"2001:db8::5\"",
+                    at("leechers", DUAL)
+                ),
+            ),
+            (
+                Box::new(|v| leecher(v, DUAL)["ipv4"]["ip"] = json!("::ffff:1.2.3.4")),
+                format!(
+                    "{}.ipv4.ip: not an IPv4 address: \"::ffff:1.2.3.4\"",
+                    at("leechers", DUAL)
+                ),
+            ),
+            (
+                Box::new(|v| leecher(v, DUAL)["ipv6"]["ip"] = json!("1.2.3.4")),
+                format!(
+                    "{}.ipv6.ip: not an IPv6 address: \"1.2.3.4\"",
+                    at("leechers", DUAL)
+                ),
+            ),
+            (
+                Box::new(|v| leecher(v, SIX)["ipv6"]["ip"] = json!("::ffff:1.2.3.4")),
+                format!(
+                    "{}.ipv6.ip: an IPv4-mapped address belongs in ipv4: \"::ffff:1.2.3.4\"",
+                    at("leechers", SIX)
+                ),
+            ),
+            (
+                Box::new(|v| {
+                    let seeder = &mut v["torrents"][HASH]["seeders"][SEEDER];
+                    seeder.as_object_mut().unwrap().remove("ipv4");
+                }),
+                format!(
+                    "{}: a peer needs an ipv4 or an ipv6 endpoint",
+                    at("seeders", SEEDER)
+                ),
+            ),
+            (
+                Box::new(|v| leecher(v, SIX)["ipv6"] = Value::Null),
+                format!(
+                    "{}: a peer needs an ipv4 or an ipv6 endpoint",
+                    at("leechers", SIX)
+                ),
+            ),
+        ];
+        for (edit, want) in cases {
+            assert_eq!(refusal(edit), want);
+        }
+        // Serde's own refusals: the old single-address fields, unknown and missing
+        // endpoint fields.
+        let serde_cases: Vec<(Edit, &str)> = vec![
+            (
+                Box::new(|v| leecher(v, SIX)["ip"] = json!("1.2.3.4")),
+                "unknown field `ip`",
+            ),
+            (
+                Box::new(|v| leecher(v, SIX)["ipv6"]["extra"] = json!(1)),
+                "unknown field `extra`",
+            ),
+            (
+                Box::new(|v| {
+                    leecher(v, SIX)["ipv6"]
+                        .as_object_mut()
+                        .unwrap()
+                        .remove("port");
+                }),
+                "missing field `port`",
+            ),
+            (
+                Box::new(|v| leecher(v, SIX)["ipv6"]["port"] = json!(65536)),
+                "invalid value: integer `65536`",
+            ),
+        ];
+        for (edit, want) in serde_cases {
+            let err = refusal(edit);
+            assert!(err.contains(want), "{want:?} in {err:?}");
+        }
     }
 
     #[test]
@@ -526,19 +803,16 @@ mod tests {
         let text = to_json(&sample());
         let cases = [
             (
-                text.replace("\"version\": 1", "\"version\": 2"),
-                "version: unsupported version 2 (this build writes 1)",
+                text.replace("\"version\": 2", "\"version\": 1"),
+                "version: unsupported version 1 (this build restores version 2 only)",
             ),
             (
-                text.replace("\"abababababababababababababababababababab\"", "\"abab\""),
+                text.replace("\"version\": 2", "\"version\": 3"),
+                "version: unsupported version 3 (this build restores version 2 only)",
+            ),
+            (
+                text.replace(&format!("\"{HASH}\""), "\"abab\""),
                 "torrents.abab: not a 40-digit hex info_hash",
-            ),
-            (
-                text.replace(
-                    "\"ip\": \"1.2.3.4\",\n          \"last_announce\": 20,\n          \"left\": 5",
-                    "\"ip\": \"1.2.3\",\n          \"last_announce\": 20,\n          \"left\": 5",
-                ),
-                "not an IP address",
             ),
             (
                 text.replace("\"aaaa\"", "\"bbbb\""),
@@ -562,8 +836,8 @@ mod tests {
         assert!(err.problem.starts_with("the same peer twice"), "{err}");
         // Two spellings of one hash.
         let two = text.replacen(
-            "\"abababababababababababababababababababab\": {",
-            "\"ABABABABABABABABABABABABABABABABABABABAB\": {\"down_multiplier\": 1, \"group_id\": 1, \"id\": 1, \"last_action\": 0, \"leechers\": {}, \"seeders\": {}, \"snatched\": 0, \"status\": 0, \"torrent_type\": \"x\", \"up_multiplier\": 1},\n\"abababababababababababababababababababab\": {",
+            &format!("\"{HASH}\": {{"),
+            &format!("\"{}\": {{\"down_multiplier\": 1, \"group_id\": 1, \"id\": 1, \"last_action\": 0, \"leechers\": {{}}, \"seeders\": {{}}, \"snatched\": 0, \"status\": 0, \"torrent_type\": \"x\", \"up_multiplier\": 1}},\n\"{HASH}\": {{", HASH.to_uppercase()),
             1,
         );
         assert!(from_json(&two)
@@ -595,12 +869,22 @@ mod tests {
         assert_eq!(peers[1].user_id, old_4, "a peer follows its user");
         assert_eq!(peers[2].user_id, 3, "ids seen only in peers come after n");
         assert!(by_passkey(1).passkey != "aaaa" || by_passkey(2).passkey != "bbbb");
-        for peer in peers {
-            let IpAddr::V4(ip) = peer.ip else {
-                panic!("IPv4")
-            };
-            assert!(is_public_v4(ip));
-            assert!(peer.port >= 1024);
+        for (peer, old) in peers.iter().zip(&file.torrents[0].peers) {
+            assert_eq!(peer.v4.is_some(), old.v4.is_some(), "endpoints kept");
+            assert_eq!(peer.v6.is_some(), old.v6.is_some(), "endpoints kept");
+            if let (Some(v4), Some(old)) = (peer.v4, old.v4) {
+                assert!(is_public_v4(v4.ip));
+                assert_ne!(v4.ip, old.ip);
+                assert!(v4.port >= 1024);
+                assert_eq!(v4.last_announce, old.last_announce);
+            }
+            if let (Some(v6), Some(old)) = (peer.v6, old.v6) {
+                assert!(is_public_v6(v6.ip));
+                assert_eq!(v6.ip.segments()[0] & 0xe000, 0x2000, "in 2000::/3");
+                assert_ne!(&v6.ip.segments()[..2], &[0x2001, 0x0db8]);
+                assert!(v6.port >= 1024);
+                assert_eq!(v6.last_announce, old.last_announce);
+            }
         }
         assert_eq!(anon.torrents[0].info_hash, file.torrents[0].info_hash);
         assert_eq!(
@@ -608,13 +892,28 @@ mod tests {
             file.torrents[0].peers[0].uploaded
         );
         assert!(decode(&encode(&anon).unwrap()).is_ok());
+        let dump = to_json(&anon);
+        assert!(
+            !dump.contains("1.2.3.4") && !dump.contains("2001:db8:"),
+            "{dump}"
+        );
+    }
+
+    #[test]
+    fn random_public_v6_stays_in_global_unicast() {
+        let mut rng = SmallRng::seed_from_u64(1);
+        for _ in 0..10_000 {
+            let ip = random_public_v6(&mut rng);
+            assert_eq!(ip.segments()[0] >> 13, 0b001, "{ip}");
+            assert!(is_public_v6(ip) && ip.to_ipv4_mapped().is_none(), "{ip}");
+        }
     }
 
     #[test]
     fn stats_line() {
         assert_eq!(
             stats(&sample()),
-            "{\"version\":1,\"written_at\":1700000000,\"users\":2,\"torrents\":1,\"peers\":3,\"seeders\":1,\"leechers\":2}\n"
+            "{\"version\":2,\"written_at\":1700000000,\"users\":2,\"torrents\":1,\"peers\":3,\"seeders\":1,\"leechers\":2,\"ipv4_endpoints\":2,\"ipv6_endpoints\":2}\n"
         );
     }
 }
@@ -635,29 +934,64 @@ mod properties {
             any::<[u8; 20]>(),
             any::<u32>(),
             any::<bool>(),
-            prop_oneof![
-                any::<u32>().prop_map(|ip| IpAddr::V4(Ipv4Addr::from(ip))),
-                any::<u128>().prop_map(|ip| IpAddr::V6(std::net::Ipv6Addr::from(ip))),
-            ],
-            any::<u16>(),
+            endpoints(),
             (any::<u64>(), any::<u64>(), any::<u64>()),
-            (any::<i64>(), any::<i64>(), any::<u32>()),
+            (any::<i64>(), any::<u32>()),
         )
-            .prop_map(|(peer_id, user_id, seeding, ip, port, counters, times)| {
+            .prop_map(|(peer_id, user_id, seeding, (v4, v6), counters, times)| {
                 CachedPeer {
                     peer_id,
                     user_id,
                     seeding,
-                    ip,
-                    port,
+                    v4,
+                    v6,
                     uploaded: counters.0,
                     downloaded: counters.1,
                     left: counters.2,
                     start_time: times.0,
-                    last_announce: times.1,
-                    client_id: times.2,
+                    client_id: times.1,
                 }
             })
+    }
+
+    fn v4() -> impl Strategy<Value = CachedEndpoint<Ipv4Addr>> {
+        (any::<u32>(), any::<u16>(), any::<i64>()).prop_map(|(ip, port, last_announce)| {
+            CachedEndpoint {
+                ip: Ipv4Addr::from(ip),
+                port,
+                last_announce,
+            }
+        })
+    }
+
+    /// Any IPv6 address but an IPv4-mapped one (those are IPv4 endpoints).
+    fn v6() -> impl Strategy<Value = CachedEndpoint<Ipv6Addr>> {
+        (any::<u128>(), any::<u16>(), any::<i64>()).prop_map(|(ip, port, last_announce)| {
+            let mut ip = Ipv6Addr::from(ip);
+            if ip.to_ipv4_mapped().is_some() {
+                ip = Ipv6Addr::from(u128::from(ip) | 1 << 127);
+            }
+            CachedEndpoint {
+                ip,
+                port,
+                last_announce,
+            }
+        })
+    }
+
+    /// One endpoint or both.
+    #[allow(clippy::type_complexity)]
+    fn endpoints() -> impl Strategy<
+        Value = (
+            Option<CachedEndpoint<Ipv4Addr>>,
+            Option<CachedEndpoint<Ipv6Addr>>,
+        ),
+    > {
+        prop_oneof![
+            v4().prop_map(|v4| (Some(v4), None)),
+            v6().prop_map(|v6| (None, Some(v6))),
+            (v4(), v6()).prop_map(|(v4, v6)| (Some(v4), Some(v6))),
+        ]
     }
 
     fn torrent() -> impl Strategy<Value = CachedTorrent> {

@@ -1,6 +1,7 @@
-//! The peer cache file format, version 1 (SPEC §10.1): little-endian, length-prefixed
-//! text, a CRC-32 trailer. Encoding and decoding only; no I/O and no tracker types, so
-//! `cc` and the tracker share it.
+//! The peer cache file format, version 2 (SPEC §10.1): little-endian, length-prefixed
+//! text, a CRC-32 trailer. Version 2 keeps both endpoints of a dual-stack peer;
+//! version 1 files (one address per peer) are still read. Encoding and decoding only;
+//! no I/O and no tracker types, so `cc` and the tracker share it.
 
 use std::borrow::Cow;
 use std::collections::HashSet;
@@ -8,18 +9,32 @@ use std::fmt;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 pub const MAGIC: &[u8; 8] = b"CHYPEERS";
-pub const VERSION: u32 = 1;
+/// The version written.
+pub const VERSION: u32 = 2;
+/// The oldest version still read: one address per peer.
+pub const VERSION_1: u32 = 1;
 
 const HEADER_LEN: usize = 8 + 4 + 8;
 const TRAILER_LEN: usize = 4;
 /// Smallest encodings, used to bound allocations by what the file can really hold.
 const MIN_USER_LEN: usize = 1 + 1 + 4 + 1 + 8 + 8;
 const MIN_TORRENT_LEN: usize = 20 + 4 + 4 + 1 + 4 + 4 + 8 + 8 + 8 + 4;
-const MIN_PEER_LEN: usize = 20 + 4 + 1 + 1 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 4;
+/// Version 1: key, flags, family, IPv4 address, port, counters, times, client.
+const MIN_PEER_LEN_V1: usize = 20 + 4 + 1 + 1 + 4 + 2 + 8 + 8 + 8 + 8 + 8 + 4;
+/// Version 2: key, flags, mask, one IPv4 endpoint, counters, start_time, client.
+const MIN_PEER_LEN_V2: usize = 20 + 4 + 1 + 1 + (4 + 2 + 8) + 8 + 8 + 8 + 8 + 4;
+const MIN_PEER_LEN: usize = if MIN_PEER_LEN_V1 < MIN_PEER_LEN_V2 {
+    MIN_PEER_LEN_V1
+} else {
+    MIN_PEER_LEN_V2
+};
 
 const USER_DISABLE_DOWNLOAD: u8 = 1;
 const USER_TRACKER_HIDE: u8 = 2;
 const PEER_SEEDING: u8 = 1;
+/// Endpoint mask bits of a version 2 peer.
+const ENDPOINT_V4: u8 = 1;
+const ENDPOINT_V6: u8 = 2;
 
 #[derive(Clone, Debug, PartialEq)]
 pub struct CacheFile {
@@ -54,19 +69,28 @@ pub struct CachedTorrent {
     pub peers: Vec<CachedPeer>,
 }
 
+/// A peer with at least one endpoint; an IPv4-mapped address is an IPv4 endpoint,
+/// never an IPv6 one.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct CachedPeer {
     pub peer_id: [u8; 20],
     pub user_id: u32,
     pub seeding: bool,
-    pub ip: IpAddr,
-    pub port: u16,
+    pub v4: Option<CachedEndpoint<Ipv4Addr>>,
+    pub v6: Option<CachedEndpoint<Ipv6Addr>>,
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
     pub start_time: i64,
-    pub last_announce: i64,
     pub client_id: u32,
+}
+
+/// Where a peer is reached over one address family, and when it last announced there.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CachedEndpoint<A> {
+    pub ip: A,
+    pub port: u16,
+    pub last_announce: i64,
 }
 
 /// A value the format cannot hold.
@@ -193,33 +217,47 @@ impl Encoder {
             .extend_from_slice(&torrent.down_multiplier.to_bits().to_le_bytes());
         self.count(torrent.peers.len(), "peers")?;
         for peer in &torrent.peers {
-            self.peer(peer);
+            self.peer(peer)?;
         }
         Ok(())
     }
 
-    fn peer(&mut self, peer: &CachedPeer) {
+    fn peer(&mut self, peer: &CachedPeer) -> Result<(), EncodeError> {
+        let refuse = |problem: &str| {
+            Err(EncodeError(format!(
+                "peer {}-{} {problem}",
+                peer.user_id,
+                hex(&peer.peer_id)
+            )))
+        };
+        if peer.v4.is_none() && peer.v6.is_none() {
+            return refuse("has no endpoint");
+        }
+        if let Some(v6) = peer.v6.filter(|v6| v6.ip.to_ipv4_mapped().is_some()) {
+            return refuse(&format!("has an IPv4-mapped IPv6 endpoint {}", v6.ip));
+        }
         self.out.extend_from_slice(&peer.peer_id);
         self.out.extend_from_slice(&peer.user_id.to_le_bytes());
         self.out.push(if peer.seeding { PEER_SEEDING } else { 0 });
-        match peer.ip {
-            IpAddr::V4(ip) => {
-                self.out.push(4);
-                self.out.extend_from_slice(&ip.octets());
-            }
-            IpAddr::V6(ip) => {
-                self.out.push(6);
-                self.out.extend_from_slice(&ip.octets());
-            }
+        let mask = if peer.v4.is_some() { ENDPOINT_V4 } else { 0 }
+            | if peer.v6.is_some() { ENDPOINT_V6 } else { 0 };
+        self.out.push(mask);
+        if let Some(v4) = peer.v4 {
+            self.out.extend_from_slice(&v4.ip.octets());
+            self.out.extend_from_slice(&v4.port.to_le_bytes());
+            self.out.extend_from_slice(&v4.last_announce.to_le_bytes());
         }
-        self.out.extend_from_slice(&peer.port.to_le_bytes());
+        if let Some(v6) = peer.v6 {
+            self.out.extend_from_slice(&v6.ip.octets());
+            self.out.extend_from_slice(&v6.port.to_le_bytes());
+            self.out.extend_from_slice(&v6.last_announce.to_le_bytes());
+        }
         self.out.extend_from_slice(&peer.uploaded.to_le_bytes());
         self.out.extend_from_slice(&peer.downloaded.to_le_bytes());
         self.out.extend_from_slice(&peer.left.to_le_bytes());
         self.out.extend_from_slice(&peer.start_time.to_le_bytes());
-        self.out
-            .extend_from_slice(&peer.last_announce.to_le_bytes());
         self.out.extend_from_slice(&peer.client_id.to_le_bytes());
+        Ok(())
     }
 
     /// Appends the CRC trailer and hands back the bytes.
@@ -386,10 +424,12 @@ pub fn decode_with(
     let mut version = [0u8; 4];
     version.copy_from_slice(&bytes[8..12]);
     let version = u32::from_le_bytes(version);
-    if version != VERSION {
+    if version != VERSION && version != VERSION_1 {
         return Err(DecodeError {
             offset: 8,
-            problem: format!("unsupported version {version} (this build reads {VERSION})"),
+            problem: format!(
+                "unsupported version {version} (this build reads {VERSION_1} and {VERSION})"
+            ),
         });
     }
     let (body, trailer) = bytes.split_at(bytes.len() - TRAILER_LEN);
@@ -411,7 +451,7 @@ pub fn decode_with(
     };
     let written_at = reader.i64("written_at")?;
     decode_users(&mut reader, &mut on_user)?;
-    decode_torrents(&mut reader, &mut on_torrent)?;
+    decode_torrents(&mut reader, version, &mut on_torrent)?;
     if reader.at != body.len() {
         return reader.fail(
             reader.at,
@@ -458,6 +498,7 @@ fn decode_users(
 
 fn decode_torrents(
     reader: &mut Reader<'_>,
+    version: u32,
     on_torrent: &mut impl FnMut(CachedTorrent),
 ) -> Result<(), DecodeError> {
     let (count, capacity) = reader.count("torrent count", MIN_TORRENT_LEN)?;
@@ -480,7 +521,7 @@ fn decode_torrents(
         let last_action = reader.i64("last_action")?;
         let up_multiplier = reader.multiplier("up multiplier")?;
         let down_multiplier = reader.multiplier("down multiplier")?;
-        let peers = decode_peers(reader, &info_hash)?;
+        let peers = decode_peers(reader, version, &info_hash)?;
         on_torrent(CachedTorrent {
             info_hash,
             id,
@@ -499,6 +540,7 @@ fn decode_torrents(
 
 fn decode_peers(
     reader: &mut Reader<'_>,
+    version: u32,
     info_hash: &[u8; 20],
 ) -> Result<Vec<CachedPeer>, DecodeError> {
     let (count, capacity) = reader.count("peer count", MIN_PEER_LEN)?;
@@ -526,27 +568,104 @@ fn decode_peers(
                 format!("reserved peer flag bits set ({flags:#04x})"),
             );
         }
-        let family_at = reader.at;
-        let ip = match reader.u8("address family")? {
-            4 => IpAddr::V4(Ipv4Addr::from(reader.array::<4>("IPv4 address")?)),
-            6 => IpAddr::V6(Ipv6Addr::from(reader.array::<16>("IPv6 address")?)),
-            other => return reader.fail(family_at, format!("bad address family {other}")),
-        };
-        peers.push(CachedPeer {
+        let mut peer = CachedPeer {
             peer_id,
             user_id,
             seeding: flags & PEER_SEEDING != 0,
-            ip,
-            port: reader.u16("port")?,
-            uploaded: reader.u64("uploaded")?,
-            downloaded: reader.u64("downloaded")?,
-            left: reader.u64("left")?,
-            start_time: reader.i64("start_time")?,
-            last_announce: reader.i64("last_announce")?,
-            client_id: reader.u32("client id")?,
-        });
+            v4: None,
+            v6: None,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            start_time: 0,
+            client_id: 0,
+        };
+        if version == VERSION_1 {
+            decode_peer_v1(reader, &mut peer)?;
+        } else {
+            decode_peer_v2(reader, &mut peer)?;
+        }
+        peers.push(peer);
     }
     Ok(peers)
+}
+
+/// The rest of a version 1 peer: its one address becomes the endpoint of its family
+/// (an IPv4-mapped IPv6 address the IPv4 one), with the peer's last announce.
+fn decode_peer_v1(reader: &mut Reader<'_>, peer: &mut CachedPeer) -> Result<(), DecodeError> {
+    let family_at = reader.at;
+    let ip = match reader.u8("address family")? {
+        4 => IpAddr::V4(Ipv4Addr::from(reader.array::<4>("IPv4 address")?)),
+        6 => IpAddr::V6(Ipv6Addr::from(reader.array::<16>("IPv6 address")?)),
+        other => return reader.fail(family_at, format!("bad address family {other}")),
+    };
+    let port = reader.u16("port")?;
+    peer.uploaded = reader.u64("uploaded")?;
+    peer.downloaded = reader.u64("downloaded")?;
+    peer.left = reader.u64("left")?;
+    peer.start_time = reader.i64("start_time")?;
+    let last_announce = reader.i64("last_announce")?;
+    peer.client_id = reader.u32("client id")?;
+    match ip {
+        IpAddr::V4(ip) => {
+            peer.v4 = Some(CachedEndpoint {
+                ip,
+                port,
+                last_announce,
+            })
+        }
+        IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+            Some(ip) => {
+                peer.v4 = Some(CachedEndpoint {
+                    ip,
+                    port,
+                    last_announce,
+                })
+            }
+            None => {
+                peer.v6 = Some(CachedEndpoint {
+                    ip,
+                    port,
+                    last_announce,
+                })
+            }
+        },
+    }
+    Ok(())
+}
+
+/// The rest of a version 2 peer: endpoint mask, endpoints, counters.
+fn decode_peer_v2(reader: &mut Reader<'_>, peer: &mut CachedPeer) -> Result<(), DecodeError> {
+    let mask_at = reader.at;
+    let mask = reader.u8("endpoint mask")?;
+    if mask == 0 || mask & !(ENDPOINT_V4 | ENDPOINT_V6) != 0 {
+        return reader.fail(mask_at, format!("bad endpoint mask {mask}"));
+    }
+    if mask & ENDPOINT_V4 != 0 {
+        peer.v4 = Some(CachedEndpoint {
+            ip: Ipv4Addr::from(reader.array::<4>("IPv4 address")?),
+            port: reader.u16("IPv4 port")?,
+            last_announce: reader.i64("IPv4 last_announce")?,
+        });
+    }
+    if mask & ENDPOINT_V6 != 0 {
+        let ip_at = reader.at;
+        let ip = Ipv6Addr::from(reader.array::<16>("IPv6 address")?);
+        if ip.to_ipv4_mapped().is_some() {
+            return reader.fail(ip_at, format!("IPv4-mapped address {ip} as IPv6 endpoint"));
+        }
+        peer.v6 = Some(CachedEndpoint {
+            ip,
+            port: reader.u16("IPv6 port")?,
+            last_announce: reader.i64("IPv6 last_announce")?,
+        });
+    }
+    peer.uploaded = reader.u64("uploaded")?;
+    peer.downloaded = reader.u64("downloaded")?;
+    peer.left = reader.u64("left")?;
+    peer.start_time = reader.i64("start_time")?;
+    peer.client_id = reader.u32("client id")?;
+    Ok(())
 }
 
 /// Lowercase hex of bytes.
@@ -557,6 +676,22 @@ pub fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn v4(ip: &str, port: u16, last_announce: i64) -> Option<CachedEndpoint<Ipv4Addr>> {
+        Some(CachedEndpoint {
+            ip: ip.parse().unwrap(),
+            port,
+            last_announce,
+        })
+    }
+
+    fn v6(ip: &str, port: u16, last_announce: i64) -> Option<CachedEndpoint<Ipv6Addr>> {
+        Some(CachedEndpoint {
+            ip: ip.parse().unwrap(),
+            port,
+            last_announce,
+        })
+    }
 
     pub(crate) fn sample() -> CacheFile {
         CacheFile {
@@ -584,27 +719,37 @@ mod tests {
                         peer_id: *b"-TR2940-abcdefghijkl",
                         user_id: 7,
                         seeding: true,
-                        ip: "1.2.3.4".parse().unwrap(),
-                        port: 6881,
+                        v4: v4("1.2.3.4", 6881, 20),
+                        v6: None,
                         uploaded: 1,
                         downloaded: 2,
                         left: 0,
                         start_time: 10,
-                        last_announce: 20,
                         client_id: 1,
                     },
                     CachedPeer {
                         peer_id: *b"-DE13F0-abcdefghijkl",
                         user_id: 8,
                         seeding: false,
-                        ip: "2001:db8::1".parse().unwrap(),
-                        port: 51413,
+                        v4: None,
+                        v6: v6("2001:db8::1", 51413, i64::MAX),
                         uploaded: u64::MAX,
                         downloaded: 0,
                         left: 99,
                         start_time: -1,
-                        last_announce: i64::MAX,
                         client_id: 0,
+                    },
+                    CachedPeer {
+                        peer_id: *b"-qB4630-abcdefghijkl",
+                        user_id: 9,
+                        seeding: false,
+                        v4: v4("5.6.7.8", 6882, 1_700_000_100),
+                        v6: v6("2001:db8::2", 6883, 1_700_000_200),
+                        uploaded: 3,
+                        downloaded: 4,
+                        left: 5,
+                        start_time: 1_699_000_000,
+                        client_id: 6,
                     },
                 ],
             }],
@@ -619,12 +764,19 @@ mod tests {
         bytes.extend_from_slice(&crc.to_le_bytes());
     }
 
+    fn position(bytes: &[u8], needle: &[u8]) -> usize {
+        bytes
+            .windows(needle.len())
+            .position(|w| w == needle)
+            .unwrap()
+    }
+
     #[test]
     fn round_trip_and_layout() {
         let file = sample();
         let bytes = encode(&file).unwrap();
         assert_eq!(&bytes[..8], b"CHYPEERS");
-        assert_eq!(&bytes[8..12], &[1, 0, 0, 0]);
+        assert_eq!(&bytes[8..12], &[2, 0, 0, 0]);
         assert_eq!(&bytes[12..20], &1_700_000_000i64.to_le_bytes());
         assert_eq!(decode(&bytes).unwrap(), file);
         let empty = CacheFile {
@@ -635,6 +787,49 @@ mod tests {
         let bytes = encode(&empty).unwrap();
         assert_eq!(bytes.len(), 20 + 4 + 4 + 4);
         assert_eq!(decode(&bytes).unwrap(), empty);
+    }
+
+    #[test]
+    fn dual_stack_peer_layout_and_round_trip() {
+        let file = sample();
+        let bytes = encode(&file).unwrap();
+        let at = position(&bytes, b"-qB4630-abcdefghijkl");
+        let mut want = b"-qB4630-abcdefghijkl".to_vec();
+        want.extend_from_slice(&9u32.to_le_bytes());
+        want.push(0); // leeching
+        want.push(3); // both endpoints
+        want.extend_from_slice(&[5, 6, 7, 8]);
+        want.extend_from_slice(&6882u16.to_le_bytes());
+        want.extend_from_slice(&1_700_000_100i64.to_le_bytes());
+        want.extend_from_slice(&"2001:db8::2".parse::<Ipv6Addr>().unwrap().octets());
+        want.extend_from_slice(&6883u16.to_le_bytes());
+        want.extend_from_slice(&1_700_000_200i64.to_le_bytes());
+        for counter in [3u64, 4, 5] {
+            want.extend_from_slice(&counter.to_le_bytes());
+        }
+        want.extend_from_slice(&1_699_000_000i64.to_le_bytes());
+        want.extend_from_slice(&6u32.to_le_bytes());
+        assert_eq!(&bytes[at..at + want.len()], &want[..]);
+        // The dual-stack peer is the last thing before the trailer.
+        assert_eq!(at + want.len(), bytes.len() - 4);
+
+        let peer = decode(&bytes).unwrap().torrents[0].peers[2];
+        assert_eq!(peer, file.torrents[0].peers[2]);
+        assert_eq!(peer.v4, v4("5.6.7.8", 6882, 1_700_000_100));
+        assert_eq!(peer.v6, v6("2001:db8::2", 6883, 1_700_000_200));
+    }
+
+    #[test]
+    fn smallest_peer_bound_holds() {
+        // A peer with one IPv4 endpoint is the smallest version 2 peer.
+        let mut file = sample();
+        file.torrents[0].peers.truncate(1);
+        let one = encode(&file).unwrap().len();
+        file.torrents[0].peers.clear();
+        let none = encode(&file).unwrap().len();
+        assert_eq!(one - none, MIN_PEER_LEN_V2);
+        assert_eq!(v1_peer(&V1Peer::four()).len(), MIN_PEER_LEN_V1);
+        assert_eq!(MIN_PEER_LEN, MIN_PEER_LEN_V1.min(MIN_PEER_LEN_V2));
     }
 
     #[test]
@@ -657,12 +852,17 @@ mod tests {
         flipped[40] ^= 0x10;
         assert!(problem(&flipped).starts_with("CRC mismatch"));
 
-        let mut future = good.clone();
-        future[8] = 2;
-        assert_eq!(
-            problem(&future),
-            "unsupported version 2 (this build reads 1)"
-        );
+        for version in [0u8, 3, 9] {
+            let mut other = good.clone();
+            other[8] = version;
+            assert_eq!(
+                decode(&other).unwrap_err(),
+                DecodeError {
+                    offset: 8,
+                    problem: format!("unsupported version {version} (this build reads 1 and 2)")
+                }
+            );
+        }
 
         let mut trailing = good[..good.len() - 4].to_vec();
         trailing.push(0);
@@ -694,7 +894,7 @@ mod tests {
     }
 
     #[test]
-    fn duplicates_and_families() {
+    fn duplicates() {
         let mut file = sample();
         file.users.push(file.users[0].clone());
         assert!(decode(&encode(&file).unwrap())
@@ -723,16 +923,55 @@ mod tests {
         other.user_id = 99;
         file.torrents[0].peers.push(other);
         assert!(decode(&encode(&file).unwrap()).is_ok());
+    }
 
-        let mut bytes = encode(&sample()).unwrap();
-        // The first peer's family byte follows its peer_id, user id and flags.
-        let peer = bytes
-            .windows(20)
-            .position(|w| w == b"-TR2940-abcdefghijkl")
-            .unwrap();
-        bytes[peer + 20 + 4 + 1] = 5;
+    #[test]
+    fn bad_endpoint_masks() {
+        let good = encode(&sample()).unwrap();
+        // The first peer's mask follows its peer_id, user id and flags.
+        let mask_at = position(&good, b"-TR2940-abcdefghijkl") + 20 + 4 + 1;
+        assert_eq!(good[mask_at], 1);
+        for mask in [0u8, 4, 5, 0x80, 0xff] {
+            let mut bytes = good.clone();
+            bytes[mask_at] = mask;
+            reseal(&mut bytes);
+            assert_eq!(
+                decode(&bytes).unwrap_err(),
+                DecodeError {
+                    offset: mask_at,
+                    problem: format!("bad endpoint mask {mask}")
+                }
+            );
+        }
+        // A mask promising an endpoint the record lacks runs off its end.
+        let mut bytes = good.clone();
+        bytes[mask_at] = 3;
         reseal(&mut bytes);
-        assert_eq!(decode(&bytes).unwrap_err().problem, "bad address family 5");
+        assert!(decode(&bytes).is_err());
+    }
+
+    #[test]
+    fn ipv4_mapped_ipv6_endpoints_are_refused() {
+        let mut file = sample();
+        file.torrents[0].peers[1].v6 = v6("::ffff:1.2.3.4", 1, 2);
+        assert!(encode(&file)
+            .unwrap_err()
+            .0
+            .contains("IPv4-mapped IPv6 endpoint ::ffff:1.2.3.4"));
+
+        // Written anyway: the decoder refuses it.
+        let mut bytes = encode(&sample()).unwrap();
+        let ip_at = position(&bytes, b"-DE13F0-abcdefghijkl") + 20 + 4 + 1 + 1;
+        let mapped: Ipv6Addr = "::ffff:1.2.3.4".parse().unwrap();
+        bytes[ip_at..ip_at + 16].copy_from_slice(&mapped.octets());
+        reseal(&mut bytes);
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError {
+                offset: ip_at,
+                problem: "IPv4-mapped address ::ffff:1.2.3.4 as IPv6 endpoint".to_owned()
+            }
+        );
     }
 
     #[test]
@@ -749,11 +988,7 @@ mod tests {
         reseal(&mut bytes);
         assert!(decode(&bytes).unwrap_err().problem.starts_with("truncated"));
         let mut bytes = encode(&sample()).unwrap();
-        let peer_count_at = bytes
-            .windows(20)
-            .position(|w| w == b"-TR2940-abcdefghijkl")
-            .unwrap()
-            - 4;
+        let peer_count_at = position(&bytes, b"-TR2940-abcdefghijkl") - 4;
         bytes[peer_count_at..peer_count_at + 4].copy_from_slice(&u32::MAX.to_le_bytes());
         reseal(&mut bytes);
         assert!(decode(&bytes).unwrap_err().problem.starts_with("truncated"));
@@ -767,5 +1002,293 @@ mod tests {
         let mut file = sample();
         file.users[0].passkey.clear();
         assert!(encode(&file).is_err());
+        let mut file = sample();
+        file.torrents[0].peers[0].v4 = None;
+        assert_eq!(
+            encode(&file).unwrap_err().0,
+            format!("peer 7-{} has no endpoint", hex(b"-TR2940-abcdefghijkl"))
+        );
+    }
+
+    /// A version 1 peer: one address of family 4 or 6.
+    #[derive(Clone, Debug)]
+    pub(super) struct V1Peer {
+        pub peer_id: [u8; 20],
+        pub user_id: u32,
+        pub flags: u8,
+        pub family: u8,
+        pub address: Vec<u8>,
+        pub port: u16,
+        pub counters: [u64; 3],
+        pub start_time: i64,
+        pub last_announce: i64,
+        pub client_id: u32,
+    }
+
+    impl V1Peer {
+        fn four() -> V1Peer {
+            V1Peer {
+                peer_id: *b"-TR2940-abcdefghijkl",
+                user_id: 7,
+                flags: 1,
+                family: 4,
+                address: vec![1, 2, 3, 4],
+                port: 6881,
+                counters: [1, 2, 0],
+                start_time: 10,
+                last_announce: 20,
+                client_id: 1,
+            }
+        }
+    }
+
+    /// The bytes of a version 1 peer record, by hand.
+    pub(super) fn v1_peer(peer: &V1Peer) -> Vec<u8> {
+        let mut out = peer.peer_id.to_vec();
+        out.extend_from_slice(&peer.user_id.to_le_bytes());
+        out.push(peer.flags);
+        out.push(peer.family);
+        out.extend_from_slice(&peer.address);
+        out.extend_from_slice(&peer.port.to_le_bytes());
+        for counter in peer.counters {
+            out.extend_from_slice(&counter.to_le_bytes());
+        }
+        out.extend_from_slice(&peer.start_time.to_le_bytes());
+        out.extend_from_slice(&peer.last_announce.to_le_bytes());
+        out.extend_from_slice(&peer.client_id.to_le_bytes());
+        out
+    }
+
+    /// A whole version 1 file by hand: no users, one torrent with `peers`.
+    pub(super) fn v1_file(peers: &[V1Peer]) -> Vec<u8> {
+        let mut out = b"CHYPEERS".to_vec();
+        out.extend_from_slice(&1u32.to_le_bytes());
+        out.extend_from_slice(&1_600_000_000i64.to_le_bytes());
+        out.extend_from_slice(&0u32.to_le_bytes()); // users
+        out.extend_from_slice(&1u32.to_le_bytes()); // torrents
+        out.extend_from_slice(&[0x42; 20]);
+        out.extend_from_slice(&3u32.to_le_bytes());
+        out.extend_from_slice(&2u32.to_le_bytes());
+        out.push(5);
+        out.extend_from_slice(b"music");
+        out.extend_from_slice(&0i32.to_le_bytes());
+        out.extend_from_slice(&4u32.to_le_bytes());
+        out.extend_from_slice(&1_599_999_999i64.to_le_bytes());
+        out.extend_from_slice(&1.0f64.to_bits().to_le_bytes());
+        out.extend_from_slice(&0.5f64.to_bits().to_le_bytes());
+        out.extend_from_slice(&(peers.len() as u32).to_le_bytes());
+        for peer in peers {
+            out.extend_from_slice(&v1_peer(peer));
+        }
+        let crc = crc32fast::hash(&out);
+        out.extend_from_slice(&crc.to_le_bytes());
+        out
+    }
+
+    #[test]
+    fn version_1_files_are_read() {
+        let four = V1Peer::four();
+        let six = V1Peer {
+            peer_id: *b"-DE13F0-abcdefghijkl",
+            user_id: 8,
+            flags: 0,
+            family: 6,
+            address: "2001:db8::1".parse::<Ipv6Addr>().unwrap().octets().to_vec(),
+            port: 51413,
+            counters: [u64::MAX, 0, 99],
+            start_time: -1,
+            last_announce: 1_600_000_000,
+            client_id: 3,
+        };
+        let mapped = V1Peer {
+            peer_id: *b"-qB4630-abcdefghijkl",
+            user_id: 9,
+            family: 6,
+            address: "::ffff:5.6.7.8"
+                .parse::<Ipv6Addr>()
+                .unwrap()
+                .octets()
+                .to_vec(),
+            port: 7000,
+            last_announce: 30,
+            ..V1Peer::four()
+        };
+        let bytes = v1_file(&[four, six, mapped]);
+        let file = decode(&bytes).unwrap();
+        assert_eq!(file.written_at, 1_600_000_000);
+        assert!(file.users.is_empty());
+        let torrent = &file.torrents[0];
+        assert_eq!(
+            (
+                torrent.info_hash,
+                torrent.id,
+                torrent.group_id,
+                &*torrent.torrent_type,
+                torrent.snatched,
+                torrent.last_action,
+                torrent.down_multiplier
+            ),
+            ([0x42; 20], 3, 2, "music", 4, 1_599_999_999, 0.5)
+        );
+        assert_eq!(
+            torrent.peers,
+            [
+                CachedPeer {
+                    peer_id: *b"-TR2940-abcdefghijkl",
+                    user_id: 7,
+                    seeding: true,
+                    v4: v4("1.2.3.4", 6881, 20),
+                    v6: None,
+                    uploaded: 1,
+                    downloaded: 2,
+                    left: 0,
+                    start_time: 10,
+                    client_id: 1,
+                },
+                CachedPeer {
+                    peer_id: *b"-DE13F0-abcdefghijkl",
+                    user_id: 8,
+                    seeding: false,
+                    v4: None,
+                    v6: v6("2001:db8::1", 51413, 1_600_000_000),
+                    uploaded: u64::MAX,
+                    downloaded: 0,
+                    left: 99,
+                    start_time: -1,
+                    client_id: 3,
+                },
+                CachedPeer {
+                    peer_id: *b"-qB4630-abcdefghijkl",
+                    user_id: 9,
+                    seeding: true,
+                    v4: v4("5.6.7.8", 7000, 30),
+                    v6: None,
+                    uploaded: 1,
+                    downloaded: 2,
+                    left: 0,
+                    start_time: 10,
+                    client_id: 1,
+                },
+            ]
+        );
+        // Written again, it is version 2 with the same content.
+        let again = encode(&file).unwrap();
+        assert_eq!(&again[8..12], &[2, 0, 0, 0]);
+        assert_eq!(decode(&again).unwrap(), file);
+    }
+
+    #[test]
+    fn version_1_refusals() {
+        let bad = V1Peer {
+            family: 5,
+            ..V1Peer::four()
+        };
+        let bytes = v1_file(&[bad]);
+        let family_at = position(&bytes, b"-TR2940-abcdefghijkl") + 20 + 4 + 1;
+        assert_eq!(
+            decode(&bytes).unwrap_err(),
+            DecodeError {
+                offset: family_at,
+                problem: "bad address family 5".to_owned()
+            }
+        );
+        let flags = V1Peer {
+            flags: 2,
+            ..V1Peer::four()
+        };
+        assert_eq!(
+            decode(&v1_file(&[flags])).unwrap_err().problem,
+            "reserved peer flag bits set (0x02)"
+        );
+        let four = V1Peer::four();
+        assert!(decode(&v1_file(&[four.clone(), four]))
+            .unwrap_err()
+            .problem
+            .starts_with("duplicate peer 7-"));
+    }
+}
+
+#[cfg(test)]
+mod properties {
+    use super::tests::{v1_file, V1Peer};
+    use super::*;
+    use proptest::prelude::*;
+
+    fn v1_peer() -> impl Strategy<Value = V1Peer> {
+        (
+            any::<u32>(),
+            any::<bool>(),
+            prop_oneof![
+                any::<[u8; 4]>().prop_map(|a| (4u8, a.to_vec())),
+                any::<[u8; 16]>().prop_map(|a| (6u8, a.to_vec())),
+                // IPv4-mapped IPv6.
+                any::<[u8; 4]>()
+                    .prop_map(|a| (6u8, Ipv4Addr::from(a).to_ipv6_mapped().octets().to_vec())),
+            ],
+            any::<u16>(),
+            any::<[u64; 3]>(),
+            (any::<i64>(), any::<i64>(), any::<u32>()),
+        )
+            .prop_map(
+                |(user_id, seeding, (family, address), port, counters, times)| V1Peer {
+                    peer_id: [0; 20],
+                    user_id,
+                    flags: u8::from(seeding),
+                    family,
+                    address,
+                    port,
+                    counters,
+                    start_time: times.0,
+                    last_announce: times.1,
+                    client_id: times.2,
+                },
+            )
+    }
+
+    proptest! {
+        /// Every version 1 peer comes back with its one address as the endpoint of its
+        /// family, and survives being written as version 2.
+        #[test]
+        fn version_1_peers_become_one_endpoint(
+            peers in proptest::collection::btree_map(any::<[u8; 20]>(), v1_peer(), 0..8)
+        ) {
+            let peers: Vec<V1Peer> = peers
+                .into_iter()
+                .map(|(peer_id, peer)| V1Peer { peer_id, ..peer })
+                .collect();
+            let file = decode(&v1_file(&peers)).unwrap();
+            let decoded = &file.torrents[0].peers;
+            prop_assert_eq!(decoded.len(), peers.len());
+            for (old, new) in peers.iter().zip(decoded) {
+                prop_assert_eq!(new.peer_id, old.peer_id);
+                prop_assert_eq!(new.user_id, old.user_id);
+                prop_assert_eq!(new.seeding, old.flags == 1);
+                prop_assert_eq!(
+                    [new.uploaded, new.downloaded, new.left],
+                    old.counters
+                );
+                prop_assert_eq!((new.start_time, new.client_id), (old.start_time, old.client_id));
+                let ip = if old.family == 4 {
+                    IpAddr::V4(Ipv4Addr::from(<[u8; 4]>::try_from(&old.address[..]).unwrap()))
+                } else {
+                    IpAddr::V6(Ipv6Addr::from(<[u8; 16]>::try_from(&old.address[..]).unwrap()))
+                };
+                let ip = match ip {
+                    IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(ip, IpAddr::V4),
+                    v4 => v4,
+                };
+                match ip {
+                    IpAddr::V4(ip) => {
+                        prop_assert_eq!(new.v6, None);
+                        prop_assert_eq!(new.v4, Some(CachedEndpoint { ip, port: old.port, last_announce: old.last_announce }));
+                    }
+                    IpAddr::V6(ip) => {
+                        prop_assert_eq!(new.v4, None);
+                        prop_assert_eq!(new.v6, Some(CachedEndpoint { ip, port: old.port, last_announce: old.last_announce }));
+                    }
+                }
+            }
+            prop_assert_eq!(decode(&encode(&file).unwrap()).unwrap(), file);
+        }
     }
 }

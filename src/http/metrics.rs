@@ -40,6 +40,13 @@ pub fn respond(shared: &Shared, admin: bool) -> HttpResponse {
     metrics.clients.set(count(snapshots.clients.load().len()));
     metrics.hnrs.set(count(snapshots.hit_and_runs.load().len()));
     metrics.peers.set(count(snapshots.peer_count()));
+    let (v4, v6) = snapshots.endpoint_counts();
+    for (family, n) in [("ipv4", v4), ("ipv6", v6)] {
+        metrics
+            .peer_endpoints
+            .with_label_values(&[family])
+            .set(count(n));
+    }
     if admin {
         for kind in Kind::ALL {
             let table = shared.sink.table(kind);

@@ -2,7 +2,7 @@
 //! (#1–#9). Works on raw bytes; values without escapes are borrowed, not copied.
 
 use std::borrow::Cow;
-use std::net::Ipv4Addr;
+use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
@@ -220,7 +220,7 @@ pub fn parse_u16(value: Option<&[u8]>) -> Option<u16> {
 pub fn announce_request<'q>(
     query: &'q Query<'_>,
     strict_port: bool,
-    address: impl FnOnce() -> Result<Ipv4Addr, Failure>,
+    address: impl FnOnce() -> Result<IpAddr, Failure>,
 ) -> Result<(AnnounceRequest, &'q [u8]), Failure> {
     let info_hash = match query.info_hashes.as_slice() {
         [] => return Err(Failure::MissingInfoHash),
@@ -263,7 +263,7 @@ mod tests {
 
     const HASH_ESC: &str = "%12%34%56%78%9a%BC%de%F0%00%ff%20%2B+abcdefg";
 
-    const IP: Ipv4Addr = Ipv4Addr::new(1, 2, 3, 4);
+    const IP: IpAddr = IpAddr::V4(std::net::Ipv4Addr::new(1, 2, 3, 4));
 
     fn announce(q: &str) -> Result<AnnounceRequest, Failure> {
         check(q, false)

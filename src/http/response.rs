@@ -36,42 +36,56 @@ pub fn announce(out: &mut Vec<u8>, done: &Announced, peers: &[SelectedPeer], for
     bencode::int_entry(out, "interval", i64::from(done.interval));
     bencode::int_entry(out, "min interval", i64::from(done.min_interval));
     if done.include_peers {
-        bencode::bytes(out, b"peers");
         match format {
-            PeerFormat::Compact => compact_peers(out, peers),
-            PeerFormat::Dicts { with_peer_id } => dict_peers(out, peers, with_peer_id),
+            PeerFormat::Compact => {
+                // BEP 23 for IPv4, BEP 7 for IPv6: `peers6` only when it has any.
+                bencode::bytes(out, b"peers");
+                compact(out, peers.iter().filter_map(|p| p.v4), |ip| ip.octets());
+                if peers.iter().any(|p| p.v6.is_some()) {
+                    bencode::bytes(out, b"peers6");
+                    compact(out, peers.iter().filter_map(|p| p.v6), |ip| ip.octets());
+                }
+            }
+            PeerFormat::Dicts { with_peer_id } => {
+                bencode::bytes(out, b"peers");
+                dict_peers(out, peers, with_peer_id);
+            }
         }
     }
     out.push(b'e');
 }
 
-fn compact_peers(out: &mut Vec<u8>, peers: &[SelectedPeer]) {
-    let v4 = || {
-        peers.iter().filter_map(|peer| match peer.ip {
-            IpAddr::V4(ip) => Some((ip, peer.port)),
-            IpAddr::V6(_) => None,
-        })
-    };
-    bencode::decimal(out, 6 * v4().count() as i64);
+/// A compact peer string: each endpoint's address bytes then its port, big-endian.
+fn compact<A, const N: usize>(
+    out: &mut Vec<u8>,
+    endpoints: impl Iterator<Item = (A, u16)> + Clone,
+    octets: impl Fn(A) -> [u8; N],
+) {
+    bencode::decimal(out, ((N + 2) * endpoints.clone().count()) as i64);
     out.push(b':');
-    for (ip, port) in v4() {
-        out.extend_from_slice(&ip.octets());
+    for (ip, port) in endpoints {
+        out.extend_from_slice(&octets(ip));
         out.extend_from_slice(&port.to_be_bytes());
     }
 }
 
+/// One dict per endpoint, the address as text (dotted quad, RFC 5952 for IPv6).
 fn dict_peers(out: &mut Vec<u8>, peers: &[SelectedPeer], with_peer_id: bool) {
     out.push(b'l');
     for peer in peers {
-        out.push(b'd');
-        bencode::bytes(out, b"ip");
-        bencode::bytes(out, peer.ip.to_string().as_bytes());
-        if with_peer_id {
-            bencode::bytes(out, b"peer id");
-            bencode::bytes(out, &peer.peer_id.0);
+        let v4 = peer.v4.map(|(ip, port)| (IpAddr::V4(ip), port));
+        let v6 = peer.v6.map(|(ip, port)| (IpAddr::V6(ip), port));
+        for (ip, port) in v4.into_iter().chain(v6) {
+            out.push(b'd');
+            bencode::bytes(out, b"ip");
+            bencode::bytes(out, ip.to_string().as_bytes());
+            if with_peer_id {
+                bencode::bytes(out, b"peer id");
+                bencode::bytes(out, &peer.peer_id.0);
+            }
+            bencode::int_entry(out, "port", i64::from(port));
+            out.push(b'e');
         }
-        bencode::int_entry(out, "port", i64::from(peer.port));
-        out.push(b'e');
     }
     out.push(b'e');
 }
@@ -150,11 +164,13 @@ mod tests {
     fn peer_lists() {
         let peers = [SelectedPeer {
             peer_id: PeerId(*b"-TR2940-abcdefghijkl"),
-            ip: "10.0.0.1".parse().unwrap(),
-            port: 0x1AE1,
+            v4: Some(("10.0.0.1".parse().unwrap(), 0x1AE1)),
+            v6: None,
         }];
         let mut out = Vec::new();
-        compact_peers(&mut out, &peers);
+        compact(&mut out, peers.iter().filter_map(|p| p.v4), |ip| {
+            ip.octets()
+        });
         assert_eq!(out, b"6:\x0a\x00\x00\x01\x1a\xe1");
         out.clear();
         dict_peers(&mut out, &peers, true);
@@ -166,6 +182,68 @@ mod tests {
         dict_peers(&mut out, &[], false);
         assert_eq!(out, b"le");
     }
+
+    fn done() -> Announced {
+        well_formed::announced(true)
+    }
+
+    #[test]
+    fn ipv6_endpoints_go_to_peers6() {
+        let peers = [
+            SelectedPeer {
+                peer_id: PeerId(*b"-TR2940-aaaaaaaaaaaa"),
+                v4: Some(("1.2.3.4".parse().unwrap(), 0x1AE1)),
+                v6: Some(("2001:db8::1".parse().unwrap(), 0x1AE2)),
+            },
+            SelectedPeer {
+                peer_id: PeerId(*b"-TR2940-bbbbbbbbbbbb"),
+                v4: None,
+                v6: Some(("2a00::2".parse().unwrap(), 7000)),
+            },
+        ];
+        let mut out = Vec::new();
+        announce(&mut out, &done(), &peers, PeerFormat::Compact);
+        let mut want = b"d8:completei3e10:downloadedi2e10:incompletei1e8:intervali1811e12:min intervali900e5:peers6:\x01\x02\x03\x04\x1a\xe16:peers636:".to_vec();
+        want.extend_from_slice(&[
+            0x20, 0x01, 0x0d, 0xb8, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 0x1a, 0xe2,
+        ]);
+        want.extend_from_slice(&[
+            0x2a, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 2, 0x1b, 0x58,
+        ]);
+        want.push(b'e');
+        assert_eq!(out, want);
+
+        // Non-compact: one dict per endpoint, IPv6 in RFC 5952 text.
+        out.clear();
+        announce(
+            &mut out,
+            &done(),
+            &peers,
+            PeerFormat::Dicts {
+                with_peer_id: false,
+            },
+        );
+        assert_eq!(
+            String::from_utf8(out.clone()).unwrap(),
+            "d8:completei3e10:downloadedi2e10:incompletei1e8:intervali1811e12:min intervali900e5:peersld2:ip7:1.2.3.44:porti6881eed2:ip11:2001:db8::14:porti6882eed2:ip7:2a00::24:porti7000eeee"
+        );
+
+        // IPv4 only: no peers6 key, the same bytes as before IPv6 existed.
+        out.clear();
+        announce(
+            &mut out,
+            &done(),
+            &peers[..1]
+                .iter()
+                .map(|p| SelectedPeer { v6: None, ..*p })
+                .collect::<Vec<_>>(),
+            PeerFormat::Compact,
+        );
+        assert_eq!(
+            out,
+            b"d8:completei3e10:downloadedi2e10:incompletei1e8:intervali1811e12:min intervali900e5:peers6:\x01\x02\x03\x04\x1a\xe1e"
+        );
+    }
 }
 
 #[cfg(test)]
@@ -173,11 +251,11 @@ mod well_formed {
     use super::*;
     use crate::bencode::{decode, encode, Value};
     use crate::tracker::{
-        AnnounceDeltas, ClientId, HistoryDelta, PeerId, TorrentDelta, TorrentId, TransferIpDelta,
-        UserId,
+        AnnounceDeltas, ClientId, HistoryDelta, PeerId, TorrentDelta, TorrentId, TransferIp,
+        TransferIpDelta, UserId,
     };
 
-    fn announced(include_peers: bool) -> Announced {
+    pub(super) fn announced(include_peers: bool) -> Announced {
         let history = HistoryDelta {
             user: UserId(1),
             torrent: TorrentId(1),
@@ -210,7 +288,7 @@ mod well_formed {
                 },
                 history,
                 user: None,
-                transfer_ip: TransferIpDelta {
+                transfer_ip: TransferIp::V4(TransferIpDelta {
                     user: UserId(1),
                     torrent: TorrentId(1),
                     client: ClientId(1),
@@ -220,7 +298,7 @@ mod well_formed {
                     downloaded: 0,
                     start_time: 0,
                     last_announce: 0,
-                },
+                }),
                 snatch: None,
                 unprune: None,
             },
@@ -234,13 +312,13 @@ mod well_formed {
         let peers = [
             SelectedPeer {
                 peer_id: PeerId(*b"-TR2940-\x00\xff3456789012"),
-                ip: "1.2.3.4".parse().unwrap(),
-                port: 6881,
+                v4: Some(("1.2.3.4".parse().unwrap(), 6881)),
+                v6: Some(("2a00::1".parse().unwrap(), 6881)),
             },
             SelectedPeer {
                 peer_id: PeerId(*b"-DE13F0-abcdefghijkl"),
-                ip: "255.0.0.1".parse().unwrap(),
-                port: 65535,
+                v4: Some(("255.0.0.1".parse().unwrap(), 65535)),
+                v6: None,
             },
         ];
         let mut bodies = Vec::new();

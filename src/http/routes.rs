@@ -1,7 +1,6 @@
 //! Routing (SPEC §3.3) and the announce and scrape handlers.
 
 use std::borrow::Cow;
-use std::net::IpAddr;
 use std::time::Instant;
 
 use actix_web::http::{header, Method, StatusCode};
@@ -230,7 +229,7 @@ fn finish_announce(
             at: now,
             torrent: done.deltas.torrent.id.0,
             user: user.id.0,
-            ip: IpAddr::V4(announce_request.ip),
+            ip: announce_request.ip,
             port: announce_request.port,
             event: event_raw.to_vec(),
             seeding: done.seeding,

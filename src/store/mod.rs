@@ -40,6 +40,7 @@ pub struct TablePools {
     pub users: MySqlPool,
     pub transfer_history: MySqlPool,
     pub transfer_ips: MySqlPool,
+    pub transfer_ips6: MySqlPool,
     pub snatches: MySqlPool,
 }
 
@@ -64,6 +65,7 @@ impl Store {
                 users: lazy_pool(config, 1),
                 transfer_history: lazy_pool(config, 1),
                 transfer_ips: lazy_pool(config, 1),
+                transfer_ips6: lazy_pool(config, 1),
                 snatches: lazy_pool(config, 1),
             },
             policy: RetryPolicy {
@@ -91,6 +93,7 @@ impl Store {
             &tables.users,
             &tables.transfer_history,
             &tables.transfer_ips,
+            &tables.transfer_ips6,
             &tables.snatches,
         ] {
             pool.close().await;

@@ -9,11 +9,13 @@
 //! whose statements stay in the connection's cache.
 
 use sqlx::mysql::MySqlPool;
+use sqlx::query_builder::Separated;
 use sqlx::{MySql, QueryBuilder};
 
 use super::Store;
 use crate::tracker::{
-    HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIpDelta, UserDelta,
+    HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIp6Delta, TransferIpDelta,
+    UserDelta,
 };
 
 /// MariaDB refuses prepared statements with more placeholders than this.
@@ -174,13 +176,43 @@ pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::
 
 /// `transfer_ips` upsert on (uid, fid, ip, client_id).
 pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64, sqlx::Error> {
-    let mut sql = QueryBuilder::<MySql>::new(
-        "INSERT INTO transfer_ips (uid, fid, ip, client_id, port, uploaded, downloaded, starttime, last_announce) ",
-    );
+    let sql = transfer_ip_upsert("transfer_ips", rows, |values, ip| {
+        values.push_bind(*ip);
+    });
+    execute(&store.tables.transfer_ips, sql).await
+}
+
+/// `transfer_ips6` upsert: the same, with the address as binary(16).
+pub async fn transfer_ips6(store: &Store, rows: &[TransferIp6Delta]) -> Result<u64, sqlx::Error> {
+    let sql = transfer_ip_upsert("transfer_ips6", rows, |values, ip| {
+        values.push_bind(&ip[..]);
+    });
+    execute(&store.tables.transfer_ips6, sql).await
+}
+
+/// Whether the database has the optional `transfer_ips6` table.
+pub async fn has_transfer_ips6(store: &Store) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'transfer_ips6'",
+    )
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+fn transfer_ip_upsert<'a, A>(
+    table: &str,
+    rows: &'a [TransferIpDelta<A>],
+    bind_ip: impl Fn(&mut Separated<'_, 'a, MySql, &'static str>, &'a A),
+) -> QueryBuilder<'a, MySql> {
+    let mut sql = QueryBuilder::<MySql>::new(format!(
+        "INSERT INTO {table} (uid, fid, ip, client_id, port, uploaded, downloaded, starttime, last_announce) "
+    ));
     sql.push_values(rows, |mut values, row| {
         values.push_bind(row.user.0);
         values.push_bind(row.torrent.0);
-        values.push_bind(row.ip);
+        bind_ip(&mut values, &row.ip);
         values.push_bind(row.client.0);
         values.push_bind(row.port);
         values.push_bind(row.uploaded);
@@ -193,7 +225,7 @@ pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64
          downloaded = downloaded + VALUES(downloaded), port = VALUES(port), \
          last_announce = VALUES(last_announce)",
     );
-    execute(&store.tables.transfer_ips, sql).await
+    sql
 }
 
 /// Completions into `transfer_history`: a new row gets the completion time and start

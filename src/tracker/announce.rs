@@ -1,16 +1,16 @@
 //! The announce algorithm (SPEC §5.3–5.13) from a validated request to a response and
 //! the accounting deltas. Pure: time and randomness come in as arguments.
 
-use std::net::{IpAddr, Ipv4Addr};
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use rand::Rng;
 
 use super::deltas::{
-    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta,
+    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIpDelta, UserDelta,
 };
 use super::failure::Failure;
 use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, Torrents, User};
-use super::swarm::{peer_time, Peer, PeerKey, SelectedPeer};
+use super::swarm::{Peer, PeerKey, SelectedPeer};
 use super::types::{InfoHash, PeerId, TorrentId};
 
 /// Largest value the database's signed BIGINT columns hold.
@@ -60,7 +60,8 @@ pub struct AnnounceRequest {
     pub numwant: Option<u16>,
     pub compact: bool,
     pub no_peer_id: bool,
-    pub ip: Ipv4Addr,
+    /// Resolved (SPEC §5.2, §5.14): IPv4, or IPv6 that is not IPv4-mapped.
+    pub ip: IpAddr,
 }
 
 /// The snapshots an announce reads.
@@ -143,15 +144,12 @@ pub fn announce(
         user: user.id,
         peer_id: request.peer_id,
     };
-    let (peer, existed) = state.swarm.place(key, seeding, || Peer {
-        ip: IpAddr::V4(request.ip),
-        port: request.port,
-        uploaded: request.uploaded,
-        downloaded: request.downloaded,
-        left: request.left,
-        start_time: peer_time(now),
-        last_announce: peer_time(now),
-        client_id: client,
+    let (peer, existed) = state.swarm.place(key, seeding, || {
+        let mut peer = Peer::at(request.ip, request.port, now);
+        (peer.uploaded, peer.downloaded, peer.left) =
+            (request.uploaded, request.downloaded, request.left);
+        peer.client_id = client;
+        peer
     });
 
     // A leecher whose `stopped` reports left = 0 finished the download and is leaving
@@ -176,7 +174,9 @@ pub fn announce(
         credit(raw_down, [user.down_multiplier, group.down, torrent_down])
     };
 
-    let since_last = (now - i64::from(peer.last_announce)).max(0);
+    // One baseline per peer, whichever family it announces over: a dual-stack client's
+    // two announces split its transfer and time between them, never double them.
+    let since_last = (now - i64::from(peer.last_announce())).max(0);
     let active_time = if since_last > i64::from(settings.peer_inactivity) {
         0
     } else {
@@ -189,10 +189,8 @@ pub fn announce(
     peer.uploaded = request.uploaded;
     peer.downloaded = request.downloaded;
     peer.left = request.left;
-    peer.ip = IpAddr::V4(request.ip);
-    peer.port = request.port;
+    peer.set_endpoint(request.ip, request.port, now);
     peer.client_id = client;
-    peer.last_announce = peer_time(now);
     let start_time = i64::from(peer.start_time);
 
     if seeding {
@@ -251,20 +249,29 @@ pub fn announce(
             remaining: request.left.min(MAX_COUNTER),
         },
         user: (!user_delta.is_zero()).then_some(user_delta),
-        transfer_ip: TransferIpDelta {
-            user: user.id,
-            torrent: torrent.id,
-            client,
-            ip: if user.tracker_hide {
-                u32::from(Ipv4Addr::LOCALHOST)
-            } else {
-                u32::from(request.ip)
-            },
-            port: request.port,
-            uploaded: raw_up,
-            downloaded: raw_down,
-            start_time,
-            last_announce: now,
+        transfer_ip: {
+            // TrackerHide stores the loopback address of the endpoint's family.
+            let row = TransferIpDelta {
+                user: user.id,
+                torrent: torrent.id,
+                client,
+                ip: (),
+                port: request.port,
+                uploaded: raw_up,
+                downloaded: raw_down,
+                start_time,
+                last_announce: now,
+            };
+            match request.ip {
+                IpAddr::V4(_) if user.tracker_hide => {
+                    TransferIp::V4(row.with_ip(u32::from(Ipv4Addr::LOCALHOST)))
+                }
+                IpAddr::V4(ip) => TransferIp::V4(row.with_ip(u32::from(ip))),
+                IpAddr::V6(_) if user.tracker_hide => {
+                    TransferIp::V6(row.with_ip(Ipv6Addr::LOCALHOST.octets()))
+                }
+                IpAddr::V6(ip) => TransferIp::V6(row.with_ip(ip.octets())),
+            }
         },
         snatch: snatch.then_some(SnatchDelta {
             user: user.id,

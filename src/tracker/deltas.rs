@@ -50,19 +50,48 @@ pub struct HistoryDelta {
     pub remaining: u64,
 }
 
-/// `transfer_ips`: one row per (user, torrent, address, client).
+/// `transfer_ips` (and, with `A` = the 16 address bytes, `transfer_ips6`): one row per
+/// (user, torrent, address, client).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub struct TransferIpDelta {
+pub struct TransferIpDelta<A = u32> {
     pub user: UserId,
     pub torrent: TorrentId,
     pub client: ClientId,
-    /// Big-endian IPv4 as PHP's `ip2long`; 127.0.0.1 for users with TrackerHide.
-    pub ip: u32,
+    /// IPv4: big-endian as PHP's `ip2long`, 127.0.0.1 for users with TrackerHide.
+    /// IPv6: the address bytes in network order, `::1` with TrackerHide.
+    pub ip: A,
     pub port: u16,
     pub uploaded: u64,
     pub downloaded: u64,
     pub start_time: i64,
     pub last_announce: i64,
+}
+
+impl<A> TransferIpDelta<A> {
+    /// The same row with another address.
+    pub fn with_ip<B>(self, ip: B) -> TransferIpDelta<B> {
+        TransferIpDelta {
+            user: self.user,
+            torrent: self.torrent,
+            client: self.client,
+            ip,
+            port: self.port,
+            uploaded: self.uploaded,
+            downloaded: self.downloaded,
+            start_time: self.start_time,
+            last_announce: self.last_announce,
+        }
+    }
+}
+
+/// A `transfer_ips6` row: an IPv6 endpoint's transfer.
+pub type TransferIp6Delta = TransferIpDelta<[u8; 16]>;
+
+/// The per-address row of one announce, in the table of the endpoint's family.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TransferIp {
+    V4(TransferIpDelta),
+    V6(TransferIp6Delta),
 }
 
 /// A completed download.
@@ -81,7 +110,7 @@ pub struct AnnounceDeltas {
     pub history: HistoryDelta,
     /// None when all four values are zero.
     pub user: Option<UserDelta>,
-    pub transfer_ip: TransferIpDelta,
+    pub transfer_ip: TransferIp,
     pub snatch: Option<SnatchDelta>,
     /// The torrent this announce unpruned.
     pub unprune: Option<TorrentId>,

@@ -1,5 +1,7 @@
-//! Which address an announcing peer gets (SPEC §5.2): the client's own `ipv4`/`ip`
-//! parameters when they are public IPv4, else the proxy header, else the TCP source.
+//! Which address an announcing peer gets (SPEC §5.2, §5.14): the client's own
+//! `ipv4`/`ip` parameters when they are public IPv4, `ip` when it is public IPv6, else
+//! the proxy header, else the TCP source. The result is IPv4 or IPv6: an IPv4-mapped
+//! IPv6 address is IPv4 everywhere.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
@@ -40,6 +42,34 @@ fn parse_public_v4(text: Option<&[u8]>) -> Option<Ipv4Addr> {
     parse_v4(text?).filter(|ip| is_public_v4(*ip))
 }
 
+/// IPv6 space a client may not claim for itself through `ip`: unspecified, loopback,
+/// unique local (fc00::/7), link-local (fe80::/10), multicast (ff00::/8) and
+/// documentation (2001:db8::/32). IPv4-mapped addresses are judged as IPv4 instead.
+pub fn is_public_v6(ip: Ipv6Addr) -> bool {
+    let first = ip.segments()[0];
+    !(ip.is_unspecified()
+        || ip.is_loopback()
+        || first & 0xfe00 == 0xfc00
+        || first & 0xffc0 == 0xfe80
+        || first & 0xff00 == 0xff00
+        || (first == 0x2001 && ip.segments()[1] == 0x0db8))
+}
+
+/// `ip` as a public IPv6 address (not IPv4-mapped), if it is one.
+fn parse_public_v6(text: Option<&[u8]>) -> Option<Ipv6Addr> {
+    let ip = std::str::from_utf8(text?).ok()?.parse::<Ipv6Addr>().ok()?;
+    (ip.to_ipv4_mapped().is_none() && is_public_v6(ip)).then_some(ip)
+}
+
+/// Parses an address of either family; IPv4-mapped IPv6 comes back as IPv4.
+fn parse_any(text: &[u8]) -> Option<IpAddr> {
+    if let Some(v4) = parse_v4(text) {
+        return Some(IpAddr::V4(v4));
+    }
+    let ip = std::str::from_utf8(text).ok()?.parse::<Ipv6Addr>().ok()?;
+    Some(IpAddr::V6(ip))
+}
+
 /// Where the request came from, besides its query parameters.
 pub struct Source<'a> {
     /// The configured proxy header's value, when `proxy` is set and the header is present.
@@ -53,25 +83,25 @@ pub fn resolve(
     ipv4_param: Option<&[u8]>,
     ip_param: Option<&[u8]>,
     source: &Source<'_>,
-) -> Result<Ipv4Addr, Failure> {
+) -> Result<IpAddr, Failure> {
     let a = parse_public_v4(ipv4_param);
     let b = parse_public_v4(ip_param);
     match (a, b) {
         (Some(a), Some(b)) if a != b => return Err(Failure::BadAddress(Vec::new())),
-        (Some(ip), _) | (None, Some(ip)) => return Ok(ip),
+        (Some(ip), _) | (None, Some(ip)) => return Ok(IpAddr::V4(ip)),
         (None, None) => {}
+    }
+    if let Some(v6) = parse_public_v6(ip_param) {
+        return Ok(IpAddr::V6(v6));
     }
     if let Some(header) = source.proxy_header {
         let first = header.split(|&b| b == b',').next().unwrap_or(header);
         let first = trim_blanks(first);
-        return parse_v4(first).ok_or_else(|| Failure::BadAddress(first.to_vec()));
+        return parse_any(first).ok_or_else(|| Failure::BadAddress(first.to_vec()));
     }
     match source.tcp_peer {
-        Some(IpAddr::V4(ip)) => Ok(ip),
-        Some(IpAddr::V6(ip)) => match ip.to_ipv4_mapped() {
-            Some(v4) => Ok(v4),
-            None => Err(Failure::BadAddress(format!("[{ip}]").into_bytes())),
-        },
+        Some(IpAddr::V4(ip)) => Ok(IpAddr::V4(ip)),
+        Some(IpAddr::V6(ip)) => Ok(ip.to_ipv4_mapped().map_or(IpAddr::V6(ip), IpAddr::V4)),
         None => Err(Failure::BadAddress(Vec::new())),
     }
 }
@@ -97,8 +127,12 @@ mod tests {
         }
     }
 
-    fn v4(s: &str) -> Ipv4Addr {
-        s.parse().unwrap()
+    fn v4(s: &str) -> IpAddr {
+        IpAddr::V4(s.parse().unwrap())
+    }
+
+    fn v6(s: &str) -> IpAddr {
+        IpAddr::V6(s.parse().unwrap())
     }
 
     #[test]
@@ -118,7 +152,7 @@ mod tests {
             "240.0.0.1",
             "255.255.255.255",
         ] {
-            assert!(!is_public_v4(v4(private)), "{private}");
+            assert!(!is_public_v4(private.parse().unwrap()), "{private}");
         }
         for public in [
             "1.2.3.4",
@@ -129,14 +163,15 @@ mod tests {
             "9.255.255.255",
             "11.0.0.0",
         ] {
-            assert!(is_public_v4(v4(public)), "{public}");
+            assert!(is_public_v4(public.parse().unwrap()), "{public}");
         }
     }
 
     #[test]
     fn parsing_is_strict() {
-        assert_eq!(parse_v4(b"1.2.3.4"), Some(v4("1.2.3.4")));
-        assert_eq!(parse_v4(b"::ffff:1.2.3.4"), Some(v4("1.2.3.4")));
+        let ip = "1.2.3.4".parse().ok();
+        assert_eq!(parse_v4(b"1.2.3.4"), ip);
+        assert_eq!(parse_v4(b"::ffff:1.2.3.4"), ip);
         assert_eq!(parse_v4(b"01.2.3.4"), None);
         assert_eq!(parse_v4(b" 1.2.3.4"), None);
         assert_eq!(parse_v4(b"1.2.3.4 "), None);
@@ -187,14 +222,17 @@ mod tests {
             resolve(None, None, &bad),
             Err(Failure::BadAddress(b"nonsense".to_vec()))
         );
-        let v6 = Source {
-            proxy_header: Some(b"2001:db8::1"),
-            tcp_peer: None,
-        };
-        assert_eq!(
-            resolve(None, None, &v6),
-            Err(Failure::BadAddress(b"2001:db8::1".to_vec()))
-        );
+        // Either family, no public check; mapped IPv6 is IPv4.
+        for (header, ip) in [
+            (&b"2001:db8::1"[..], v6("2001:db8::1")),
+            (b"::ffff:10.1.2.3", v4("10.1.2.3")),
+        ] {
+            let src = Source {
+                proxy_header: Some(header),
+                tcp_peer: None,
+            };
+            assert_eq!(resolve(None, None, &src), Ok(ip));
+        }
     }
 
     #[test]
@@ -204,9 +242,10 @@ mod tests {
             resolve(None, None, &tcp("::ffff:10.0.0.1")),
             Ok(v4("10.0.0.1"))
         );
+        assert_eq!(resolve(None, None, &tcp("::1")), Ok(v6("::1")));
         assert_eq!(
             resolve(None, None, &tcp("2001:db8::1")),
-            Err(Failure::BadAddress(b"[2001:db8::1]".to_vec()))
+            Ok(v6("2001:db8::1"))
         );
         let none = Source {
             proxy_header: None,
@@ -215,6 +254,60 @@ mod tests {
         assert_eq!(
             resolve(None, None, &none),
             Err(Failure::BadAddress(Vec::new()))
+        );
+    }
+
+    #[test]
+    fn public_v6_ranges() {
+        for private in [
+            "::",
+            "::1",
+            "fc00::1",
+            "fdff:ffff::1",
+            "fe80::1",
+            "febf::1",
+            "ff02::1",
+            "2001:db8::1",
+            "2001:db8:ffff::1",
+        ] {
+            assert!(!is_public_v6(private.parse().unwrap()), "{private}");
+        }
+        for public in ["2001:4860::8888", "2a00:1450::1", "fec0::1", "2001:db9::1"] {
+            assert!(is_public_v6(public.parse().unwrap()), "{public}");
+        }
+    }
+
+    #[test]
+    fn ip_may_name_a_public_ipv6_endpoint() {
+        let src = tcp("9.9.9.9");
+        assert_eq!(
+            resolve(None, Some(b"2a00:1450::1"), &src),
+            Ok(v6("2a00:1450::1"))
+        );
+        // A public IPv4 in `ipv4` wins over an IPv6 `ip`.
+        assert_eq!(
+            resolve(Some(b"1.2.3.4"), Some(b"2a00:1450::1"), &src),
+            Ok(v4("1.2.3.4"))
+        );
+        // Non-public IPv6 is ignored like private IPv4: the source is used.
+        for claimed in [
+            &b"::1"[..],
+            b"fd00::1",
+            b"fe80::1",
+            b"ff02::1",
+            b"2001:db8::1",
+            b"::",
+        ] {
+            assert_eq!(resolve(None, Some(claimed), &src), Ok(v4("9.9.9.9")));
+        }
+        // A mapped address in `ip` is IPv4, judged as IPv4.
+        assert_eq!(
+            resolve(None, Some(b"::ffff:10.0.0.1"), &src),
+            Ok(v4("9.9.9.9"))
+        );
+        assert_eq!(
+            resolve(None, Some(b"::ffff:1.2.3.4"), &src),
+            Ok(v4("1.2.3.4"))
         );
     }
 }

@@ -22,7 +22,8 @@ pub use announce::{
     MAX_COUNTER,
 };
 pub use deltas::{
-    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIpDelta, UserDelta,
+    AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
+    TransferIpDelta, UserDelta,
 };
 pub use failure::Failure;
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};

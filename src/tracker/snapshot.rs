@@ -364,6 +364,20 @@ impl Snapshots {
     }
 
     /// Seeders and leechers over all torrents, each torrent locked in turn.
+    /// IPv4 and IPv6 endpoints of every peer; each torrent is locked in turn.
+    pub fn endpoint_counts(&self) -> (usize, usize) {
+        let torrents = self.torrents.load();
+        let mut counts = (0, 0);
+        for (_, torrent) in torrents.iter() {
+            let state = torrent.lock();
+            for (_, peer, _) in state.swarm.iter() {
+                counts.0 += usize::from(peer.v4.is_some());
+                counts.1 += usize::from(peer.v6.is_some());
+            }
+        }
+        counts
+    }
+
     pub fn peer_count(&self) -> usize {
         let torrents = self.torrents.load();
         torrents

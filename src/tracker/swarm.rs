@@ -2,7 +2,8 @@
 //! and hash-indexed for the big ones.
 
 use std::hash::BuildHasher;
-use std::net::IpAddr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::num::NonZeroU32;
 
 use hashbrown::HashTable;
 use rand::Rng;
@@ -17,18 +18,80 @@ pub struct PeerKey {
     pub peer_id: PeerId,
 }
 
+/// Where a peer can be reached over one address family, and when it last announced
+/// over it. A dual-stack client announces over both (BEP 7): one peer, two endpoints.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Endpoint<A> {
+    pub ip: A,
+    pub port: u16,
+    /// Unix seconds ([`peer_time`]); never 0, so an absent endpoint costs no tag.
+    pub seen: NonZeroU32,
+}
+
 #[derive(Clone, Debug, PartialEq)]
 pub struct Peer {
-    pub ip: IpAddr,
-    pub port: u16,
-    /// The counters of the last announce: the baseline for the next deltas.
+    pub v4: Option<Endpoint<Ipv4Addr>>,
+    pub v6: Option<Endpoint<Ipv6Addr>>,
+    /// The counters of the last announce, over either family: the baseline for the
+    /// next deltas.
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
     /// Unix seconds, see [`peer_time`].
     pub start_time: u32,
-    pub last_announce: u32,
     pub client_id: ClientId,
+}
+
+impl Peer {
+    /// A peer whose only endpoint is `ip:port`, seen at `now`.
+    pub fn at(ip: IpAddr, port: u16, now: i64) -> Peer {
+        let mut peer = Peer {
+            v4: None,
+            v6: None,
+            uploaded: 0,
+            downloaded: 0,
+            left: 0,
+            start_time: peer_time(now),
+            client_id: ClientId(0),
+        };
+        peer.set_endpoint(ip, port, now);
+        peer
+    }
+
+    /// Sets the endpoint of `ip`'s family (an IPv4-mapped IPv6 address is IPv4).
+    pub fn set_endpoint(&mut self, ip: IpAddr, port: u16, now: i64) {
+        let seen = seen_time(now);
+        match ip {
+            IpAddr::V4(ip) => self.v4 = Some(Endpoint { ip, port, seen }),
+            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
+                Some(ip) => self.v4 = Some(Endpoint { ip, port, seen }),
+                None => self.v6 = Some(Endpoint { ip, port, seen }),
+            },
+        }
+    }
+
+    /// The last announce over either family (0 with no endpoint).
+    pub fn last_announce(&self) -> u32 {
+        let v4 = self.v4.map_or(0, |e| e.seen.get());
+        let v6 = self.v6.map_or(0, |e| e.seen.get());
+        v4.max(v6)
+    }
+
+    /// Drops the endpoints last seen before `cutoff`; true when none is left.
+    pub fn expire(&mut self, cutoff: i64) -> bool {
+        let stale = |seen: NonZeroU32| i64::from(seen.get()) < cutoff;
+        if self.v4.is_some_and(|e| stale(e.seen)) {
+            self.v4 = None;
+        }
+        if self.v6.is_some_and(|e| stale(e.seen)) {
+            self.v6 = None;
+        }
+        self.v4.is_none() && self.v6.is_none()
+    }
+}
+
+fn seen_time(now: i64) -> NonZeroU32 {
+    NonZeroU32::new(peer_time(now)).unwrap_or(NonZeroU32::MIN)
 }
 
 /// A Unix time as a peer stores it: 32 bits (enough until 2106) keep a peer, of which
@@ -37,12 +100,12 @@ pub fn peer_time(unix: i64) -> u32 {
     unix.clamp(0, i64::from(u32::MAX)) as u32
 }
 
-/// A peer handed out in an announce response.
+/// A peer handed out in an announce response: its usable endpoints (at least one).
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct SelectedPeer {
     pub peer_id: PeerId,
-    pub ip: IpAddr,
-    pub port: u16,
+    pub v4: Option<(Ipv4Addr, u16)>,
+    pub v6: Option<(Ipv6Addr, u16)>,
 }
 
 /// Seeders and leechers of one torrent; a key is in at most one of the two.
@@ -79,7 +142,7 @@ struct Entry {
 }
 
 // Memory per peer is the entry: keep it from growing unnoticed.
-const _: () = assert!(std::mem::size_of::<Entry>() <= 88);
+const _: () = assert!(std::mem::size_of::<Entry>() <= 104);
 
 /// Appends to a short list one slot at a time: a list of three peers holds three.
 fn push_exact(list: &mut Vec<Entry>, entry: Entry) -> usize {
@@ -241,12 +304,12 @@ impl Indexed {
         entry
     }
 
-    /// Drops peers that last announced before `cutoff`; returns how many.
+    /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
+    /// how many peers went.
     fn purge(&mut self, cutoff: i64) -> usize {
         let before = self.entries.len();
         // retain keeps the order, so seeders stay first.
-        self.entries
-            .retain(|entry| i64::from(entry.peer.last_announce) >= cutoff);
+        self.entries.retain_mut(|entry| !entry.peer.expire(cutoff));
         if self.entries.len() != before {
             self.seeders = self.entries.iter().take_while(|e| e.seeding).count();
             // The index is stale: emptied before shrinking (which rehashes), then rebuilt.
@@ -435,13 +498,14 @@ impl Swarm {
         entries.iter().map(|e| (&e.key, &e.peer, e.seeding))
     }
 
-    /// Drops peers that last announced before `cutoff`; returns how many.
+    /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
+    /// how many peers went.
     pub fn purge(&mut self, cutoff: i64) -> usize {
         let purged = match &mut self.repr {
             Repr::Empty => 0,
             Repr::Small(list) => {
                 let before = list.len();
-                list.retain(|e| i64::from(e.peer.last_announce) >= cutoff);
+                list.retain_mut(|e| !e.peer.expire(cutoff));
                 before - list.len()
             }
             Repr::Large(indexed) => indexed.purge(cutoff),
@@ -452,10 +516,10 @@ impl Swarm {
 
     /// Picks up to `numwant` peers for `me` into `out`, in random order.
     ///
-    /// Only other users' peers with a usable port (>= 1024) and an IPv4 address are
-    /// eligible. A seeder gets leechers only. A leecher gets seeders first, at most one
-    /// per user (several seeds of one user add nothing a single one does not), then
-    /// leechers.
+    /// Only other users' peers with an endpoint on a usable port (>= 1024) are
+    /// eligible; `numwant` counts peers, not endpoints. A seeder gets leechers only. A
+    /// leecher gets seeders first, at most one per user (several seeds of one user add
+    /// nothing a single one does not), then leechers.
     pub fn select(
         &self,
         me: UserId,
@@ -514,15 +578,21 @@ impl Swarm {
     }
 }
 
+/// Ports below 1024 are not handed out: no client listens there, and a swarm must not
+/// point clients at a privileged service.
+fn usable<A>(endpoint: Option<Endpoint<A>>) -> Option<(A, u16)> {
+    endpoint.filter(|e| e.port >= 1024).map(|e| (e.ip, e.port))
+}
+
 fn eligible(me: UserId, key: &PeerKey, peer: &Peer) -> bool {
-    key.user != me && peer.port >= 1024 && peer.ip.is_ipv4()
+    key.user != me && (usable(peer.v4).is_some() || usable(peer.v6).is_some())
 }
 
 fn selected(key: &PeerKey, peer: &Peer) -> SelectedPeer {
     SelectedPeer {
         peer_id: key.peer_id,
-        ip: peer.ip,
-        port: peer.port,
+        v4: usable(peer.v4),
+        v6: usable(peer.v6),
     }
 }
 
@@ -581,16 +651,12 @@ mod tests {
     }
 
     fn peer(port: u16) -> Peer {
-        Peer {
-            ip: "1.2.3.4".parse().unwrap(),
-            port,
-            uploaded: 0,
-            downloaded: 0,
-            left: 0,
-            start_time: 0,
-            last_announce: 0,
-            client_id: ClientId(1),
-        }
+        Peer::at("1.2.3.4".parse().unwrap(), port, 1)
+    }
+
+    /// A peer last seen at `at` over IPv4.
+    fn peer_seen(at: i64) -> Peer {
+        Peer::at("1.2.3.4".parse().unwrap(), 6881, at)
     }
 
     fn pick(swarm: &Swarm, me: u32, seeding: bool, numwant: usize, seed: u64) -> Vec<SelectedPeer> {
@@ -613,7 +679,7 @@ mod tests {
         p.uploaded = 42;
         let (p, existed) = swarm.place(key(1, 1), true, || peer(1));
         assert!(existed);
-        assert_eq!((p.uploaded, p.port), (42, 6881));
+        assert_eq!((p.uploaded, p.v4.map(|e| e.port)), (42, Some(6881)));
         assert_eq!((swarm.seeders(), swarm.leechers()), (1, 0));
         let (_, existed) = swarm.place(key(1, 1), false, || peer(1));
         assert!(existed);
@@ -628,14 +694,75 @@ mod tests {
         swarm.insert(key(3, 3), peer(1023), false); // privileged port
         swarm.insert(key(4, 4), peer(0), false);
         swarm.insert(key(5, 5), peer(7000), true); // a seeder
-        let mut v6 = peer(7000);
-        v6.ip = "2001:db8::1".parse().unwrap();
-        swarm.insert(key(6, 6), v6, false);
+                                                   // IPv6 only, on a privileged port: not eligible either.
+        swarm.insert(
+            key(6, 6),
+            Peer::at("2a00::6".parse().unwrap(), 443, 1),
+            false,
+        );
         for seed in 0..20 {
             let got = pick(&swarm, 1, true, 50, seed);
             assert_eq!(got.len(), 1);
             assert_eq!(got[0].peer_id, PeerId([2; 20]));
+            assert_eq!(got[0].v4, Some(("1.2.3.4".parse().unwrap(), 6881)));
+            assert_eq!(got[0].v6, None);
         }
+    }
+
+    #[test]
+    fn a_peer_is_handed_out_with_each_usable_endpoint() {
+        let mut swarm = Swarm::default();
+        // Dual stack; IPv6 only; IPv4 on a privileged port with a good IPv6 endpoint.
+        let mut dual = peer(6881);
+        dual.set_endpoint("2a00::1".parse().unwrap(), 6882, 2);
+        swarm.insert(key(2, 2), dual, false);
+        swarm.insert(
+            key(3, 3),
+            Peer::at("2a00::3".parse().unwrap(), 7000, 1),
+            false,
+        );
+        let mut half = peer(80);
+        half.set_endpoint("2a00::4".parse().unwrap(), 7001, 2);
+        swarm.insert(key(4, 4), half, false);
+        let mut got = pick(&swarm, 1, true, 50, 1);
+        got.sort_by_key(|p| p.peer_id);
+        let endpoints: Vec<_> = got.iter().map(|p| (p.v4, p.v6)).collect();
+        let v6 = |s: &str, port| Some((s.parse().unwrap(), port));
+        assert_eq!(
+            endpoints,
+            [
+                (
+                    Some(("1.2.3.4".parse().unwrap(), 6881)),
+                    v6("2a00::1", 6882)
+                ),
+                (None, v6("2a00::3", 7000)),
+                (None, v6("2a00::4", 7001)),
+            ]
+        );
+        // numwant counts peers, not endpoints.
+        assert_eq!(pick(&swarm, 1, true, 2, 1).len(), 2);
+    }
+
+    #[test]
+    fn endpoints_expire_one_by_one() {
+        let mut swarm = Swarm::default();
+        let mut dual = peer_seen(10);
+        dual.set_endpoint("2a00::1".parse().unwrap(), 6882, 20);
+        assert_eq!(dual.last_announce(), 20);
+        swarm.insert(key(1, 1), dual, true);
+        // The IPv4 endpoint is stale, the IPv6 one is not: the peer stays, IPv6 only.
+        assert_eq!(swarm.purge(15), 0);
+        let (p, _) = swarm.get(&key(1, 1)).unwrap();
+        assert_eq!((p.v4, p.v6.map(|e| e.port)), (None, Some(6882)));
+        assert_eq!(swarm.purge(21), 1);
+        assert_eq!(swarm.seeders(), 0);
+    }
+
+    #[test]
+    fn a_mapped_address_is_the_ipv4_endpoint() {
+        let p = Peer::at("::ffff:1.2.3.4".parse().unwrap(), 6881, 5);
+        assert_eq!(p.v4.map(|e| e.ip), Some("1.2.3.4".parse().unwrap()));
+        assert_eq!(p.v6, None);
     }
 
     #[test]
@@ -712,9 +839,7 @@ mod tests {
             matches!(swarm.repr, Repr::Empty),
             "freed with the last peer"
         );
-        let mut old = peer(6881);
-        old.last_announce = 5;
-        swarm.insert(key(2, 2), old, false);
+        swarm.insert(key(2, 2), peer_seen(5), false);
         assert_eq!(swarm.purge(10), 1);
         assert!(matches!(swarm.repr, Repr::Empty), "freed by the purge too");
         assert_eq!(
@@ -746,13 +871,9 @@ mod tests {
     #[test]
     fn purge_drops_old_peers() {
         let mut swarm = Swarm::default();
-        let mut old = peer(6881);
-        old.last_announce = 10;
-        let mut fresh = peer(6881);
-        fresh.last_announce = 20;
-        swarm.insert(key(1, 1), old.clone(), true);
-        swarm.insert(key(2, 2), fresh, false);
-        swarm.insert(key(3, 3), old, false);
+        swarm.insert(key(1, 1), peer_seen(10), true);
+        swarm.insert(key(2, 2), peer_seen(20), false);
+        swarm.insert(key(3, 3), peer_seen(10), false);
         assert_eq!(swarm.purge(20), 2);
         assert_eq!((swarm.seeders(), swarm.leechers()), (0, 1));
     }
@@ -766,15 +887,24 @@ mod tests {
 
         #[derive(Clone, Debug)]
         enum Op {
-            Place { key: u8, seeding: bool, at: u32 },
-            Remove { key: u8 },
-            Purge { cutoff: i64 },
+            Place {
+                key: u8,
+                seeding: bool,
+                at: u32,
+                v6: bool,
+            },
+            Remove {
+                key: u8,
+            },
+            Purge {
+                cutoff: i64,
+            },
         }
 
         fn op() -> impl Strategy<Value = Op> {
             prop_oneof![
-                6 => (0u8..40, any::<bool>(), 0u32..100)
-                    .prop_map(|(key, seeding, at)| Op::Place { key, seeding, at }),
+                6 => (0u8..40, any::<bool>(), 1u32..100, any::<bool>())
+                    .prop_map(|(key, seeding, at, v6)| Op::Place { key, seeding, at, v6 }),
                 2 => (0u8..40).prop_map(|key| Op::Remove { key }),
                 1 => (0i64..100).prop_map(|cutoff| Op::Purge { cutoff }),
             ]
@@ -791,16 +921,24 @@ mod tests {
             #[test]
             fn swarm_matches_a_map(ops in proptest::collection::vec(op(), 1..400)) {
                 let mut swarm = Swarm::default();
-                let mut model: BTreeMap<PeerKey, (u64, bool, u32)> = BTreeMap::new();
+                // uploaded, seeding, IPv4 and IPv6 endpoint times.
+                type Seen = (Option<u32>, Option<u32>);
+                let mut model: BTreeMap<PeerKey, (u64, bool, Seen)> = BTreeMap::new();
+                let seen = |p: &Peer| (p.v4.map(|e| e.seen.get()), p.v6.map(|e| e.seen.get()));
                 for (step, op) in ops.into_iter().enumerate() {
                     match op {
-                        Op::Place { key, seeding, at } => {
+                        Op::Place { key, seeding, at, v6 } => {
                             let k = model_key(key);
-                            let (peer, existed) = swarm.place(k, seeding, || peer(6881));
+                            let ip: IpAddr = if v6 { "2a00::1".parse().unwrap() } else { "1.2.3.4".parse().unwrap() };
+                            let (peer, existed) =
+                                swarm.place(k, seeding, || Peer::at(ip, 6881, i64::from(at)));
                             prop_assert_eq!(existed, model.contains_key(&k));
                             peer.uploaded = step as u64;
-                            peer.last_announce = at;
-                            model.insert(k, (step as u64, seeding, at));
+                            peer.set_endpoint(ip, 6881, i64::from(at));
+                            let entry = model.entry(k).or_insert((0, false, (None, None)));
+                            entry.0 = step as u64;
+                            entry.1 = seeding;
+                            if v6 { entry.2 .1 = Some(at) } else { entry.2 .0 = Some(at) }
                         }
                         Op::Remove { key } => {
                             let k = model_key(key);
@@ -809,7 +947,11 @@ mod tests {
                         }
                         Op::Purge { cutoff } => {
                             let before = model.len();
-                            model.retain(|_, v| i64::from(v.2) >= cutoff);
+                            let fresh = |t: Option<u32>| t.filter(|&t| i64::from(t) >= cutoff);
+                            for v in model.values_mut() {
+                                v.2 = (fresh(v.2 .0), fresh(v.2 .1));
+                            }
+                            model.retain(|_, v| v.2 != (None, None));
                             prop_assert_eq!(swarm.purge(cutoff), before - model.len());
                         }
                     }
@@ -817,12 +959,12 @@ mod tests {
                     prop_assert_eq!(swarm.seeders(), seeders);
                     prop_assert_eq!(swarm.leechers(), model.len() - seeders);
                     for (k, v) in &model {
-                        let found = swarm.get(k).map(|(p, s)| (p.uploaded, s, p.last_announce));
+                        let found = swarm.get(k).map(|(p, s)| (p.uploaded, s, seen(p)));
                         prop_assert_eq!(found, Some(*v));
                     }
                     let mut listed: Vec<_> = swarm
                         .iter()
-                        .map(|(k, p, s)| (*k, (p.uploaded, s, p.last_announce)))
+                        .map(|(k, p, s)| (*k, (p.uploaded, s, seen(p))))
                         .collect();
                     listed.sort_by_key(|(k, _)| *k);
                     prop_assert_eq!(listed, model.iter().map(|(k, v)| (*k, *v)).collect::<Vec<_>>());

@@ -1,6 +1,6 @@
 //! Unit tests of the announce rules, without I/O: a fixed clock and a seeded rng.
 
-use std::net::Ipv4Addr;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::sync::Arc;
 
 use rand::rngs::SmallRng;
@@ -83,7 +83,7 @@ fn request(n: u8, left: u64, up: u64, down: u64) -> AnnounceRequest {
         numwant: None,
         compact: true,
         no_peer_id: false,
-        ip: Ipv4Addr::new(1, 2, 3, 4),
+        ip: IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)),
     }
 }
 
@@ -165,7 +165,9 @@ fn first_announce_has_zero_deltas_then_deltas_follow_the_baseline() {
         ),
         (T0, T0 + 60, 50, false, true)
     );
-    let ip = second.deltas.transfer_ip;
+    let TransferIp::V4(ip) = second.deltas.transfer_ip else {
+        panic!("an IPv4 announce gives a transfer_ips row");
+    };
     assert_eq!(
         (ip.ip, ip.port, ip.client, ip.start_time),
         (0x0102_0304, 6881, ClientId(1), T0)
@@ -526,9 +528,53 @@ fn tracker_hide_only_changes_the_transfer_ips_address() {
     let mut u = user(2);
     u.tracker_hide = true;
     let done = w.ok(&u, &request(1, 0, 0, 0), T0);
-    assert_eq!(done.deltas.transfer_ip.ip, 2_130_706_433);
+    assert!(matches!(done.deltas.transfer_ip, TransferIp::V4(row) if row.ip == 2_130_706_433));
     let (_, peers) = w.announce_as(&user(3), &request(2, 5, 0, 0), T0).unwrap();
-    assert_eq!(peers[0].ip, std::net::IpAddr::V4(Ipv4Addr::new(1, 2, 3, 4)));
+    assert_eq!(peers[0].v4, Some((Ipv4Addr::new(1, 2, 3, 4), 6881)));
+    // Over IPv6 the row goes to transfer_ips6 and hides behind ::1.
+    let mut over_v6 = request(1, 0, 0, 0);
+    over_v6.ip = IpAddr::V6("2a00::1".parse().unwrap());
+    let done = w.ok(&u, &over_v6, T0 + 1);
+    assert!(
+        matches!(done.deltas.transfer_ip, TransferIp::V6(row) if row.ip == Ipv6Addr::LOCALHOST.octets())
+    );
+}
+
+#[test]
+fn a_dual_stack_client_is_one_peer_counted_once() {
+    // BEP 7: the same peer_id and counters announced over IPv4 and then IPv6.
+    let mut w = world();
+    let u = user(1);
+    let v4 = request(1, 100, 0, 0);
+    let mut v6 = v4.clone();
+    v6.ip = IpAddr::V6("2a00::1".parse().unwrap());
+    w.ok(&u, &v4, T0);
+    let first = w.ok(&u, &v6, T0 + 1);
+    assert_eq!((first.complete, first.incomplete), (0, 1));
+    assert_eq!(first.deltas.user, None, "nothing new to credit");
+    assert!(
+        matches!(first.deltas.transfer_ip, TransferIp::V6(row) if row.ip == Ipv6Addr::from([0x2a00, 0, 0, 0, 0, 0, 0, 1]).octets())
+    );
+    // 60 s later both announce the same new counters: credited once, timed once.
+    let mut v4_later = request(1, 50, 10, 50);
+    v4_later.ip = v4.ip;
+    let mut v6_later = v4_later.clone();
+    v6_later.ip = v6.ip;
+    let a = w.ok(&u, &v4_later, T0 + 60);
+    let b = w.ok(&u, &v6_later, T0 + 61);
+    assert_eq!(a.deltas.user.map(|d| (d.rawup, d.rawdl)), Some((10, 50)));
+    assert_eq!(b.deltas.user, None);
+    assert_eq!(
+        (a.deltas.history.active_time, b.deltas.history.active_time),
+        (59, 1)
+    );
+    // A leecher asking sees the peer once, with both endpoints.
+    let (_, peers) = w
+        .announce_as(&user(2), &request(9, 5, 0, 0), T0 + 62)
+        .unwrap();
+    assert_eq!(peers.len(), 1);
+    assert_eq!(peers[0].v4, Some((Ipv4Addr::new(1, 2, 3, 4), 6881)));
+    assert_eq!(peers[0].v6, Some(("2a00::1".parse().unwrap(), 6881)));
 }
 
 #[test]

@@ -264,13 +264,29 @@ impl TestTracker {
 
     /// Starts against `dsn`, which may lead to `db` through a proxy.
     pub async fn with_dsn(db: TestDb, dsn: &str, extra: &str, dir: TempDir) -> TestTracker {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
+        TestTracker::listening(db, dsn, extra, dir, listener).await
+    }
+
+    /// Starts serving on `listener` (e.g. one bound to `[::1]:0`).
+    pub async fn on_listener(db: TestDb, extra: &str, listener: TcpListener) -> TestTracker {
+        let dsn = db.dsn();
+        TestTracker::listening(db, &dsn, extra, TempDir::new("tracker"), listener).await
+    }
+
+    async fn listening(
+        db: TestDb,
+        dsn: &str,
+        extra: &str,
+        dir: TempDir,
+        listener: TcpListener,
+    ) -> TestTracker {
         let json = if extra.contains("\"intervals\"") {
             format!("{{{extra}}}")
         } else {
             config_json(extra)
         };
         let loaded = Config::from_parts(Some(&json), Some(dsn)).expect("test config");
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind");
         let tracker = Tracker::start(loaded.config, dir.files(), Some(listener))
             .await
             .expect("tracker start");
