@@ -402,3 +402,27 @@ pub async fn run(options: Options) -> u8 {
     hurry.abort();
     0
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn listen_addresses_of_both_families() {
+        for addr in ["127.0.0.1:0", "[::1]:0", "localhost:0"] {
+            let listener = bind(addr).unwrap_or_else(|e| panic!("{addr}: {e}"));
+            assert_eq!(
+                listener.local_addr().map(|a| a.ip().is_loopback()).ok(),
+                Some(true)
+            );
+        }
+        // `:PORT` is one socket for both families. It listens on every interface, so it
+        // is bound only for the moment it takes to connect to it over both loopbacks.
+        let any = bind(":0").expect(":0");
+        let port = any.local_addr().expect("bound").port();
+        for target in [format!("127.0.0.1:{port}"), format!("[::1]:{port}")] {
+            std::net::TcpStream::connect(&target).unwrap_or_else(|e| panic!("{target}: {e}"));
+        }
+        assert!(bind("[::1]:notaport").is_err());
+    }
+}

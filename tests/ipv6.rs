@@ -19,6 +19,8 @@ fn rows(values: &[&[&str]]) -> Vec<Vec<String>> {
         .collect()
 }
 
+const PASSKEY_4: &str = "v6v6v6v6v6v6v6v6v6v6v6v6v6v6v6v6";
+
 /// A tracker listening on `[::1]:0`: its clients' TCP source is ::1.
 async fn on_ipv6_loopback(db: TestDb, extra: &str) -> TestTracker {
     let listener = TcpListener::bind("[::1]:0").expect("bind [::1]:0");
@@ -140,13 +142,19 @@ async fn a_dual_stack_client_is_one_peer_credited_once() {
 
 #[tokio::test]
 async fn an_ipv6_seeder_reaches_ipv4_leechers_through_peers6_only() {
-    let t = TestTracker::with_config(MANUAL).await;
+    // A fourth user seeds over IPv4: a leecher gets one seeder per user.
+    let db = TestDb::new().await;
+    db.exec(&format!(
+        "INSERT INTO users_main (ID, torrent_pass, Enabled) VALUES (4, '{PASSKEY_4}', '1')"
+    ))
+    .await;
+    let t = TestTracker::on(db, MANUAL).await;
     // Over 127.0.0.1, but `ip` names a public IPv6 address: the peer is IPv6 only.
     let seeder = Announce::new(PASSKEY_2, HASH_2, "seed6", 0)
         .port(7000)
         .extra("&ip=2a00:1450::1");
     t.announce(&seeder).await;
-    let ipv4_seeder = Announce::new(PASSKEY_2, HASH_2, "seed4", 0).port(7001);
+    let ipv4_seeder = Announce::new(PASSKEY_4, HASH_2, "seed4", 0).port(7001);
     t.announce(&ipv4_seeder).await;
 
     // An IPv4-only leecher: the IPv6 seeder in peers6, the IPv4 one in peers.
@@ -170,6 +178,20 @@ async fn an_ipv6_seeder_reaches_ipv4_leechers_through_peers6_only() {
         }
     }
     assert!(got6 && got4, "random selection picks either seeder");
+
+    // A dual-stack leecher (over 127.0.0.1, then naming its IPv6 address) is one
+    // leecher, and with room for both it gets the IPv4 seeder in `peers` and the IPv6
+    // one in `peers6`.
+    let dual = Announce::new(PASSKEY_1, HASH_2, "dual", 100).numwant(2);
+    t.announce(&dual).await;
+    let body = t
+        .announce(&dual.clone().extra("&ip=2a00:1450::77"))
+        .await
+        .body;
+    let mut want = b"d8:completei2e10:downloadedi0e10:incompletei2e8:intervali1800e12:min intervali900e5:peers6:\x7f\x00\x00\x01\x1b\x596:peers618:".to_vec();
+    want.extend_from_slice(&compact6("2a00:1450::1", 7000));
+    want.push(b'e');
+    assert_eq!(body, want, "{}", String::from_utf8_lossy(&body));
     t.flush().await;
     assert_eq!(
         t.db.rows("SELECT HEX(ip), port FROM transfer_ips6 WHERE uid = 2 AND fid = 2")
