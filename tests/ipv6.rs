@@ -137,6 +137,23 @@ async fn a_dual_stack_client_is_one_peer_credited_once() {
         r.text(),
         "d8:completei1e10:downloadedi0e10:incompletei1e8:intervali1800e12:min intervali900e5:peersld2:ip7:1.2.3.47:peer id20:-TR2940-00000000dual4:porti51413eed2:ip3:::17:peer id20:-TR2940-00000000dual4:porti51413eeee"
     );
+
+    // It completes, and says so over both families: one snatch.
+    for a in [&over_v4, &over_v6] {
+        t.announce(&a.clone().transfer(100, 1000).left(0).event("completed"))
+            .await;
+    }
+    t.flush().await;
+    assert_eq!(
+        t.db.rows("SELECT Snatched, Seeders, Leechers FROM torrents WHERE ID = 2")
+            .await,
+        rows(&[&["1", "2", "0"]])
+    );
+    assert_eq!(
+        t.db.rows("SELECT snatched, downloaded FROM transfer_history WHERE uid = 1 AND fid = 2")
+            .await,
+        rows(&[&["1", "1000"]])
+    );
     t.stop().await;
 }
 

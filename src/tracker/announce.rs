@@ -10,7 +10,7 @@ use super::deltas::{
 };
 use super::failure::Failure;
 use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, Torrents, User};
-use super::swarm::{Peer, PeerKey, SelectedPeer};
+use super::swarm::{Family, Peer, PeerKey, SelectedPeer};
 use super::types::{InfoHash, PeerId, TorrentId};
 
 /// Largest value the database's signed BIGINT columns hold.
@@ -157,7 +157,14 @@ pub fn announce(
     // snatched. Only on `stopped`: a peer that stays may still send `completed`, and
     // that must not count a second time. (`peer.left` is still the previous report.)
     let finished_while_leaving = stopped && seeding && existed && peer.left > 0;
-    let snatch = completed || finished_while_leaving;
+    // `completed` counts every time it is sent (SPEC §5.10), except the copy a
+    // dual-stack client sends over its other family for the same completion.
+    let family = Family::of(request.ip);
+    let completion_echo = peer.completed_over.is_some_and(|counted| counted != family);
+    let snatch = (completed && !completion_echo) || finished_while_leaving;
+    if snatch {
+        peer.completed_over = Some(family);
+    }
 
     let raw_up = request
         .uploaded

@@ -31,5 +31,5 @@ pub use snapshot::{
     Clients, GroupFreeleech, HitAndRuns, Multipliers, Snapshots, Torrent, TorrentMeta, TorrentRow,
     TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
-pub use swarm::{peer_time, Peer, PeerKey, SelectedPeer, Swarm};
+pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

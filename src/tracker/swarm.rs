@@ -40,6 +40,26 @@ pub struct Peer {
     /// Unix seconds, see [`peer_time`].
     pub start_time: u32,
     pub client_id: ClientId,
+    /// The family of the announce whose `completed` was counted. A dual-stack client
+    /// sends `completed` over both families; the second one is the same completion.
+    pub completed_over: Option<Family>,
+}
+
+/// An address family: which endpoint an announce came over.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Family {
+    V4,
+    V6,
+}
+
+impl Family {
+    /// The family `ip` counts as (an IPv4-mapped IPv6 address is IPv4).
+    pub fn of(ip: IpAddr) -> Family {
+        match ip {
+            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Family::V6,
+            _ => Family::V4,
+        }
+    }
 }
 
 impl Peer {
@@ -53,6 +73,7 @@ impl Peer {
             left: 0,
             start_time: peer_time(now),
             client_id: ClientId(0),
+            completed_over: None,
         };
         peer.set_endpoint(ip, port, now);
         peer

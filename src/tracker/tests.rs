@@ -568,6 +568,25 @@ fn a_dual_stack_client_is_one_peer_counted_once() {
         (a.deltas.history.active_time, b.deltas.history.active_time),
         (59, 1)
     );
+    // `completed` over both families is one completion; a repeat over the family
+    // that counted it counts again (SPEC §5.10).
+    let mut done_v4 = request(1, 0, 10, 100);
+    done_v4.event = Event::Completed;
+    let mut done_v6 = done_v4.clone();
+    done_v6.ip = v6.ip;
+    let snatches = [
+        w.ok(&u, &done_v4, T0 + 70),
+        w.ok(&u, &done_v6, T0 + 71),
+        w.ok(&u, &done_v4, T0 + 72),
+    ]
+    .map(|a| {
+        (
+            a.deltas.torrent.snatched,
+            a.deltas.snatch.is_some(),
+            a.downloaded,
+        )
+    });
+    assert_eq!(snatches, [(1, true, 11), (0, false, 11), (1, true, 12)]);
     // A leecher asking sees the peer once, with both endpoints.
     let (_, peers) = w
         .announce_as(&user(2), &request(9, 5, 0, 0), T0 + 62)
