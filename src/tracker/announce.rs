@@ -144,8 +144,10 @@ pub fn announce(
         user: user.id,
         peer_id: request.peer_id,
     };
+    // An IPv4-mapped IPv6 address is the IPv4 endpoint, here as everywhere.
+    let ip = request.ip.to_canonical();
     let (peer, existed) = state.swarm.place(key, seeding, || {
-        let mut peer = Peer::at(request.ip, request.port, now);
+        let mut peer = Peer::at(ip, request.port, now);
         (peer.uploaded, peer.downloaded, peer.left) =
             (request.uploaded, request.downloaded, request.left);
         peer.client_id = client;
@@ -159,7 +161,7 @@ pub fn announce(
     let finished_while_leaving = stopped && seeding && existed && peer.left > 0;
     // `completed` counts every time it is sent (SPEC §5.10), except the copy a
     // dual-stack client sends over its other family for the same completion.
-    let family = Family::of(request.ip);
+    let family = Family::of(ip);
     let completion_echo = peer.completed_over.is_some_and(|counted| counted != family);
     let snatch = (completed && !completion_echo) || finished_while_leaving;
     if snatch {
@@ -196,7 +198,7 @@ pub fn announce(
     peer.uploaded = request.uploaded;
     peer.downloaded = request.downloaded;
     peer.left = request.left;
-    peer.set_endpoint(request.ip, request.port, now);
+    peer.set_endpoint(ip, request.port, now);
     peer.client_id = client;
     let start_time = i64::from(peer.start_time);
 
@@ -269,7 +271,7 @@ pub fn announce(
                 start_time,
                 last_announce: now,
             };
-            match request.ip {
+            match ip {
                 IpAddr::V4(_) if user.tracker_hide => {
                     TransferIp::V4(row.with_ip(u32::from(Ipv4Addr::LOCALHOST)))
                 }

@@ -55,9 +55,9 @@ pub enum Family {
 impl Family {
     /// The family `ip` counts as (an IPv4-mapped IPv6 address is IPv4).
     pub fn of(ip: IpAddr) -> Family {
-        match ip {
-            IpAddr::V6(v6) if v6.to_ipv4_mapped().is_none() => Family::V6,
-            _ => Family::V4,
+        match ip.to_canonical() {
+            IpAddr::V4(_) => Family::V4,
+            IpAddr::V6(_) => Family::V6,
         }
     }
 }
@@ -82,12 +82,9 @@ impl Peer {
     /// Sets the endpoint of `ip`'s family (an IPv4-mapped IPv6 address is IPv4).
     pub fn set_endpoint(&mut self, ip: IpAddr, port: u16, now: i64) {
         let seen = seen_time(now);
-        match ip {
+        match ip.to_canonical() {
             IpAddr::V4(ip) => self.v4 = Some(Endpoint { ip, port, seen }),
-            IpAddr::V6(ip) => match ip.to_ipv4_mapped() {
-                Some(ip) => self.v4 = Some(Endpoint { ip, port, seen }),
-                None => self.v6 = Some(Endpoint { ip, port, seen }),
-            },
+            IpAddr::V6(ip) => self.v6 = Some(Endpoint { ip, port, seen }),
         }
     }
 

@@ -541,6 +541,20 @@ fn tracker_hide_only_changes_the_transfer_ips_address() {
 }
 
 #[test]
+fn a_mapped_address_is_ipv4_in_the_swarm_and_the_rows() {
+    let mut w = world();
+    let mut req = request(1, 0, 0, 0);
+    req.ip = IpAddr::V6("::ffff:5.6.7.8".parse().unwrap());
+    let done = w.ok(&user(1), &req, T0);
+    assert!(matches!(done.deltas.transfer_ip, TransferIp::V4(row) if row.ip == 0x0506_0708));
+    let (_, peers) = w.announce_as(&user(2), &request(2, 5, 0, 0), T0).unwrap();
+    assert_eq!(
+        (peers[0].v4, peers[0].v6),
+        (Some((Ipv4Addr::new(5, 6, 7, 8), 6881)), None)
+    );
+}
+
+#[test]
 fn a_dual_stack_client_is_one_peer_counted_once() {
     // BEP 7: the same peer_id and counters announced over IPv4 and then IPv6.
     let mut w = world();
