@@ -231,6 +231,10 @@ async fn a_version_1_cache_still_loads() {
         .unwrap()
         .as_secs() as i64;
     std::fs::write(&setup.cache, version_1_cache(now)).unwrap();
+    // `cc stats` says which version the file is in.
+    let (code, out, err) = cc(&["stats", setup.cache.to_str().unwrap()]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.starts_with("{\"version\":1,"), "{out}");
     let tracker = setup.start(&db);
     assert!(
         tracker

@@ -94,12 +94,16 @@ fn write(path: &Path, bytes: &[u8]) -> Result<(), ToolError> {
     })
 }
 
-fn read_cache(path: &Path) -> Result<CacheFile, ToolError> {
+/// A peer cache file and the format version it was written in.
+fn read_cache(path: &Path) -> Result<(CacheFile, u32), ToolError> {
     let bytes = read(path)?;
-    format::decode(&bytes).map_err(|e| ToolError {
+    let file = format::decode(&bytes).map_err(|e| ToolError {
         file: name(path),
         problem: e.to_string(),
-    })
+    })?;
+    // A file that decodes has a version field.
+    let version = format::version_of(&bytes).unwrap_or(format::VERSION);
+    Ok((file, version))
 }
 
 fn encode(file: &CacheFile, path: &Path) -> Result<Vec<u8>, ToolError> {
@@ -112,7 +116,7 @@ fn encode(file: &CacheFile, path: &Path) -> Result<Vec<u8>, ToolError> {
 pub fn run(command: &Command) -> Result<(), ToolError> {
     match command {
         Command::Dump { cache, out } => {
-            let file = read_cache(cache)?;
+            let (file, _) = read_cache(cache)?;
             write(out, dump::to_json(&file).as_bytes())
         }
         Command::Restore { input, output } => {
@@ -128,13 +132,13 @@ pub fn run(command: &Command) -> Result<(), ToolError> {
             write(output, &encode(&file, output)?)
         }
         Command::Anonymize { cache, out } => {
-            let file = read_cache(cache)?;
+            let (file, _) = read_cache(cache)?;
             let anonymous = dump::anonymize(&file, &mut rand::rng());
             write(out, &encode(&anonymous, out)?)
         }
         Command::Stats { cache } => {
-            let file = read_cache(cache)?;
-            write(Path::new("-"), dump::stats(&file).as_bytes())
+            let (file, version) = read_cache(cache)?;
+            write(Path::new("-"), dump::stats(&file, version).as_bytes())
         }
         Command::Events {
             files,

@@ -482,7 +482,8 @@ fn random_public_v6(rng: &mut impl Rng) -> Ipv6Addr {
 }
 
 /// `cc stats`: one JSON line of counts.
-pub fn stats(file: &CacheFile) -> String {
+/// One JSON line of counts; `version` is the format the file was read in.
+pub fn stats(file: &CacheFile, version: u32) -> String {
     let (mut peers, mut seeders, mut ipv4, mut ipv6) = (0usize, 0usize, 0usize, 0usize);
     for peer in file.torrents.iter().flat_map(|t| &t.peers) {
         peers += 1;
@@ -491,7 +492,7 @@ pub fn stats(file: &CacheFile) -> String {
         ipv6 += usize::from(peer.v6.is_some());
     }
     format!(
-        "{{\"version\":{VERSION},\"written_at\":{},\"users\":{},\"torrents\":{},\"peers\":{peers},\"seeders\":{seeders},\"leechers\":{},\"ipv4_endpoints\":{ipv4},\"ipv6_endpoints\":{ipv6}}}\n",
+        "{{\"version\":{version},\"written_at\":{},\"users\":{},\"torrents\":{},\"peers\":{peers},\"seeders\":{seeders},\"leechers\":{},\"ipv4_endpoints\":{ipv4},\"ipv6_endpoints\":{ipv6}}}\n",
         file.written_at,
         file.users.len(),
         file.torrents.len(),
@@ -912,7 +913,7 @@ mod tests {
     #[test]
     fn stats_line() {
         assert_eq!(
-            stats(&sample()),
+            stats(&sample(), 2),
             "{\"version\":2,\"written_at\":1700000000,\"users\":2,\"torrents\":1,\"peers\":3,\"seeders\":1,\"leechers\":2,\"ipv4_endpoints\":2,\"ipv6_endpoints\":2}\n"
         );
     }

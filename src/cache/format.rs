@@ -378,6 +378,13 @@ impl<'a> Reader<'a> {
 }
 
 /// Decodes and checks a whole file.
+/// The format version a file says it is in (the u32 after the magic), if it has one;
+/// `decode` tells whether the rest holds.
+pub fn version_of(bytes: &[u8]) -> Option<u32> {
+    let field = bytes.strip_prefix(MAGIC)?.get(..4)?;
+    Some(u32::from_le_bytes(field.try_into().ok()?))
+}
+
 pub fn decode(bytes: &[u8]) -> Result<CacheFile, DecodeError> {
     let (mut users, mut torrents) = (Vec::new(), Vec::new());
     let written_at = decode_with(
