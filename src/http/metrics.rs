@@ -39,9 +39,9 @@ pub fn respond(shared: &Shared, admin: bool) -> HttpResponse {
     metrics.torrents.set(count(snapshots.torrents.load().len()));
     metrics.clients.set(count(snapshots.clients.load().len()));
     metrics.hnrs.set(count(snapshots.hit_and_runs.load().len()));
-    metrics.peers.set(count(snapshots.peer_count()));
-    let (v4, v6) = snapshots.endpoint_counts();
-    for (family, n) in [("ipv4", v4), ("ipv6", v6)] {
+    let peers = snapshots.peer_counts();
+    metrics.peers.set(count(peers.peers));
+    for (family, n) in [("ipv4", peers.ipv4), ("ipv6", peers.ipv6)] {
         metrics
             .peer_endpoints
             .with_label_values(&[family])

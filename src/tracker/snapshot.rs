@@ -363,31 +363,31 @@ impl Snapshots {
         self.global_freeleech.store(on, Ordering::Relaxed);
     }
 
-    /// Seeders and leechers over all torrents, each torrent locked in turn.
-    /// IPv4 and IPv6 endpoints of every peer; each torrent is locked in turn.
-    pub fn endpoint_counts(&self) -> (usize, usize) {
+    /// Peers over all torrents, and their IPv4 and IPv6 endpoints, in one pass; each
+    /// torrent is locked in turn.
+    pub fn peer_counts(&self) -> PeerCounts {
         let torrents = self.torrents.load();
-        let mut counts = (0, 0);
+        let mut counts = PeerCounts::default();
         for (_, torrent) in torrents.iter() {
             let state = torrent.lock();
             for (_, peer, _) in state.swarm.iter() {
-                counts.0 += usize::from(peer.v4.is_some());
-                counts.1 += usize::from(peer.v6.is_some());
+                counts.peers += 1;
+                counts.ipv4 += usize::from(peer.v4.is_some());
+                counts.ipv6 += usize::from(peer.v6.is_some());
             }
         }
         counts
     }
+}
 
-    pub fn peer_count(&self) -> usize {
-        let torrents = self.torrents.load();
-        torrents
-            .iter()
-            .map(|(_, torrent)| {
-                let state = torrent.lock();
-                state.swarm.seeders() + state.swarm.leechers()
-            })
-            .sum()
-    }
+/// What the peer gauges show.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct PeerCounts {
+    /// Seeders and leechers.
+    pub peers: usize,
+    /// Endpoints by family; a dual-stack peer counts in both.
+    pub ipv4: usize,
+    pub ipv6: usize,
 }
 
 #[cfg(test)]
