@@ -297,13 +297,7 @@ async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
         metainfo(&format!("{tracker}/{PASSKEY_2}/announce"), &info),
     )
     .unwrap();
-    let scrape = format!(
-        "/{PASSKEY_1}/scrape?info_hash={}",
-        info_hash
-            .iter()
-            .map(|b| format!("%{b:02X}"))
-            .collect::<String>()
-    );
+    let scrape = format!("/{PASSKEY_1}/scrape?info_hash={}", escape(&info_hash));
 
     // The seeder checks its data, announces, and is in the swarm as a seeder.
     let rpc = free_port();

@@ -314,6 +314,24 @@ fn huge_counters_saturate() {
     assert_eq!(d.history.remaining, MAX_COUNTER);
 }
 
+/// User 1's peer, a leecher since T0, finished at `at`: one snatch, counted at once.
+fn assert_one_snatch_at(done: &Announced, at: i64) {
+    assert_eq!(done.downloaded, 11);
+    assert_eq!(
+        (done.deltas.torrent.snatched, done.deltas.history.snatched),
+        (1, 1)
+    );
+    assert_eq!(
+        done.deltas.snatch,
+        Some(SnatchDelta {
+            user: UserId(1),
+            torrent: TorrentId(3),
+            snatched_time: at,
+            start_time: T0
+        })
+    );
+}
+
 #[test]
 fn completed_counts_every_time_and_queues_a_snatch() {
     let mut w = world();
@@ -321,19 +339,7 @@ fn completed_counts_every_time_and_queues_a_snatch() {
     w.ok(&u, &request(1, 100, 0, 0), T0);
     let mut req = request(1, 0, 0, 100);
     req.event = Event::Completed;
-    let done = w.ok(&u, &req, T0 + 10);
-    assert_eq!(done.downloaded, 11);
-    assert_eq!(done.deltas.torrent.snatched, 1);
-    assert_eq!(done.deltas.history.snatched, 1);
-    assert_eq!(
-        done.deltas.snatch,
-        Some(SnatchDelta {
-            user: UserId(1),
-            torrent: TorrentId(3),
-            snatched_time: T0 + 10,
-            start_time: T0
-        })
-    );
+    assert_one_snatch_at(&w.ok(&u, &req, T0 + 10), T0 + 10);
     // A repeat from a known seeder counts again but keeps its baseline.
     let again = w.ok(&u, &req, T0 + 20);
     assert_eq!(again.downloaded, 12);
@@ -354,21 +360,7 @@ fn a_leecher_stopping_with_nothing_left_snatched() {
     w.ok(&u, &request(1, 100, 0, 0), T0);
     let mut req = request(1, 0, 0, 100);
     req.event = Event::Stopped;
-    let done = w.ok(&u, &req, T0 + 10);
-    assert_eq!(done.downloaded, 11);
-    assert_eq!(
-        (done.deltas.torrent.snatched, done.deltas.history.snatched),
-        (1, 1)
-    );
-    assert_eq!(
-        done.deltas.snatch,
-        Some(SnatchDelta {
-            user: UserId(1),
-            torrent: TorrentId(3),
-            snatched_time: T0 + 10,
-            start_time: T0
-        })
-    );
+    assert_one_snatch_at(&w.ok(&u, &req, T0 + 10), T0 + 10);
 }
 
 #[test]
