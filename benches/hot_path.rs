@@ -11,8 +11,9 @@ use chihaya::http::query::{announce_request, Query};
 use chihaya::http::response::{self, PeerFormat};
 use chihaya::metrics::Metrics;
 use chihaya::tracker::{
-    announce, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, Settings, Torrent,
-    TorrentId, TorrentMeta, TorrentRow, TorrentType, Torrents, TransferIp, User, UserId, View,
+    announce, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, PeerGauges,
+    Settings, Torrent, TorrentId, TorrentMeta, TorrentRow, TorrentType, Torrents, TransferIp, User,
+    UserId, View,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
@@ -47,6 +48,7 @@ struct World {
     hit_and_runs: HitAndRuns,
     group_freeleech: GroupFreeleech,
     torrents: Torrents,
+    peers: PeerGauges,
     settings: Settings,
 }
 
@@ -70,6 +72,7 @@ fn world() -> World {
         hit_and_runs: HitAndRuns::default(),
         group_freeleech: GroupFreeleech::default(),
         torrents,
+        peers: PeerGauges::default(),
         settings: Settings {
             announce_interval: 1800,
             min_announce_interval: 900,
@@ -78,6 +81,8 @@ fn world() -> World {
             default_numwant: 25,
             max_numwant: 50,
             scrape_interval: 900,
+            peers_per_user: 10,
+            max_transfer_rate: 10 << 30,
         },
     }
 }
@@ -100,6 +105,7 @@ fn hot_path(c: &mut Criterion) {
         group_freeleech: &w.group_freeleech,
         global_freeleech: false,
         torrents: &w.torrents,
+        peers: &w.peers,
     };
     let metrics = Metrics::new(&ChannelsConfig::default());
     let sink = Sink::new(&ChannelsConfig::default(), &metrics);

@@ -94,7 +94,8 @@ impl Tracker {
             .await
             .map_err(StartError::Load)?;
         if let Ok(Some(restored)) = cache.await {
-            cache::state::adopt(restored, &shared.snapshots.torrents.load());
+            let snapshots = &shared.snapshots;
+            cache::state::adopt(restored, &snapshots.torrents.load(), &snapshots.peers);
         }
         // transfer_ips6 is optional: without it IPv6 per-IP rows are skipped and
         // counted, and nothing else changes. Known before the spill file is replayed.

@@ -21,6 +21,7 @@ pub struct Config {
     pub database: DatabaseConfig,
     pub channels: ChannelsConfig,
     pub intervals: IntervalsConfig,
+    pub limits: LimitsConfig,
     /// Listen address: `:PORT`, `IPV4:PORT`, `[IPV6]:PORT` or `HOST:PORT`.
     pub addr: String,
     /// Bearer token for the admin metrics; empty disables them.
@@ -107,12 +108,41 @@ pub struct IntervalsConfig {
     pub flush: u32,
 }
 
+/// The `limits` section: what one member may make the tracker do, so that no member
+/// can cost the others (0 turns a limit off).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LimitsConfig {
+    /// Most peers (distinct peer_ids) one user may have in one swarm; a new one beyond
+    /// it replaces the user's least recently seen peer there.
+    pub user_peers_per_torrent: u32,
+    /// Requests (announce, scrape, `/{passkey}/metrics`) one user may make per second,
+    /// sustained...
+    pub user_requests_per_second: u32,
+    /// ...and at once, after being quiet for a while (a client restarting with all its
+    /// torrents).
+    pub user_request_burst: u32,
+    /// Bytes per second above which a reported transfer is not credited.
+    pub max_transfer_rate: u64,
+}
+
+impl Default for LimitsConfig {
+    fn default() -> Self {
+        LimitsConfig {
+            user_peers_per_torrent: 10,
+            user_requests_per_second: 50,
+            user_request_burst: 30_000,
+            max_transfer_rate: 10 * 1024 * 1024 * 1024,
+        }
+    }
+}
+
 impl Default for Config {
     fn default() -> Self {
         Config {
             database: DatabaseConfig::default(),
             channels: ChannelsConfig::default(),
             intervals: IntervalsConfig::default(),
+            limits: LimitsConfig::default(),
             addr: ":34000".to_owned(),
             admin_token: String::new(),
             proxy: String::new(),
@@ -429,6 +459,7 @@ fn apply_file(
             "database" => apply_database(&path, value, &mut c.database, warnings)?,
             "channels" => apply_channels(&path, value, &mut c.channels, warnings)?,
             "intervals" => apply_intervals(&path, value, &mut c.intervals, &mut aliases, warnings)?,
+            "limits" => apply_limits(&path, value, &mut c.limits, warnings)?,
             "addr" => c.addr = non_empty(&path, value)?,
             "admin_token" => c.admin_token = string(&path, value)?,
             "proxy" => c.proxy = string(&path, value)?,
@@ -543,6 +574,29 @@ fn apply_intervals(
             }
         };
         *field = int(&path, value, min, INT_MAX)?;
+    }
+    Ok(())
+}
+
+fn apply_limits(
+    prefix: &str,
+    value: &Json,
+    limits: &mut LimitsConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for entry in entries(prefix, section(prefix, value)?) {
+        let (key, path, value) = entry?;
+        match key {
+            "user_peers_per_torrent" => {
+                limits.user_peers_per_torrent = int(&path, value, 0, 65535)?;
+            }
+            "user_requests_per_second" => {
+                limits.user_requests_per_second = int(&path, value, 0, 1_000_000)?;
+            }
+            "user_request_burst" => limits.user_request_burst = int(&path, value, 0, INT_MAX)?,
+            "max_transfer_rate" => limits.max_transfer_rate = int(&path, value, 0, i64::MAX)?,
+            _ => unknown(&path, value, warnings)?,
+        }
     }
     Ok(())
 }
@@ -850,6 +904,12 @@ mod tests {
                 purge_inactive_peers: 120,
                 flush: 3,
             },
+            limits: LimitsConfig {
+                user_peers_per_torrent: 10,
+                user_requests_per_second: 50,
+                user_request_burst: 30_000,
+                max_transfer_rate: 10_737_418_240,
+            },
             addr: ":34000".to_owned(),
             admin_token: String::new(),
             proxy: String::new(),
@@ -883,6 +943,8 @@ mod tests {
             "intervals": {"announce": 11, "min_announce": 12, "peer_inactivity": 13,
                           "announce_drift": 0, "scrape": 15, "database_reload": 16,
                           "database_serialize": 17, "purge_inactive_peers": 18, "flush": 19},
+            "limits": {"user_peers_per_torrent": 0, "user_requests_per_second": 7,
+                       "user_request_burst": 8, "max_transfer_rate": 9223372036854775807},
             "addr": "127.0.0.1:8080", "admin_token": "t0k", "proxy": "X-Real-IP",
             "record": true, "scrape": false, "log_flushes": false, "strict_port": true,
             "flush_groups": true, "numwant": 0, "max_numwant": 65535
@@ -910,6 +972,12 @@ mod tests {
                 database_serialize: 17,
                 purge_inactive_peers: 18,
                 flush: 19,
+            },
+            limits: LimitsConfig {
+                user_peers_per_torrent: 0,
+                user_requests_per_second: 7,
+                user_request_burst: 8,
+                max_transfer_rate: 9_223_372_036_854_775_807,
             },
             addr: "127.0.0.1:8080".to_owned(),
             admin_token: "t0k".to_owned(),
@@ -1012,6 +1080,11 @@ mod tests {
             (r#"{"channels": {"snatch": 0}}"#, "config: channels.snatch: must be an integer >= 1 (got 0)"),
             (r#"{"intervals": {"announce_drift": -1}}"#, "config: intervals.announce_drift: must be an integer >= 0 (got -1)"),
             (r#"{"intervals": {"flush": 2147483648}}"#, "config: intervals.flush: must be an integer between 1 and 2147483647 (got 2147483648)"),
+            (r#"{"limits": {"user_peers_per_torrent": 65536}}"#, "config: limits.user_peers_per_torrent: must be an integer between 0 and 65535 (got 65536)"),
+            (r#"{"limits": {"user_requests_per_second": -1}}"#, "config: limits.user_requests_per_second: must be an integer between 0 and 1000000 (got -1)"),
+            (r#"{"limits": {"user_request_burst": 1.5}}"#, "config: limits.user_request_burst: must be an integer >= 0 (got 1.5)"),
+            (r#"{"limits": {"max_transfer_rate": 9223372036854775808}}"#, "config: limits.max_transfer_rate: must be an integer between 0 and 9223372036854775807 (got 9223372036854775808)"),
+            (r#"{"limits": 5}"#, "config: limits: must be an object (got 5)"),
         ];
         for (json, message) in cases {
             assert_eq!(err(json), message, "{json}");

@@ -13,20 +13,36 @@ use prometheus::{
 
 use crate::config::ChannelsConfig;
 
-/// `chihaya_uptime`: a float counter computed when scraped.
-struct Uptime {
-    started: Instant,
+/// A counter whose value is read when scraped (`chihaya_uptime`, and counts kept
+/// outside the registry).
+struct Sampled {
+    read: Box<dyn Fn() -> f64 + Send + Sync>,
     desc: Desc,
 }
 
-impl Collector for Uptime {
+impl Sampled {
+    fn register(
+        registry: &Registry,
+        name: &str,
+        help: &str,
+        read: Box<dyn Fn() -> f64 + Send + Sync>,
+    ) {
+        let desc = Desc::new(name.to_owned(), help.to_owned(), vec![], Default::default())
+            .unwrap_or_else(|e| invalid(name, e));
+        if let Err(e) = registry.register(Box::new(Sampled { read, desc })) {
+            tracing::error!("metrics: {}", e);
+        }
+    }
+}
+
+impl Collector for Sampled {
     fn desc(&self) -> Vec<&Desc> {
         vec![&self.desc]
     }
 
     fn collect(&self) -> Vec<MetricFamily> {
         let mut sample = CounterSample::default();
-        sample.set_value(self.started.elapsed().as_secs_f64());
+        sample.set_value((self.read)());
         let mut metric = Metric::default();
         metric.set_counter(sample);
         let mut family = MetricFamily::default();
@@ -83,6 +99,12 @@ pub struct Metrics {
     pub skipped_rows: IntCounterVec,
     pub recorder_dropped: IntCounter,
     pub announce_duration: Histogram,
+    /// Reported transfers not credited, by `direction` (`up`, `down`).
+    pub implausible_deltas: IntCounterVec,
+    /// Peers that made room for a newer peer of the same user in the same swarm.
+    pub peers_evicted: IntCounter,
+    /// Requests refused because the user's request budget was used up.
+    pub rate_limited: IntCounter,
 }
 
 /// Registers `metric` and hands it back. Names are constants of this module, so a
@@ -114,19 +136,13 @@ impl Metrics {
     pub fn new(channels: &ChannelsConfig) -> Metrics {
         let normal = Registry::new();
         let admin = Registry::new();
-        let uptime = Uptime {
-            started: Instant::now(),
-            desc: Desc::new(
-                "chihaya_uptime".to_owned(),
-                "System uptime in seconds".to_owned(),
-                vec![],
-                Default::default(),
-            )
-            .unwrap_or_else(|e| invalid("chihaya_uptime", e)),
-        };
-        if let Err(e) = normal.register(Box::new(uptime)) {
-            tracing::error!("metrics: {}", e);
-        }
+        let started = Instant::now();
+        Sampled::register(
+            &normal,
+            "chihaya_uptime",
+            "System uptime in seconds",
+            Box::new(move || started.elapsed().as_secs_f64()),
+        );
         let users = gauge(
             &normal,
             "chihaya_users",
@@ -318,6 +334,27 @@ impl Metrics {
             )
             .unwrap_or_else(|e| invalid("chihaya_announce_duration_seconds", e)),
         );
+        let implausible_deltas = counter_vec(
+            "chihaya_implausible_deltas_total",
+            "Number of reported transfers not credited because they exceed limits.max_transfer_rate",
+            &["direction"],
+        );
+        let peers_evicted = counter(
+            &admin,
+            "chihaya_peers_evicted_total",
+            "Number of peers removed to keep a user within limits.user_peers_per_torrent",
+        );
+        let rate_limited = counter(
+            &admin,
+            "chihaya_rate_limited_total",
+            "Number of requests refused because the user exceeded its request budget",
+        );
+        Sampled::register(
+            &admin,
+            "chihaya_client_errors_total",
+            "Number of requests the HTTP layer could not parse",
+            Box::new(|| crate::log::client_errors() as f64),
+        );
         #[cfg(target_os = "linux")]
         if let Err(e) = admin.register(Box::new(
             prometheus::process_collector::ProcessCollector::for_self(),
@@ -352,6 +389,9 @@ impl Metrics {
             skipped_rows,
             recorder_dropped,
             announce_duration,
+            implausible_deltas,
+            peers_evicted,
+            rate_limited,
         }
     }
 

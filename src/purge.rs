@@ -23,10 +23,11 @@ pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> usize {
     for (_, torrent) in torrents.iter() {
         let mut state = torrent.lock();
         let gone = state.swarm.purge(cutoff);
-        if gone == 0 {
+        snapshots.peers.remove(gone);
+        if gone.peers == 0 {
             continue;
         }
-        purged += gone;
+        purged += usize::try_from(gone.peers).unwrap_or(0);
         let delta = TorrentDelta {
             id: torrent.id,
             snatched: 0,

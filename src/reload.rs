@@ -116,7 +116,13 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
                 tracing::warn!("Skipping torrents row {}: duplicate info_hash", id.0);
             }
             let n = torrents.len();
-            snapshots.torrents.store(Arc::new(torrents));
+            let next = Arc::new(torrents);
+            snapshots.torrents.store(Arc::clone(&next));
+            // Torrents the site deleted (or gave another id) take their peers out of
+            // the gauges; announces still holding the old snapshot find them retired.
+            for dropped in previous.dropped_in(&next) {
+                snapshots.peers.remove(dropped.retire());
+            }
             n
         }
         Kind::GroupFreeleech => {

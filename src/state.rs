@@ -3,13 +3,14 @@
 //! `Arc<Shared>`; there are no globals.
 
 use std::sync::{Arc, OnceLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::accounting::Sink;
 use crate::config::Config;
+use crate::log::Throttle;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
-use crate::tracker::{Settings, Snapshots};
+use crate::tracker::{RequestLimiter, Settings, Snapshots};
 
 pub struct Shared {
     pub config: Arc<Config>,
@@ -19,6 +20,10 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     /// The announce recorder, when `record` is on (set once at start).
     pub recorder: OnceLock<Recorder>,
+    /// Every user's request budget (`limits.user_requests_per_second`).
+    pub limiter: RequestLimiter,
+    /// Reported transfers not credited, logged at most once a minute.
+    pub implausible_log: Throttle,
     pub started: Instant,
 }
 
@@ -27,10 +32,15 @@ impl Shared {
         Shared {
             settings: settings(&config),
             sink: Arc::new(Sink::new(&config.channels, &metrics)),
+            limiter: RequestLimiter::new(
+                config.limits.user_requests_per_second,
+                config.limits.user_request_burst,
+            ),
             config,
             snapshots: Snapshots::default(),
             metrics,
             recorder: OnceLock::new(),
+            implausible_log: Throttle::new(Duration::from_secs(60)),
             started: Instant::now(),
         }
     }
@@ -47,6 +57,18 @@ pub fn settings(config: &Config) -> Settings {
         default_numwant: config.numwant,
         max_numwant: config.max_numwant,
         scrape_interval: intervals.scrape,
+        peers_per_user: match config.limits.user_peers_per_torrent {
+            0 => usize::MAX,
+            n => usize::try_from(n).unwrap_or(usize::MAX),
+        },
+        max_transfer_rate: config.limits.max_transfer_rate,
+    }
+}
+
+impl Shared {
+    /// Microseconds since start: the limiter's clock (monotonic).
+    pub fn micros(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
     }
 }
 

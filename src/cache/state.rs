@@ -10,8 +10,8 @@ use super::format::{
     Encoder,
 };
 use crate::tracker::{
-    peer_time, ClientId, GroupId, InfoHash, Peer, PeerId, PeerKey, Snapshots, Swarm, Torrent,
-    TorrentId, TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
+    peer_time, ClientId, GroupId, InfoHash, Peer, PeerGauges, PeerId, PeerKey, Snapshots, Swarm,
+    Torrent, TorrentId, TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
 };
 
 /// Encodes the current users and swarms as a cache file written at `now`.
@@ -128,6 +128,7 @@ pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
                 snatched: cached.snatched,
                 last_action: cached.last_action,
                 unprune_pending: false,
+                retired: false,
                 swarm,
             };
             torrents.insert(
@@ -147,7 +148,8 @@ pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
 /// Gives the restored swarms to the torrents of the freshly loaded snapshot that are
 /// still the same torrent (same hash and id), with their last action; the database
 /// keeps the say on everything else. Torrents gone from the database are dropped.
-pub fn adopt(restored: Restored, current: &Torrents) -> usize {
+/// The adopted peers are added to `gauges`.
+pub fn adopt(restored: Restored, current: &Torrents, gauges: &PeerGauges) -> usize {
     let mut adopted = 0;
     for (info_hash, cached) in restored.torrents.iter() {
         let Some(torrent) = current.get(info_hash).filter(|t| t.id == cached.id) else {
@@ -155,7 +157,8 @@ pub fn adopt(restored: Restored, current: &Torrents) -> usize {
         };
         let mut from = cached.lock();
         let mut to = torrent.lock();
-        to.swarm = std::mem::take(&mut from.swarm);
+        let replaced = std::mem::replace(&mut to.swarm, std::mem::take(&mut from.swarm));
+        gauges.apply(to.swarm.tally() - replaced.tally());
         to.last_action = from.last_action;
         adopted += 1;
     }
@@ -263,6 +266,7 @@ mod tests {
             snatched: 5,
             last_action: 1_700_000_000,
             unprune_pending: false,
+            retired: false,
             swarm,
         };
         let mut torrents = Torrents::default();

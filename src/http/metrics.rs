@@ -39,7 +39,7 @@ pub fn respond(shared: &Shared, admin: bool) -> HttpResponse {
     metrics.torrents.set(count(snapshots.torrents.load().len()));
     metrics.clients.set(count(snapshots.clients.load().len()));
     metrics.hnrs.set(count(snapshots.hit_and_runs.load().len()));
-    let peers = snapshots.peer_counts();
+    let peers = snapshots.peers.counts();
     metrics.peers.set(count(peers.peers));
     for (family, n) in [("ipv4", peers.ipv4), ("ipv6", peers.ipv6)] {
         metrics

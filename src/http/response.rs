@@ -16,6 +16,9 @@ pub fn failure(out: &mut Vec<u8>, failure: &Failure) {
     bencode::bytes(out, &reason);
     bencode::int_entry(out, "interval", interval);
     bencode::int_entry(out, "min interval", interval);
+    if let Some(minutes) = failure.retry_in_minutes() {
+        bencode::int_entry(out, "retry in", i64::from(minutes));
+    }
     out.push(b'e');
 }
 
@@ -278,6 +281,10 @@ mod well_formed {
             min_interval: 900,
             include_peers,
             seeding: true,
+            reported_up: 0,
+            reported_down: 0,
+            implausible: Default::default(),
+            evicted: 0,
             deltas: AnnounceDeltas {
                 torrent: TorrentDelta {
                     id: TorrentId(1),

@@ -80,7 +80,7 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
             true => metrics::respond(&state.shared, true),
             false => not_found(),
         },
-        Route::Announce(passkey) => with_user(state, &passkey, |user| {
+        Route::Announce(passkey) => with_user(state, &passkey, Refusal::Bencoded, |user| {
             let started = Instant::now();
             let response = announce(request, state, user);
             state
@@ -90,14 +90,14 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
                 .observe(started.elapsed().as_secs_f64());
             response
         }),
-        Route::Scrape(passkey) => with_user(state, &passkey, |user| {
+        Route::Scrape(passkey) => with_user(state, &passkey, Refusal::Bencoded, |user| {
             if state.shared.config.scrape {
                 scrape(request, state, user)
             } else {
                 not_found()
             }
         }),
-        Route::UserMetrics(passkey) => with_user(state, &passkey, |_| {
+        Route::UserMetrics(passkey) => with_user(state, &passkey, Refusal::Status, |_| {
             metrics::respond(
                 &state.shared,
                 metrics::is_admin(request, &state.shared.config.admin_token),
@@ -111,17 +111,40 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
     response
 }
 
-/// Looks the passkey up among enabled users before anything else.
+/// How a passkey route tells a user their request budget is used up.
+#[derive(Clone, Copy)]
+enum Refusal {
+    /// A bencoded failure with `retry in` (BitTorrent clients).
+    Bencoded,
+    /// `429 Too Many Requests` with `Retry-After` (`/{passkey}/metrics`).
+    Status,
+}
+
+/// Looks the passkey up among enabled users before anything else, then takes the
+/// request from the user's budget.
 fn with_user(
     state: &HttpState,
     passkey: &[u8],
+    refusal: Refusal,
     then: impl FnOnce(&User) -> HttpResponse,
 ) -> HttpResponse {
-    let users = state.shared.snapshots.users.load();
-    match users.get(passkey) {
-        Some(user) => then(user),
-        None => failure(&Failure::InvalidPasskey),
+    let shared = &state.shared;
+    let users = shared.snapshots.users.load();
+    let Some(user) = users.get(passkey) else {
+        return failure(&Failure::InvalidPasskey);
+    };
+    if let Err(wait) = shared.limiter.admit(user.id, shared.micros()) {
+        shared.metrics.rate_limited.inc();
+        let refused = Failure::rate_limited(wait.micros);
+        return match refusal {
+            Refusal::Bencoded => failure(&refused),
+            Refusal::Status => HttpResponse::TooManyRequests()
+                .insert_header((header::RETRY_AFTER, refused.interval().to_string()))
+                .content_type("text/plain")
+                .finish(),
+        };
     }
+    then(user)
 }
 
 fn text(body: Vec<u8>) -> HttpResponse {
@@ -177,6 +200,7 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         group_freeleech: &group_freeleech,
         global_freeleech: snapshots.global_freeleech(),
         torrents: &torrents,
+        peers: &snapshots.peers,
     };
     let now = unix_now();
     PEERS.with(|peers| {
@@ -223,6 +247,12 @@ fn finish_announce(
     if let Some(id) = done.deltas.unprune {
         tracing::info!("Unpruning torrent {}", id.0);
     }
+    if done.evicted > 0 {
+        shared.metrics.peers_evicted.inc_by(u64::from(done.evicted));
+    }
+    if done.implausible.any() {
+        not_credited(shared, user, done);
+    }
     shared.sink.record(&done.deltas);
     if let Some(recorder) = shared.recorder.get() {
         recorder.record(record::Event {
@@ -233,11 +263,20 @@ fn finish_announce(
             port: announce_request.port,
             event: event_raw.to_vec(),
             seeding: done.seeding,
-            delta_up: done.deltas.history.uploaded,
-            delta_down: done.deltas.history.downloaded,
+            delta_up: done.reported_up,
+            delta_down: done.reported_down,
             uploaded: announce_request.uploaded,
             downloaded: announce_request.downloaded,
             left: announce_request.left,
+            flags: if done.implausible.up {
+                record::NOT_CREDITED_UP
+            } else {
+                0
+            } | if done.implausible.down {
+                record::NOT_CREDITED_DOWN
+            } else {
+                0
+            },
         });
     }
     let format = if announce_request.compact {
@@ -250,6 +289,27 @@ fn finish_announce(
     let mut body = Vec::with_capacity(128 + peers.len() * 6);
     response::announce(&mut body, done, peers, format);
     body
+}
+
+/// Counts a reported transfer that was not credited, and says so in the log at most
+/// once a minute (a client sending absurd counters must not flood it).
+fn not_credited(shared: &crate::state::Shared, user: &User, done: &tracker::Announced) {
+    let counter = &shared.metrics.implausible_deltas;
+    for (flagged, direction) in [(done.implausible.up, "up"), (done.implausible.down, "down")] {
+        if flagged {
+            counter.with_label_values(&[direction]).inc();
+        }
+    }
+    if let Some(count) = shared.implausible_log.hit(Instant::now()) {
+        tracing::warn!(
+            "Not credited: user {} reported {} bytes up and {} down on torrent {}, more than limits.max_transfer_rate allows ({} such announces since the last report)",
+            user.id.0,
+            done.reported_up,
+            done.reported_down,
+            done.deltas.torrent.id.0,
+            count
+        );
+    }
 }
 
 fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse {

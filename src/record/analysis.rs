@@ -1,6 +1,7 @@
 //! Reading the recorder's hourly files back for operators (`cc events`): totals per
 //! user and per torrent, and the obvious cheat signals — upload reported on a torrent
-//! no other user was leeching, and hourly upload rates above a threshold.
+//! no other user was leeching, hourly upload rates above a threshold, and transfers
+//! the tracker refused to credit as implausible.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fmt::Write as _;
@@ -24,12 +25,35 @@ pub struct Line {
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
+    /// The recorder's twelfth element (0 when absent): `super::NOT_CREDITED_UP` and
+    /// `super::NOT_CREDITED_DOWN`.
+    pub flags: u8,
 }
 
 type Raw = (u32, u32, String, u16, String, u8, u64, u64, u64, u64, u64);
+type RawFlagged = (
+    u32,
+    u32,
+    String,
+    u16,
+    String,
+    u8,
+    u64,
+    u64,
+    u64,
+    u64,
+    u64,
+    u8,
+);
 
 pub fn parse_line(text: &str) -> Result<Line, String> {
-    let raw: Raw = serde_json::from_str(text).map_err(|e| e.to_string())?;
+    let (raw, flags): (Raw, u8) = match serde_json::from_str::<RawFlagged>(text) {
+        Ok(r) => (
+            (r.0, r.1, r.2, r.3, r.4, r.5, r.6, r.7, r.8, r.9, r.10),
+            r.11,
+        ),
+        Err(_) => (serde_json::from_str(text).map_err(|e| e.to_string())?, 0),
+    };
     let seeding = match raw.5 {
         0 => false,
         1 => true,
@@ -47,6 +71,7 @@ pub fn parse_line(text: &str) -> Result<Line, String> {
         uploaded: raw.8,
         downloaded: raw.9,
         left: raw.10,
+        flags,
     })
 }
 
@@ -135,6 +160,15 @@ pub enum Flag {
         uploaded: u64,
         bytes_per_second: u64,
     },
+    /// A reported transfer the tracker found implausible and did not credit (the
+    /// amounts are what the client claimed; they are left out of the totals).
+    NotCredited {
+        user: u32,
+        torrent: u32,
+        hour: String,
+        uploaded: u64,
+        downloaded: u64,
+    },
 }
 
 #[derive(Clone, Debug, Default, PartialEq, Serialize)]
@@ -186,6 +220,27 @@ pub fn analyze(files: &[HourFile], max_rate: u64) -> Result<Report, AnalysisErro
     }
 
     let mut report = Report::default();
+    // Claims the tracker refused count as flags, not as transfer.
+    for (file, line) in &mut lines {
+        let up = line.flags & super::NOT_CREDITED_UP != 0;
+        let down = line.flags & super::NOT_CREDITED_DOWN != 0;
+        if !(up || down) {
+            continue;
+        }
+        report.flags.push(Flag::NotCredited {
+            user: line.user,
+            torrent: line.torrent,
+            hour: files[*file].hour.clone(),
+            uploaded: if up { line.delta_up } else { 0 },
+            downloaded: if down { line.delta_down } else { 0 },
+        });
+        if up {
+            line.delta_up = 0;
+        }
+        if down {
+            line.delta_down = 0;
+        }
+    }
     // Which users leeched each torrent in each hour.
     let mut leechers: HashMap<(i64, u32), HashSet<u32>> = HashMap::new();
     for (file, line) in &lines {
@@ -281,6 +336,18 @@ pub fn render_table(report: &Report, max_rate: u64) -> String {
                 let _ = writeln!(
                     out,
                     "upload_rate user {user} hour {hour}: {uploaded} bytes, {bytes_per_second} bytes/s on average (limit {max_rate})"
+                );
+            }
+            Flag::NotCredited {
+                user,
+                torrent,
+                hour,
+                uploaded,
+                downloaded,
+            } => {
+                let _ = writeln!(
+                    out,
+                    "not_credited user {user} torrent {torrent} hour {hour}: reported {uploaded} bytes up and {downloaded} down, too much to be real"
                 );
             }
         }

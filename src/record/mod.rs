@@ -37,10 +37,20 @@ pub struct Event {
     pub uploaded: u64,
     pub downloaded: u64,
     pub left: u64,
+    /// [`NOT_CREDITED_UP`] and [`NOT_CREDITED_DOWN`]: which deltas were too large to be
+    /// real and were not credited (0 for nearly every announce).
+    pub flags: u8,
 }
+
+/// `flags` bit: the upload delta was implausible and not credited.
+pub const NOT_CREDITED_UP: u8 = 1;
+/// `flags` bit: the download delta was implausible and not credited.
+pub const NOT_CREDITED_DOWN: u8 = 2;
 
 /// Appends `[torrentId,userId,"ipAddr",port,"event",seeding,deltaUp,deltaDown,up,down,left]`
 /// and a newline; the event text is JSON-escaped, invalid UTF-8 replaced by U+FFFD.
+/// Non-zero `flags` follow `left` as a twelfth element; the deltas are always what the
+/// client reported, credited or not.
 pub fn format_line(event: &Event, out: &mut Vec<u8>) {
     use std::fmt::Write as _;
     let mut line = String::with_capacity(96);
@@ -62,6 +72,11 @@ pub fn format_line(event: &Event, out: &mut Vec<u8>) {
         event.downloaded,
         event.left
     );
+    if event.flags != 0 {
+        // Before the "]\n" just written.
+        line.truncate(line.len() - 2);
+        let _ = writeln!(line, ",{}]", event.flags);
+    }
     out.extend_from_slice(line.as_bytes());
 }
 
@@ -255,6 +270,7 @@ mod tests {
             uploaded: 2048,
             downloaded: 1024,
             left: 0,
+            flags: 0,
         }
     }
 

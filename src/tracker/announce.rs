@@ -9,8 +9,8 @@ use super::deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIpDelta, UserDelta,
 };
 use super::failure::Failure;
-use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, Torrents, User};
-use super::swarm::{Family, Peer, PeerKey, SelectedPeer};
+use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, PeerGauges, Torrents, User};
+use super::swarm::{Family, Peer, PeerKey, SelectedPeer, Tally};
 use super::types::{InfoHash, PeerId, TorrentId};
 
 /// Largest value the database's signed BIGINT columns hold.
@@ -26,6 +26,11 @@ pub struct Settings {
     pub default_numwant: u16,
     pub max_numwant: u16,
     pub scrape_interval: u32,
+    /// Most peers one user may have in one swarm (`usize::MAX`: no cap).
+    pub peers_per_user: usize,
+    /// Bytes per second beyond which a reported transfer is not credited (0: no
+    /// ceiling); see [`plausible`].
+    pub max_transfer_rate: u64,
 }
 
 /// The `event` parameter, compared case-sensitively.
@@ -71,6 +76,8 @@ pub struct View<'a> {
     pub group_freeleech: &'a GroupFreeleech,
     pub global_freeleech: bool,
     pub torrents: &'a Torrents,
+    /// The peer gauges, moved as this announce changes the swarm.
+    pub peers: &'a PeerGauges,
 }
 
 /// A successful announce: the response fields (peers go to the caller's buffer) and
@@ -86,6 +93,40 @@ pub struct Announced {
     pub include_peers: bool,
     pub seeding: bool,
     pub deltas: AnnounceDeltas,
+    /// The raw transfer the client reported since its previous announce, credited or
+    /// not (the recorder shows what was claimed).
+    pub reported_up: u64,
+    pub reported_down: u64,
+    /// Which of those were too large to be real and were not credited.
+    pub implausible: Implausible,
+    /// Peers of this user that left the swarm to make room for this one.
+    pub evicted: u32,
+}
+
+/// Reported transfers the tracker refused to credit, by direction.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Implausible {
+    pub up: bool,
+    pub down: bool,
+}
+
+impl Implausible {
+    pub fn any(self) -> bool {
+        self.up || self.down
+    }
+}
+
+/// Whether `bytes` moved in `elapsed` seconds is believable at `max_rate` bytes per
+/// second. Two announces may come seconds apart (a dual-stack client, a restart), so
+/// the allowance never falls below one announce interval's worth; 0 turns the check off.
+pub fn plausible(bytes: u64, elapsed: i64, announce_interval: u32, max_rate: u64) -> bool {
+    if max_rate == 0 {
+        return true;
+    }
+    let seconds = u64::try_from(elapsed)
+        .unwrap_or(0)
+        .max(u64::from(announce_interval));
+    bytes <= max_rate.saturating_mul(seconds)
 }
 
 /// Whether `user` may not download `torrent`: download-disabled users may still leech
@@ -118,6 +159,10 @@ pub fn announce(
     let completed = request.event == Event::Completed;
 
     let mut state = torrent.lock();
+    // Dropped from the catalogue by a reload after this request took its snapshot.
+    if state.retired {
+        return Err(Failure::UnknownTorrent);
+    }
     let mut unprune = None;
     if state.status != 0 {
         if state.status == 1 && seeding {
@@ -146,13 +191,29 @@ pub fn announce(
     };
     // An IPv4-mapped IPv6 address is the IPv4 endpoint, here as everywhere.
     let ip = request.ip.to_canonical();
-    let (peer, existed) = state.swarm.place(key, seeding, || {
-        let mut peer = Peer::at(ip, request.port, now);
-        (peer.uploaded, peer.downloaded, peer.left) =
-            (request.uploaded, request.downloaded, request.left);
-        peer.client_id = client;
-        peer
-    });
+    // What this announce does to the peer gauges: the evicted peers and the peer's
+    // endpoints before it leave, the peer as it ends up comes in.
+    let mut change = Tally::default();
+    let mut evicted = 0u32;
+    let (peer, existed) = state.swarm.place(
+        key,
+        seeding,
+        settings.peers_per_user,
+        |_, gone| {
+            change = change - Tally::of(&gone);
+            evicted += 1;
+        },
+        || {
+            let mut peer = Peer::at(ip, request.port, now);
+            (peer.uploaded, peer.downloaded, peer.left) =
+                (request.uploaded, request.downloaded, request.left);
+            peer.client_id = client;
+            peer
+        },
+    );
+    if existed {
+        change = change - Tally::of(peer);
+    }
 
     // A leecher whose `stopped` reports left = 0 finished the download and is leaving
     // without having sent `completed` (aria2 with --seed-time=0 does exactly this): it
@@ -168,14 +229,31 @@ pub fn announce(
         peer.completed_over = Some(family);
     }
 
-    let raw_up = request
+    let reported_up = request
         .uploaded
         .saturating_sub(peer.uploaded)
         .min(MAX_COUNTER);
-    let raw_down = request
+    let reported_down = request
         .downloaded
         .saturating_sub(peer.downloaded)
         .min(MAX_COUNTER);
+    // A counter that jumps further than any link could carry since the last announce
+    // is a lie or a client bug: the baseline moves on, the jump is not credited.
+    let elapsed = now - i64::from(peer.last_announce());
+    let believable = |bytes| {
+        plausible(
+            bytes,
+            elapsed,
+            settings.announce_interval,
+            settings.max_transfer_rate,
+        )
+    };
+    let implausible = Implausible {
+        up: !believable(reported_up),
+        down: !believable(reported_down),
+    };
+    let raw_up = if implausible.up { 0 } else { reported_up };
+    let raw_down = if implausible.down { 0 } else { reported_down };
     let credited_up = credit(raw_up, [user.up_multiplier, group.up, torrent_up]);
     let credited_down = if view.global_freeleech {
         0
@@ -201,13 +279,17 @@ pub fn announce(
     peer.set_endpoint(ip, request.port, now);
     peer.client_id = client;
     let start_time = i64::from(peer.start_time);
+    let placed = Tally::of(peer);
 
     if seeding {
         state.last_action = now;
     }
     if stopped {
         state.swarm.remove(&key);
+    } else {
+        change += placed;
     }
+    view.peers.apply(change);
     if snatch {
         state.snatched = state.snatched.saturating_add(1);
     }
@@ -301,6 +383,10 @@ pub fn announce(
         include_peers,
         seeding,
         deltas,
+        reported_up,
+        reported_down,
+        implausible,
+        evicted,
     })
 }
 

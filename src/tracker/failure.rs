@@ -29,14 +29,40 @@ pub enum Failure {
         left: u64,
     },
     DownloadDisabled,
+    /// The user's request budget is used up ([`super::RequestLimiter`]); come back
+    /// after this many seconds.
+    RateLimited {
+        retry_secs: u32,
+    },
 }
 
+/// The least a rate-limited client is told to wait: a budget refills in a fraction
+/// of a second, but a client that used a whole burst has no business back sooner.
+pub const RATE_LIMIT_RETRY_SECS: u32 = 60;
+
 impl Failure {
+    /// A rate limit refusal for a budget that is back in `micros` microseconds.
+    pub fn rate_limited(micros: u64) -> Failure {
+        let secs = u32::try_from(micros.div_ceil(1_000_000)).unwrap_or(u32::MAX);
+        Failure::RateLimited {
+            retry_secs: secs.max(RATE_LIMIT_RETRY_SECS),
+        }
+    }
+
+    /// BEP 31 `retry in`, whole minutes, for the failures that carry it.
+    pub fn retry_in_minutes(&self) -> Option<u32> {
+        match self {
+            Failure::RateLimited { retry_secs } => Some(retry_secs.div_ceil(60)),
+            _ => None,
+        }
+    }
+
     /// Seconds for both `interval` and `min interval`.
     pub fn interval(&self) -> u32 {
         match self {
             Failure::UnknownTorrent => 30,
             Failure::TorrentStatus { .. } => 300,
+            Failure::RateLimited { retry_secs } => *retry_secs,
             _ => 3600,
         }
     }
@@ -58,6 +84,7 @@ impl Failure {
             Failure::MissingLeft => "Malformed request - missing left",
             Failure::UnknownTorrent => "This torrent does not exist",
             Failure::DownloadDisabled => "Your download privileges are disabled",
+            Failure::RateLimited { .. } => "Too many requests - slow down",
             Failure::PortOutOfRange(port) => {
                 let text =
                     format!("Malformed request - port outside of acceptable range (port: {port})");

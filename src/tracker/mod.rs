@@ -9,6 +9,7 @@ mod deltas;
 mod failure;
 pub mod hash;
 pub mod ip;
+mod limit;
 mod scrape;
 mod snapshot;
 mod swarm;
@@ -18,18 +19,19 @@ mod types;
 mod tests;
 
 pub use announce::{
-    announce, credit, download_disabled, AnnounceRequest, Announced, Event, Settings, View,
-    MAX_COUNTER,
+    announce, credit, download_disabled, plausible, AnnounceRequest, Announced, Event, Implausible,
+    Settings, View, MAX_COUNTER,
 };
 pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
     TransferIpDelta, UserDelta,
 };
-pub use failure::Failure;
+pub use failure::{Failure, RATE_LIMIT_RETRY_SECS};
+pub use limit::{RequestLimiter, RetryAfter};
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
 pub use snapshot::{
-    Clients, GroupFreeleech, HitAndRuns, Multipliers, Snapshots, Torrent, TorrentMeta, TorrentRow,
-    TorrentState, Torrents, TorrentsBuilder, User, Users,
+    Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, Torrent,
+    TorrentMeta, TorrentRow, TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
-pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm};
+pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

@@ -8,13 +8,13 @@
 //! still there, so swarms survive reloads without being copied.
 
 use std::collections::hash_map::Entry;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use arc_swap::ArcSwap;
 
 use super::hash::{HashMap, HashSet};
-use super::swarm::Swarm;
+use super::swarm::{Swarm, Tally};
 use super::types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};
 
 /// An enabled user (`users_main` with `Enabled = '1'`).
@@ -192,6 +192,9 @@ pub struct TorrentState {
     pub last_action: i64,
     /// Set when an announce unpruned the torrent and the database may still say 1.
     pub unprune_pending: bool,
+    /// Set when a reload dropped the torrent from the catalogue: its peers left the
+    /// gauges, and an announce still holding the old snapshot must not add new ones.
+    pub retired: bool,
     pub swarm: Swarm,
 }
 
@@ -215,6 +218,7 @@ impl Torrent {
                 snatched: row.snatched,
                 last_action: 0,
                 unprune_pending: false,
+                retired: false,
                 swarm: Swarm::default(),
             },
         )
@@ -232,6 +236,17 @@ impl Torrent {
     /// ignored rather than spreading the panic to every later announce.
     pub fn lock(&self) -> MutexGuard<'_, TorrentState> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Takes the torrent out of service once a reload dropped it: its swarm goes, and
+    /// what the swarm held is returned for the gauges. Later announces on it (from a
+    /// request still holding the previous snapshot) are refused as unknown.
+    pub fn retire(&self) -> Tally {
+        let mut state = self.lock();
+        state.retired = true;
+        let gone = state.swarm.tally();
+        state.swarm = Swarm::default();
+        gone
     }
 
     /// Takes the database's view of the torrent, keeping swarm and last action. Status
@@ -283,6 +298,17 @@ impl Torrents {
 
     pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &Arc<Torrent>)> {
         self.by_hash.iter()
+    }
+
+    /// The torrents of `self` that `next` no longer has (same hash, same `Torrent`):
+    /// what a reload that replaced `self` with `next` dropped.
+    pub fn dropped_in<'a>(&'a self, next: &'a Torrents) -> impl Iterator<Item = &'a Arc<Torrent>> {
+        self.by_hash
+            .iter()
+            .filter_map(move |(hash, torrent)| match next.by_hash.get(hash) {
+                Some(kept) if Arc::ptr_eq(kept, torrent) => None,
+                _ => Some(torrent),
+            })
     }
 }
 
@@ -352,6 +378,47 @@ pub struct Snapshots {
     pub group_freeleech: ArcSwap<GroupFreeleech>,
     pub clients: ArcSwap<Clients>,
     global_freeleech: AtomicBool,
+    /// Peers and endpoints in every swarm, kept where they change.
+    pub peers: PeerGauges,
+}
+
+/// The peer and endpoint counts of all swarms, moved by every change to a swarm
+/// (announce, eviction, purge, a torrent leaving the catalogue, the cache adopted at
+/// start), so that reading them costs O(1) whatever the catalogue's size.
+#[derive(Default, Debug)]
+pub struct PeerGauges {
+    peers: AtomicI64,
+    v4: AtomicI64,
+    v6: AtomicI64,
+}
+
+impl PeerGauges {
+    /// Adds a change (negative parts remove).
+    pub fn apply(&self, change: Tally) {
+        for (gauge, n) in [
+            (&self.peers, change.peers),
+            (&self.v4, change.v4),
+            (&self.v6, change.v6),
+        ] {
+            if n != 0 {
+                gauge.fetch_add(n, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Removes what `gone` counts.
+    pub fn remove(&self, gone: Tally) {
+        self.apply(Tally::default() - gone);
+    }
+
+    pub fn counts(&self) -> PeerCounts {
+        let get = |gauge: &AtomicI64| usize::try_from(gauge.load(Ordering::Relaxed)).unwrap_or(0);
+        PeerCounts {
+            peers: get(&self.peers),
+            ipv4: get(&self.v4),
+            ipv6: get(&self.v6),
+        }
+    }
 }
 
 impl Snapshots {
@@ -363,9 +430,10 @@ impl Snapshots {
         self.global_freeleech.store(on, Ordering::Relaxed);
     }
 
-    /// Peers over all torrents, and their IPv4 and IPv6 endpoints, in one pass; each
-    /// torrent is locked in turn.
-    pub fn peer_counts(&self) -> PeerCounts {
+    /// Peers over all torrents, and their IPv4 and IPv6 endpoints, counted by walking
+    /// every swarm (each torrent locked in turn): what [`PeerGauges`] must always
+    /// equal. O(catalogue): for tests and checks, never for a request.
+    pub fn recount_peers(&self) -> PeerCounts {
         let torrents = self.torrents.load();
         let mut counts = PeerCounts::default();
         for (_, torrent) in torrents.iter() {

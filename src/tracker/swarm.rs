@@ -62,6 +62,64 @@ impl Family {
     }
 }
 
+/// Peers and their endpoints by family: what the peer gauges count. A change to a
+/// swarm is described by the tally of what it added or removed, so the gauges are kept
+/// where peers come and go and are never counted by walking the swarms.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Tally {
+    pub peers: i64,
+    /// Endpoints by family; a dual-stack peer counts in both.
+    pub v4: i64,
+    pub v6: i64,
+}
+
+impl Tally {
+    /// One peer with its endpoints.
+    pub fn of(peer: &Peer) -> Tally {
+        Tally {
+            peers: 1,
+            v4: i64::from(peer.v4.is_some()),
+            v6: i64::from(peer.v6.is_some()),
+        }
+    }
+
+    /// The endpoints of a peer that stays (0 peers): for a change of endpoints.
+    pub fn endpoints(peer: &Peer) -> Tally {
+        Tally {
+            peers: 0,
+            ..Tally::of(peer)
+        }
+    }
+}
+
+impl std::ops::Add for Tally {
+    type Output = Tally;
+    fn add(self, other: Tally) -> Tally {
+        Tally {
+            peers: self.peers + other.peers,
+            v4: self.v4 + other.v4,
+            v6: self.v6 + other.v6,
+        }
+    }
+}
+
+impl std::ops::Sub for Tally {
+    type Output = Tally;
+    fn sub(self, other: Tally) -> Tally {
+        Tally {
+            peers: self.peers - other.peers,
+            v4: self.v4 - other.v4,
+            v6: self.v6 - other.v6,
+        }
+    }
+}
+
+impl std::ops::AddAssign for Tally {
+    fn add_assign(&mut self, other: Tally) {
+        *self = *self + other;
+    }
+}
+
 impl Peer {
     /// A peer whose only endpoint is `ip:port`, seen at `now`.
     pub fn at(ip: IpAddr, port: u16, now: i64) -> Peer {
@@ -106,6 +164,19 @@ impl Peer {
         }
         self.v4.is_none() && self.v6.is_none()
     }
+}
+
+/// Expires `peer`'s stale endpoints, adding what went to `gone`; true when the peer
+/// has no endpoint left (and goes too).
+fn expire_counting(peer: &mut Peer, cutoff: i64, gone: &mut Tally) -> bool {
+    let before = Tally::of(peer);
+    let empty = peer.expire(cutoff);
+    *gone += if empty {
+        before
+    } else {
+        before - Tally::of(peer)
+    };
+    empty
 }
 
 fn seen_time(now: i64) -> NonZeroU32 {
@@ -189,7 +260,7 @@ struct Indexed {
 
 /// The hash of the entry an index slot points at, for the index to grow or shrink.
 fn slot_hash<'a>(hasher: &'a RandomState, entries: &'a [Entry]) -> impl Fn(&u32) -> u64 + 'a {
-    move |&at| hasher.hash_one(entries[at as usize].key)
+    move |&at| hasher.hash_one(entries[at as usize].key.user)
 }
 
 /// An index value no entry has, held for a moment while two positions swap.
@@ -213,8 +284,21 @@ impl Indexed {
         self.entries.len()
     }
 
+    /// Slots are hashed by the peer's user alone, so that all of a user's peers can be
+    /// found from one hash ([`Indexed::user_positions`]) without a second index. A user
+    /// has a handful of peers in a swarm at most (the per-user cap), so a lookup
+    /// compares a handful of entries more than a per-key hash would; user ids come from
+    /// the database, not from clients, so nobody can aim at one hash.
     fn hash(&self, key: &PeerKey) -> u64 {
-        self.hasher.hash_one(key)
+        self.hasher.hash_one(key.user)
+    }
+
+    /// Positions of `user`'s peers.
+    fn user_positions(&self, user: UserId) -> impl Iterator<Item = usize> + '_ {
+        self.index
+            .iter_hash(self.hasher.hash_one(user))
+            .map(|&at| at as usize)
+            .filter(move |&at| self.entries[at].key.user == user)
     }
 
     /// Rebuilds the index from the entries.
@@ -229,7 +313,7 @@ impl Indexed {
         index.reserve(entries.len(), slot_hash(hasher, entries));
         for (at, entry) in entries.iter().enumerate() {
             index.insert_unique(
-                hasher.hash_one(entry.key),
+                hasher.hash_one(entry.key.user),
                 at as u32,
                 slot_hash(hasher, entries),
             );
@@ -323,11 +407,13 @@ impl Indexed {
     }
 
     /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
-    /// how many peers went.
-    fn purge(&mut self, cutoff: i64) -> usize {
+    /// what went.
+    fn purge(&mut self, cutoff: i64) -> Tally {
         let before = self.entries.len();
         // retain keeps the order, so seeders stay first.
-        self.entries.retain_mut(|entry| !entry.peer.expire(cutoff));
+        let mut gone = Tally::default();
+        self.entries
+            .retain_mut(|entry| !expire_counting(&mut entry.peer, cutoff, &mut gone));
         if self.entries.len() != before {
             self.seeders = self.entries.iter().take_while(|e| e.seeding).count();
             // The index is stale: emptied before shrinking (which rehashes), then rebuilt.
@@ -335,7 +421,7 @@ impl Indexed {
             self.shrink();
             self.reindex();
         }
-        before - self.entries.len()
+        gone
     }
 
     /// Gives memory back once the list is less than half full.
@@ -413,53 +499,41 @@ impl Swarm {
     /// Makes sure `key` is in the set matching `seeding`, moving it from the other set
     /// (baseline and times kept) or creating it with `new`. Returns the peer and whether
     /// it existed before.
+    ///
+    /// A new peer of a user who already has `cap` peers here first makes room: the
+    /// user's least recently seen peer leaves and is handed to `evicted`. A client that
+    /// restarts under a new peer_id keeps working, and a user flooding a swarm with
+    /// peer_ids only churns their own peers.
     pub fn place(
         &mut self,
         key: PeerKey,
         seeding: bool,
+        cap: usize,
+        mut evicted: impl FnMut(PeerKey, Peer),
         new: impl FnOnce() -> Peer,
     ) -> (&mut Peer, bool) {
-        if let Repr::Small(list) = &mut self.repr {
-            if list.len() >= SMALL_MAX && !list.iter().any(|e| e.key == key) {
-                let list = std::mem::take(list);
-                self.repr = Repr::Large(Box::new(Indexed::from_entries(list)));
-            }
-        }
-        let (placed, existed) = match &mut self.repr {
-            Repr::Empty => {
-                let list = vec![Entry {
+        let found = match &mut self.repr {
+            Repr::Empty => None,
+            Repr::Small(list) => list.iter().position(|e| e.key == key).map(|at| {
+                list[at].seeding = seeding;
+                Placed::Small(at)
+            }),
+            Repr::Large(indexed) => indexed
+                .position(&key)
+                .map(|at| Placed::Large(indexed.set_seeding(at, seeding))),
+        };
+        let existed = found.is_some();
+        let placed = match found {
+            Some(placed) => placed,
+            None => {
+                self.make_room(key.user, cap, &mut evicted);
+                let entry = Entry {
                     key,
                     peer: new(),
                     seeding,
-                }];
-                self.repr = Repr::Small(list);
-                (Placed::Small(0), false)
+                };
+                self.push_new(entry)
             }
-            Repr::Small(list) => match list.iter().position(|e| e.key == key) {
-                Some(at) => {
-                    list[at].seeding = seeding;
-                    (Placed::Small(at), true)
-                }
-                None => {
-                    let entry = Entry {
-                        key,
-                        peer: new(),
-                        seeding,
-                    };
-                    (Placed::Small(push_exact(list, entry)), false)
-                }
-            },
-            Repr::Large(indexed) => match indexed.position(&key) {
-                Some(at) => (Placed::Large(indexed.set_seeding(at, seeding)), true),
-                None => {
-                    let entry = Entry {
-                        key,
-                        peer: new(),
-                        seeding,
-                    };
-                    (Placed::Large(indexed.push(entry)), false)
-                }
-            },
         };
         let peer = match (&mut self.repr, placed) {
             (Repr::Small(list), Placed::Small(at)) => list.get_mut(at),
@@ -473,10 +547,74 @@ impl Swarm {
         }
     }
 
+    /// Adds an entry whose key is not in the swarm, switching to the indexed form past
+    /// [`SMALL_MAX`] peers; returns where it went.
+    fn push_new(&mut self, entry: Entry) -> Placed {
+        if let Repr::Small(list) = &mut self.repr {
+            if list.len() >= SMALL_MAX {
+                let list = std::mem::take(list);
+                self.repr = Repr::Large(Box::new(Indexed::from_entries(list)));
+            }
+        }
+        match &mut self.repr {
+            Repr::Empty => {
+                self.repr = Repr::Small(vec![entry]);
+                Placed::Small(0)
+            }
+            Repr::Small(list) => Placed::Small(push_exact(list, entry)),
+            Repr::Large(indexed) => Placed::Large(indexed.push(entry)),
+        }
+    }
+
+    /// While `user` has `cap` peers or more here, removes the one it announced from
+    /// least recently (the first such on a tie). Costs O(the user's peers here).
+    fn make_room(&mut self, user: UserId, cap: usize, evicted: &mut impl FnMut(PeerKey, Peer)) {
+        fn stalest(peers: impl Iterator<Item = (usize, u32)>) -> (usize, Option<usize>) {
+            let mut count = 0;
+            let mut oldest: Option<(usize, u32)> = None;
+            for (at, seen) in peers {
+                count += 1;
+                if oldest.is_none_or(|(_, best)| seen < best) {
+                    oldest = Some((at, seen));
+                }
+            }
+            (count, oldest.map(|(at, _)| at))
+        }
+        loop {
+            let gone = match &mut self.repr {
+                Repr::Empty => return,
+                Repr::Small(list) => {
+                    let mine = list
+                        .iter()
+                        .enumerate()
+                        .filter(|(_, e)| e.key.user == user)
+                        .map(|(at, e)| (at, e.peer.last_announce()));
+                    match stalest(mine) {
+                        (count, Some(at)) if count >= cap => list.swap_remove(at),
+                        _ => return,
+                    }
+                }
+                Repr::Large(indexed) => {
+                    let mine = indexed
+                        .user_positions(user)
+                        .map(|at| (at, indexed.entries[at].peer.last_announce()));
+                    match stalest(mine) {
+                        (count, Some(at)) if count >= cap => match indexed.remove_at(at) {
+                            Some(entry) => entry,
+                            None => return,
+                        },
+                        _ => return,
+                    }
+                }
+            };
+            evicted(gone.key, gone.peer);
+        }
+    }
+
     /// Inserts a peer as is (peer cache restore). Replaces any entry with the same key.
     pub fn insert(&mut self, key: PeerKey, peer: Peer, seeding: bool) {
         self.remove(&key);
-        let (slot, _) = self.place(key, seeding, || peer.clone());
+        let (slot, _) = self.place(key, seeding, usize::MAX, |_, _| {}, || peer.clone());
         *slot = peer;
     }
 
@@ -517,19 +655,26 @@ impl Swarm {
     }
 
     /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
-    /// how many peers went.
-    pub fn purge(&mut self, cutoff: i64) -> usize {
-        let purged = match &mut self.repr {
-            Repr::Empty => 0,
+    /// what went (endpoints of peers that stay included).
+    pub fn purge(&mut self, cutoff: i64) -> Tally {
+        let gone = match &mut self.repr {
+            Repr::Empty => Tally::default(),
             Repr::Small(list) => {
-                let before = list.len();
-                list.retain_mut(|e| !e.peer.expire(cutoff));
-                before - list.len()
+                let mut gone = Tally::default();
+                list.retain_mut(|e| !expire_counting(&mut e.peer, cutoff, &mut gone));
+                gone
             }
             Repr::Large(indexed) => indexed.purge(cutoff),
         };
         self.settle();
-        purged
+        gone
+    }
+
+    /// Every peer and endpoint here. Walks the swarm: for the rare whole-swarm changes
+    /// (a torrent leaving the catalogue, the peer cache adopted at start).
+    pub fn tally(&self) -> Tally {
+        self.iter()
+            .fold(Tally::default(), |sum, (_, peer, _)| sum + Tally::of(peer))
     }
 
     /// Picks up to `numwant` peers for `me` into `out`, in random order.
@@ -692,14 +837,14 @@ mod tests {
     #[test]
     fn place_moves_between_sets_keeping_the_peer() {
         let mut swarm = Swarm::default();
-        let (p, existed) = swarm.place(key(1, 1), false, || peer(6881));
+        let (p, existed) = swarm.place(key(1, 1), false, usize::MAX, |_, _| {}, || peer(6881));
         assert!(!existed);
         p.uploaded = 42;
-        let (p, existed) = swarm.place(key(1, 1), true, || peer(1));
+        let (p, existed) = swarm.place(key(1, 1), true, usize::MAX, |_, _| {}, || peer(1));
         assert!(existed);
         assert_eq!((p.uploaded, p.v4.map(|e| e.port)), (42, Some(6881)));
         assert_eq!((swarm.seeders(), swarm.leechers()), (1, 0));
-        let (_, existed) = swarm.place(key(1, 1), false, || peer(1));
+        let (_, existed) = swarm.place(key(1, 1), false, usize::MAX, |_, _| {}, || peer(1));
         assert!(existed);
         assert_eq!((swarm.seeders(), swarm.leechers()), (0, 1));
     }
@@ -769,10 +914,10 @@ mod tests {
         assert_eq!(dual.last_announce(), 20);
         swarm.insert(key(1, 1), dual, true);
         // The IPv4 endpoint is stale, the IPv6 one is not: the peer stays, IPv6 only.
-        assert_eq!(swarm.purge(15), 0);
+        assert_eq!(swarm.purge(15).peers, 0);
         let (p, _) = swarm.get(&key(1, 1)).unwrap();
         assert_eq!((p.v4, p.v6.map(|e| e.port)), (None, Some(6882)));
-        assert_eq!(swarm.purge(21), 1);
+        assert_eq!(swarm.purge(21).peers, 1);
         assert_eq!(swarm.seeders(), 0);
     }
 
@@ -850,7 +995,7 @@ mod tests {
     fn an_empty_swarm_holds_nothing_and_sizes_switch_form() {
         let mut swarm = Swarm::default();
         assert!(matches!(swarm.repr, Repr::Empty));
-        swarm.place(key(1, 1), true, || peer(6881));
+        swarm.place(key(1, 1), true, usize::MAX, |_, _| {}, || peer(6881));
         assert!(matches!(&swarm.repr, Repr::Small(list) if list.capacity() == 1));
         swarm.remove(&key(1, 1));
         assert!(
@@ -858,7 +1003,7 @@ mod tests {
             "freed with the last peer"
         );
         swarm.insert(key(2, 2), peer_seen(5), false);
-        assert_eq!(swarm.purge(10), 1);
+        assert_eq!(swarm.purge(10).peers, 1);
         assert!(matches!(swarm.repr, Repr::Empty), "freed by the purge too");
         assert_eq!(
             (swarm.seeders(), swarm.leechers(), swarm.iter().count()),
@@ -867,7 +1012,13 @@ mod tests {
 
         // Past SMALL_MAX peers: maps; back to a list at SMALL_AGAIN; peers kept throughout.
         for n in 0..=SMALL_MAX as u8 {
-            let (p, _) = swarm.place(key(u32::from(n), n), n % 3 == 0, || peer(6881));
+            let (p, _) = swarm.place(
+                key(u32::from(n), n),
+                n % 3 == 0,
+                usize::MAX,
+                |_, _| {},
+                || peer(6881),
+            );
             p.uploaded = u64::from(n);
         }
         assert!(matches!(swarm.repr, Repr::Large(_)));
@@ -892,7 +1043,7 @@ mod tests {
         swarm.insert(key(1, 1), peer_seen(10), true);
         swarm.insert(key(2, 2), peer_seen(20), false);
         swarm.insert(key(3, 3), peer_seen(10), false);
-        assert_eq!(swarm.purge(20), 2);
+        assert_eq!(swarm.purge(20).peers, 2);
         assert_eq!((swarm.seeders(), swarm.leechers()), (0, 1));
     }
 
@@ -932,6 +1083,9 @@ mod tests {
             key(u32::from(n % 7), n)
         }
 
+        /// Peers per user: the 40 keys give each of the 7 users about 6.
+        const CAP: usize = 4;
+
         proptest! {
             /// Any sequence of operations leaves the swarm holding exactly what a plain
             /// map would, across the list/indexed switches, with every peer findable
@@ -948,9 +1102,31 @@ mod tests {
                         Op::Place { key, seeding, at, v6 } => {
                             let k = model_key(key);
                             let ip: IpAddr = if v6 { "2a00::1".parse().unwrap() } else { "1.2.3.4".parse().unwrap() };
-                            let (peer, existed) =
-                                swarm.place(k, seeding, || Peer::at(ip, 6881, i64::from(at)));
+                            let mut evicted = Vec::new();
+                            let (peer, existed) = swarm.place(
+                                k,
+                                seeding,
+                                CAP,
+                                |key, gone| evicted.push((key, gone.last_announce())),
+                                || Peer::at(ip, 6881, i64::from(at)),
+                            );
                             prop_assert_eq!(existed, model.contains_key(&k));
+                            // Each evicted peer was one of the user's least recently seen.
+                            for (gone, seen) in evicted {
+                                prop_assert_eq!(gone.user, k.user);
+                                let last = |v: &(u64, bool, Seen)| v.2 .0.max(v.2 .1).unwrap_or(0);
+                                let stalest = model
+                                    .iter()
+                                    .filter(|(key, _)| key.user == k.user)
+                                    .map(|(_, v)| last(v))
+                                    .min();
+                                prop_assert_eq!(Some(seen), stalest);
+                                prop_assert_eq!(model.remove(&gone).map(|v| last(&v)), Some(seen));
+                            }
+                            if !existed {
+                                let mine = model.keys().filter(|key| key.user == k.user).count();
+                                prop_assert!(mine < CAP, "room was made: {} peers", mine);
+                            }
                             peer.uploaded = step as u64;
                             peer.set_endpoint(ip, 6881, i64::from(at));
                             let entry = model.entry(k).or_insert((0, false, (None, None)));
@@ -970,7 +1146,7 @@ mod tests {
                                 v.2 = (fresh(v.2 .0), fresh(v.2 .1));
                             }
                             model.retain(|_, v| v.2 != (None, None));
-                            prop_assert_eq!(swarm.purge(cutoff), before - model.len());
+                            prop_assert_eq!(swarm.purge(cutoff).peers, (before - model.len()) as i64);
                         }
                     }
                     let seeders = model.values().filter(|v| v.1).count();

@@ -19,6 +19,7 @@ struct World {
     torrents: Torrents,
     settings: Settings,
     rng: SmallRng,
+    peers: PeerGauges,
 }
 
 fn user(id: u32) -> User {
@@ -60,8 +61,11 @@ fn world_with(status: i32, up: f64, down: f64) -> World {
             default_numwant: 25,
             max_numwant: 50,
             scrape_interval: 900,
+            peers_per_user: 10,
+            max_transfer_rate: 10 << 30,
         },
         rng: SmallRng::seed_from_u64(1),
+        peers: PeerGauges::default(),
     }
 }
 
@@ -100,6 +104,7 @@ impl World {
             group_freeleech: &self.group_freeleech,
             global_freeleech: self.global_freeleech,
             torrents: &self.torrents,
+            peers: &self.peers,
         };
         let mut peers = Vec::new();
         let done = announce(
@@ -300,8 +305,9 @@ fn credit_truncates_and_uses_absolute_values_and_saturates() {
 }
 
 #[test]
-fn huge_counters_saturate() {
+fn huge_counters_saturate_without_a_rate_ceiling() {
     let mut w = world();
+    w.settings.max_transfer_rate = 0;
     let u = user(1);
     w.ok(&u, &request(1, u64::MAX, 0, 0), T0);
     let d = w
@@ -312,6 +318,183 @@ fn huge_counters_saturate() {
         Some((MAX_COUNTER, MAX_COUNTER))
     );
     assert_eq!(d.history.remaining, MAX_COUNTER);
+}
+
+#[test]
+fn a_jump_beyond_the_rate_ceiling_is_not_credited_and_the_baseline_moves_on() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 500, 0, 0), T0);
+    let done = w.ok(&u, &request(1, 500, u64::MAX, 7), T0 + 60);
+    assert_eq!(
+        done.implausible,
+        Implausible {
+            up: true,
+            down: false
+        }
+    );
+    assert_eq!((done.reported_up, done.reported_down), (MAX_COUNTER, 7));
+    let d = done.deltas;
+    assert_eq!((d.history.uploaded, d.history.downloaded), (0, 7));
+    assert_eq!(
+        d.user.map(|u| (u.uploaded, u.rawup, u.downloaded, u.rawdl)),
+        Some((0, 0, 7, 7))
+    );
+    match d.transfer_ip {
+        TransferIp::V4(row) => assert_eq!((row.uploaded, row.downloaded), (0, 7)),
+        other => panic!("{other:?}"),
+    }
+    // Time and the rest of the announce count as usual.
+    assert_eq!(d.history.active_time, 60);
+    // The claimed counter is the new baseline: what follows is credited normally.
+    let next = w.ok(&u, &request(1, 500, u64::MAX, 7 + 1000), T0 + 120);
+    assert!(!next.implausible.any());
+    assert_eq!(next.deltas.history.downloaded, 1000);
+    assert_eq!(next.deltas.history.uploaded, 0);
+}
+
+#[test]
+fn the_ceiling_is_rate_times_elapsed_and_at_least_one_interval() {
+    let mut w = world();
+    w.settings.max_transfer_rate = 1 << 20;
+    let u = user(1);
+    let interval = u64::from(w.settings.announce_interval) << 20;
+    w.ok(&u, &request(1, 500, 0, 0), T0);
+    // One second later, up to one announce interval's worth is believable.
+    let done = w.ok(&u, &request(1, 500, interval, 0), T0 + 1);
+    assert_eq!(
+        (done.implausible.up, done.deltas.history.uploaded),
+        (false, interval)
+    );
+    let done = w.ok(&u, &request(1, 500, 2 * interval + 1, 0), T0 + 2);
+    assert!(done.implausible.up);
+    assert_eq!(done.deltas.history.uploaded, 0);
+    // Two intervals later, two intervals' worth.
+    let at = T0 + 2 + 2 * i64::from(w.settings.announce_interval);
+    let done = w.ok(&u, &request(1, 500, 4 * interval + 1, 2 * interval), at);
+    assert!(!done.implausible.any());
+    assert_eq!(
+        (done.deltas.history.uploaded, done.deltas.history.downloaded),
+        (2 * interval, 2 * interval)
+    );
+    let at = at + 1;
+    let done = w.ok(&u, &request(1, 500, 4 * interval + 1, 3 * interval + 1), at);
+    assert_eq!(
+        done.implausible,
+        Implausible {
+            up: false,
+            down: true
+        }
+    );
+    assert!(plausible(u64::MAX, 0, 1, 0), "0 turns the ceiling off");
+    assert!(
+        plausible(10, -5, 10, 1),
+        "a clock going back allows an interval"
+    );
+    assert!(!plausible(11, -5, 10, 1));
+}
+
+#[test]
+fn a_user_over_the_peer_cap_loses_its_least_recently_seen_peer() {
+    let mut w = world();
+    w.settings.peers_per_user = 2;
+    let (u, other) = (user(1), user(2));
+    w.ok(&u, &request(1, 500, 0, 0), T0);
+    w.ok(&u, &request(2, 500, 0, 0), T0 + 1);
+    w.ok(&other, &request(9, 500, 0, 0), T0 + 1);
+    // Peer 1 announces again: it is now seen after peer 2.
+    let again = w.ok(&u, &request(1, 500, 10, 0), T0 + 2);
+    assert_eq!((again.evicted, again.incomplete), (0, 3));
+    let third = w.ok(&u, &request(3, 500, 0, 0), T0 + 3);
+    assert_eq!((third.evicted, third.incomplete), (1, 3));
+    {
+        let state = w.state();
+        let mine = |n: u8| {
+            let mut id = *b"-TR2940-000000000000";
+            id[19] = n;
+            PeerKey {
+                user: UserId(1),
+                peer_id: PeerId(id),
+            }
+        };
+        assert!(state.swarm.get(&mine(1)).is_some());
+        assert!(state.swarm.get(&mine(2)).is_none(), "the stalest went");
+        assert!(state.swarm.get(&mine(3)).is_some());
+    }
+    // The evicted peer comes back as a new peer (zero deltas), evicting the next.
+    let back = w.ok(&u, &request(2, 500, 1_000_000, 0), T0 + 4);
+    assert_eq!(back.evicted, 1);
+    assert_eq!(back.deltas.history.uploaded, 0);
+    // The other user's peer was never touched.
+    assert_eq!(w.ok(&other, &request(9, 500, 5, 0), T0 + 5).evicted, 0);
+    assert_eq!(w.peers.counts().peers, 3);
+}
+
+/// Peers and endpoints of the world's torrent, counted by walking its swarm.
+fn recount(w: &World) -> (usize, usize, usize) {
+    let state = w.state();
+    state
+        .swarm
+        .iter()
+        .fold((0, 0, 0), |(p, v4, v6), (_, peer, _)| {
+            (
+                p + 1,
+                v4 + usize::from(peer.v4.is_some()),
+                v6 + usize::from(peer.v6.is_some()),
+            )
+        })
+}
+
+#[test]
+fn the_peer_gauges_follow_every_change_to_the_swarm() {
+    let mut w = world();
+    w.settings.peers_per_user = 2;
+    let (u, other) = (user(1), user(2));
+    let v6 = |mut r: AnnounceRequest| {
+        r.ip = IpAddr::V6(Ipv6Addr::new(0x2a00, 0, 0, 0, 0, 0, 0, 9));
+        r
+    };
+    let stopped = |mut r: AnnounceRequest| {
+        r.event = Event::Stopped;
+        r
+    };
+    let steps: Vec<(&User, AnnounceRequest)> = vec![
+        (&u, request(1, 500, 0, 0)),
+        (&u, v6(request(1, 500, 0, 0))), // the same peer gains an IPv6 endpoint
+        (&u, request(2, 0, 0, 0)),
+        (&u, request(3, 500, 0, 0)), // evicts a dual-stack peer
+        (&other, v6(request(4, 500, 0, 0))),
+        (&other, stopped(v6(request(4, 500, 0, 0)))),
+        (&u, stopped(request(9, 500, 0, 0))), // a stop from a peer never seen
+        (&u, request(2, 500, 0, 0)),          // seeder to leecher
+    ];
+    for (n, (who, req)) in steps.into_iter().enumerate() {
+        w.ok(who, &req, T0 + n as i64);
+        let counts = w.peers.counts();
+        assert_eq!(
+            (counts.peers, counts.ipv4, counts.ipv6),
+            recount(&w),
+            "after step {n}"
+        );
+    }
+    assert_eq!(recount(&w), (2, 2, 0));
+}
+
+#[test]
+fn a_retired_torrent_takes_no_more_peers() {
+    let mut w = world();
+    let u = user(1);
+    w.ok(&u, &request(1, 500, 0, 0), T0);
+    let torrent = Arc::clone(w.torrents.get(&HASH).unwrap());
+    let gone = torrent.retire();
+    assert_eq!((gone.peers, gone.v4, gone.v6), (1, 1, 0));
+    w.peers.remove(gone);
+    assert_eq!(w.peers.counts().peers, 0);
+    assert_eq!(
+        w.announce_as(&u, &request(2, 500, 0, 0), T0 + 1).err(),
+        Some(Failure::UnknownTorrent)
+    );
+    assert_eq!(w.peers.counts().peers, 0);
 }
 
 /// User 1's peer, a leecher since T0, finished at `at`: one snatch, counted at once.
@@ -635,4 +818,46 @@ fn scrape_filters_unknown_and_download_disabled_and_dedups() {
     files.clear();
     scrape(&w.torrents, &w.hit_and_runs, &blocked, &[HASH], &mut files);
     assert!(files.is_empty());
+}
+
+mod gauges {
+    use proptest::prelude::*;
+
+    use super::*;
+
+    proptest! {
+        /// Whatever mix of announces (new peers, other families, stops, completions,
+        /// evictions) and purges, the gauges equal a count of the swarm.
+        #[test]
+        fn the_gauges_equal_a_recount(
+            steps in proptest::collection::vec(
+                (0u32..3, 0u8..8, any::<bool>(), 0u8..4, any::<bool>(), 0u8..10),
+                1..150,
+            )
+        ) {
+            let mut w = world();
+            w.settings.peers_per_user = 3;
+            for (n, (who, peer, v6, event, seeding, purge)) in steps.into_iter().enumerate() {
+                let now = T0 + n as i64 * 10;
+                if purge == 0 {
+                    // Peers not seen for 200 s go.
+                    let gone = w.state().swarm.purge(now - 200);
+                    w.peers.remove(gone);
+                } else {
+                    let mut req = request(peer, if seeding { 0 } else { 500 }, 0, 0);
+                    if v6 {
+                        req.ip = IpAddr::V6(Ipv6Addr::new(0x2a00, 0, 0, 0, 0, 0, 0, 1));
+                    }
+                    req.event = match event {
+                        0 => Event::Stopped,
+                        1 => Event::Completed,
+                        _ => Event::None,
+                    };
+                    w.ok(&user(who), &req, now);
+                }
+                let counts = w.peers.counts();
+                prop_assert_eq!((counts.peers, counts.ipv4, counts.ipv6), recount(&w), "step {}", n);
+            }
+        }
+    }
 }
