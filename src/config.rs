@@ -6,7 +6,8 @@
 
 use std::collections::HashSet;
 use std::fmt;
-use std::path::Path;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::path::{Path, PathBuf};
 
 use serde::de::{Deserialize, Deserializer, MapAccess, SeqAccess, Visitor};
 
@@ -22,8 +23,8 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub intervals: IntervalsConfig,
     pub limits: LimitsConfig,
-    /// Listen address: `:PORT`, `IPV4:PORT`, `[IPV6]:PORT` or `HOST:PORT`.
-    pub addr: String,
+    /// Listen address.
+    pub addr: ListenAddr,
     /// Bearer token for the admin metrics; empty disables them.
     pub admin_token: String,
     /// Header carrying the client IP; empty: use the peer address.
@@ -44,21 +45,84 @@ pub struct Config {
     pub max_numwant: u16,
 }
 
-/// How to reach MariaDB.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DbProto {
-    Tcp,
-    Unix,
+/// A host as written in an address: an IP literal, or a name resolved when it is used
+/// (never at config time, so a config loads without DNS).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Host {
+    Ip(IpAddr),
+    /// ASCII letters, digits, `-`, `.` and `_`.
+    Name(String),
 }
 
-impl DbProto {
-    /// The name used in the config file and in `DB_DSN`.
-    pub fn as_str(self) -> &'static str {
+/// Without brackets: the form resolvers and sqlx take.
+impl fmt::Display for Host {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            DbProto::Tcp => "tcp",
-            DbProto::Unix => "unix",
+            Host::Ip(ip) => write!(f, "{ip}"),
+            Host::Name(name) => f.write_str(name),
         }
     }
+}
+
+/// A host and a port, both checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostPort {
+    pub host: Host,
+    pub port: u16,
+}
+
+/// `host:port`, `[v6]:port`.
+impl fmt::Display for HostPort {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self.host {
+            Host::Ip(IpAddr::V6(ip)) => write!(f, "[{ip}]:{}", self.port),
+            _ => write!(f, "{}:{}", self.host, self.port),
+        }
+    }
+}
+
+/// Where the tracker listens (`addr`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ListenAddr {
+    /// `:PORT`: every IPv4 and IPv6 address.
+    Any(u16),
+    /// `IPV4:PORT`, `[IPV6]:PORT` or `HOST:PORT`. Port 0 asks for any free port.
+    At(HostPort),
+}
+
+impl ListenAddr {
+    /// The one parser's listen rules: port required, 0 allowed, empty host = every address.
+    pub(crate) fn parse(text: &str) -> Result<ListenAddr, String> {
+        Ok(match parse_addr(text, AddrRule::Listen)? {
+            (None, port) => ListenAddr::Any(port),
+            (Some(host), port) => ListenAddr::At(HostPort { host, port }),
+        })
+    }
+}
+
+/// As written in the config, up to canonical IP and port text (`:PORT` for [`ListenAddr::Any`]).
+impl fmt::Display for ListenAddr {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ListenAddr::Any(port) => write!(f, ":{port}"),
+            ListenAddr::At(at) => write!(f, "{at}"),
+        }
+    }
+}
+
+/// How to reach MariaDB: `database.proto` and `database.addr` (or `DB_DSN`) together.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DbEndpoint {
+    Tcp(HostPort),
+    /// A socket path, taken as it is.
+    Unix(PathBuf),
+}
+
+/// `database.proto` as read; it decides how `database.addr` is parsed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum DbProto {
+    Tcp,
+    Unix,
 }
 
 /// The `database` section.
@@ -68,9 +132,7 @@ pub struct DatabaseConfig {
     pub password: String,
     /// Schema name.
     pub database: String,
-    pub proto: DbProto,
-    /// `host:port` for tcp, a socket path for unix.
-    pub addr: String,
+    pub endpoint: DbEndpoint,
     /// Retry wait unit after a deadlock or lock timeout, seconds (SPEC §8.7).
     pub deadlock_pause: u32,
     /// Attempts until the retry wait stops growing.
@@ -143,7 +205,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             intervals: IntervalsConfig::default(),
             limits: LimitsConfig::default(),
-            addr: ":34000".to_owned(),
+            addr: ListenAddr::Any(34000),
             admin_token: String::new(),
             proxy: String::new(),
             record: false,
@@ -163,8 +225,10 @@ impl Default for DatabaseConfig {
             username: "chihaya".to_owned(),
             password: String::new(),
             database: "chihaya".to_owned(),
-            proto: DbProto::Tcp,
-            addr: "127.0.0.1:3306".to_owned(),
+            endpoint: DbEndpoint::Tcp(HostPort {
+                host: Host::Ip(Ipv4Addr::LOCALHOST.into()),
+                port: MYSQL_PORT,
+            }),
             deadlock_pause: 1,
             deadlock_retries: 5,
         }
@@ -265,13 +329,15 @@ impl Config {
         Self::from_parts(Some(json), None)
     }
 
-    /// `source` names the file in errors about the document as a whole.
+    /// `source` names the file in errors about the document as a whole. Order: the
+    /// file's types and ranges, then `DB_DSN`, then the addresses, which need both.
     fn parse(
         source: &str,
         json: Option<&str>,
         db_dsn: Option<&str>,
     ) -> Result<Loaded, ConfigError> {
         let mut config = Config::default();
+        let mut raw = RawAddrs::default();
         let mut warnings = Vec::new();
         if let Some(text) = json {
             let doc: Json = serde_json::from_str(text)
@@ -282,7 +348,7 @@ impl Config {
                     format!("must be an object (got {doc})"),
                 ));
             };
-            apply_file(entries, &mut config, &mut warnings)?;
+            apply_file(entries, &mut config, &mut raw, &mut warnings)?;
         }
         if let Some(dsn) = db_dsn.filter(|s| !s.is_empty()) {
             let dsn = parse_dsn(dsn).map_err(|problem| ConfigError::new("DB_DSN", problem))?;
@@ -290,8 +356,9 @@ impl Config {
             db.username = dsn.username;
             db.password = dsn.password;
             db.database = dsn.database;
-            db.proto = dsn.proto;
-            db.addr = dsn.addr;
+            db.endpoint = dsn.endpoint;
+            // Replaced, so whatever the file said is neither parsed nor reported.
+            (raw.db_proto, raw.db_addr) = (None, None);
             if !dsn.params.is_empty() {
                 warnings.push(format!(
                     "config: DB_DSN: parameters ignored ({})",
@@ -299,7 +366,49 @@ impl Config {
                 ));
             }
         }
+        raw.validate(&mut config)?;
         Ok(Loaded { config, warnings })
+    }
+}
+
+/// The address keys as read, None where not given (the parsed default then stays).
+/// Parsed only once the whole file and `DB_DSN` are in: `database.proto` may come after
+/// `database.addr`, and `DB_DSN` replaces both.
+#[derive(Default)]
+struct RawAddrs {
+    addr: Option<String>,
+    db_proto: Option<DbProto>,
+    db_addr: Option<String>,
+}
+
+impl RawAddrs {
+    fn validate(self, config: &mut Config) -> Result<(), ConfigError> {
+        if let Some(addr) = self.addr {
+            config.addr = ListenAddr::parse(&addr).map_err(|p| ConfigError::new("addr", p))?;
+        }
+        let key = "database.addr";
+        match (self.db_proto.unwrap_or(DbProto::Tcp), self.db_addr) {
+            (DbProto::Tcp, None) => {}
+            (DbProto::Tcp, Some(addr)) => {
+                let host_port = database_host_port(&addr).map_err(|mut problem| {
+                    if addr.starts_with('/') {
+                        problem.push_str(r#" (a socket path needs database.proto "unix")"#);
+                    }
+                    ConfigError::new(key, problem)
+                })?;
+                config.database.endpoint = DbEndpoint::Tcp(host_port);
+            }
+            // The default address is a tcp one.
+            (DbProto::Unix, None) => {
+                return Err(ConfigError::new(
+                    key,
+                    r#"must be a socket path when database.proto is "unix""#,
+                ))
+            }
+            // A socket path is taken as it is (it was checked to be non-empty).
+            (DbProto::Unix, Some(path)) => config.database.endpoint = DbEndpoint::Unix(path.into()),
+        }
+        Ok(())
     }
 }
 
@@ -449,6 +558,7 @@ fn entries<'a>(
 fn apply_file(
     doc: &Entries,
     c: &mut Config,
+    raw: &mut RawAddrs,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     let (mut numwant, mut max_numwant) = (None, None);
@@ -456,11 +566,11 @@ fn apply_file(
     for entry in entries("", doc) {
         let (key, path, value) = entry?;
         match key {
-            "database" => apply_database(&path, value, &mut c.database, warnings)?,
+            "database" => apply_database(&path, value, &mut c.database, raw, warnings)?,
             "channels" => apply_channels(&path, value, &mut c.channels, warnings)?,
             "intervals" => apply_intervals(&path, value, &mut c.intervals, &mut aliases, warnings)?,
             "limits" => apply_limits(&path, value, &mut c.limits, warnings)?,
-            "addr" => c.addr = non_empty(&path, value)?,
+            "addr" => raw.addr = Some(non_empty(&path, value)?),
             "admin_token" => c.admin_token = string(&path, value)?,
             "proxy" => c.proxy = string(&path, value)?,
             "record" => c.record = boolean(&path, value)?,
@@ -490,6 +600,7 @@ fn apply_database(
     prefix: &str,
     value: &Json,
     db: &mut DatabaseConfig,
+    raw: &mut RawAddrs,
     warnings: &mut Vec<String>,
 ) -> Result<(), ConfigError> {
     for entry in entries(prefix, section(prefix, value)?) {
@@ -499,13 +610,13 @@ fn apply_database(
             "password" => db.password = string(&path, value)?,
             "database" => db.database = string(&path, value)?,
             "proto" => {
-                db.proto = match value {
+                raw.db_proto = Some(match value {
                     Json::Str(s) if s == "tcp" => DbProto::Tcp,
                     Json::Str(s) if s == "unix" => DbProto::Unix,
                     _ => return Err(wrong(&path, r#"must be "tcp" or "unix""#, value)),
-                }
+                })
             }
-            "addr" => db.addr = non_empty(&path, value)?,
+            "addr" => raw.db_addr = Some(non_empty(&path, value)?),
             "deadlock_pause" => db.deadlock_pause = int(&path, value, 0, 3600)?,
             "deadlock_retries" => db.deadlock_retries = int(&path, value, 1, 1000)?,
             _ => unknown(&path, value, warnings)?,
@@ -685,8 +796,7 @@ struct Dsn {
     username: String,
     password: String,
     database: String,
-    proto: DbProto,
-    addr: String,
+    endpoint: DbEndpoint,
     params: String,
 }
 
@@ -722,17 +832,16 @@ fn parse_go_dsn(dsn: &str) -> Result<Dsn, String> {
     if addr.is_empty() {
         return Err("empty address".to_owned());
     }
-    let addr = match proto {
-        DbProto::Tcp => host_port(addr)?,
-        DbProto::Unix => addr.to_owned(),
+    let endpoint = match proto {
+        DbProto::Tcp => DbEndpoint::Tcp(database_host_port(addr)?),
+        DbProto::Unix => DbEndpoint::Unix(addr.into()),
     };
     let (database, params) = split_params(&dsn[slash + 1..]);
     finish(
         username.to_owned(),
         password.to_owned(),
         database,
-        proto,
-        addr,
+        endpoint,
         params,
     )
 }
@@ -746,20 +855,19 @@ fn parse_url_dsn(rest: &str) -> Result<Dsn, String> {
     let (user, pass) = split_user(&authority[..at]);
     let username = percent_decode(user).ok_or("bad percent-encoding in user")?;
     let password = percent_decode(pass).ok_or("bad percent-encoding in password")?;
-    let addr = host_port(&authority[at + 1..])?;
+    let endpoint = DbEndpoint::Tcp(database_host_port(&authority[at + 1..])?);
     let (database, params) = split_params(&rest[slash + 1..]);
     if database.contains('/') {
         return Err(format!(r#"bad database name "{database}""#));
     }
-    finish(username, password, database, DbProto::Tcp, addr, params)
+    finish(username, password, database, endpoint, params)
 }
 
 fn finish(
     username: String,
     password: String,
     database: &str,
-    proto: DbProto,
-    addr: String,
+    endpoint: DbEndpoint,
     params: &str,
 ) -> Result<Dsn, String> {
     if username.is_empty() {
@@ -772,8 +880,7 @@ fn finish(
         username,
         password,
         database: database.to_owned(),
-        proto,
-        addr,
+        endpoint,
         params: params.to_owned(),
     })
 }
@@ -787,39 +894,85 @@ fn split_params(s: &str) -> (&str, &str) {
     s.split_once('?').unwrap_or((s, ""))
 }
 
-/// `HOST[:PORT]` or `[V6][:PORT]` as `host:port`, 3306 when the port is left out.
-fn host_port(addr: &str) -> Result<String, String> {
-    let bad = || format!(r#"bad address "{addr}""#);
-    let (host, port) = if let Some(inner) = addr.strip_prefix('[') {
-        let close = inner.find(']').ok_or_else(bad)?;
-        let host = &addr[..close + 2];
-        match &inner[close + 1..] {
-            "" => (host, None),
-            rest => (host, Some(rest.strip_prefix(':').ok_or_else(bad)?)),
+// ---------------------------------------------------------------------------
+// Addresses: the one host:port parser, for `addr`, `database.addr` and `DB_DSN`.
+// Problems quote the bad part; an address holds no password.
+
+/// What an address may leave out.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum AddrRule {
+    /// The listen address: the port is required and may be 0 (any free port); an empty
+    /// host (`:PORT`) means every address.
+    Listen,
+    /// A MariaDB server: the host is required, the port is 1–65535 and 3306 if left out.
+    Database,
+}
+
+/// A tcp `database.addr` or `DB_DSN` address: `HOST[:PORT]` or `[V6][:PORT]`.
+fn database_host_port(text: &str) -> Result<HostPort, String> {
+    match parse_addr(text, AddrRule::Database)? {
+        (Some(host), port) => Ok(HostPort { host, port }),
+        // parse_addr gives no host only to AddrRule::Listen.
+        (None, _) => Err("missing host".to_owned()),
+    }
+}
+
+/// `HOST[:PORT]`, `[V6][:PORT]`, and for [`AddrRule::Listen`] `:PORT` (no host).
+fn parse_addr(text: &str, rule: AddrRule) -> Result<(Option<Host>, u16), String> {
+    let bad = || format!(r#"bad address "{text}""#);
+    let (host, port) = if let Some(inner) = text.strip_prefix('[') {
+        let (v6, rest) = inner.split_once(']').ok_or_else(bad)?;
+        if v6.is_empty() {
+            return Err("missing host".to_owned());
         }
+        let ip = v6
+            .parse::<Ipv6Addr>()
+            .map_err(|_| format!(r#"bad IPv6 address "[{v6}]""#))?;
+        let port = match rest {
+            "" => None,
+            rest => Some(rest.strip_prefix(':').ok_or_else(bad)?),
+        };
+        (Some(Host::Ip(ip.into())), port)
     } else {
-        match addr.split_once(':') {
-            None => (addr, None),
+        let (host, port) = match text.split_once(':') {
+            None => (text, None),
             // Bare IPv6 would make "which colon starts the port" a guess.
             Some((_, port)) if port.contains(':') => {
                 return Err(format!("{} (IPv6 hosts need [brackets])", bad()))
             }
             Some((host, port)) => (host, Some(port)),
-        }
+        };
+        let host = match host {
+            "" if rule == AddrRule::Listen => None,
+            "" => return Err("missing host".to_owned()),
+            host => Some(parse_host(host)?),
+        };
+        (host, port)
     };
-    if host.is_empty() || host == "[]" {
-        return Err("missing host".to_owned());
-    }
-    let port = match port {
-        None => MYSQL_PORT,
-        // Digits only: u16's parser also takes a leading '+'.
-        Some(p) => Some(p)
+    let port = match (port, rule) {
+        (None, AddrRule::Listen) => return Err(format!(r#"missing port in "{text}""#)),
+        (None, AddrRule::Database) => MYSQL_PORT,
+        (Some(p), rule) => Some(p)
+            // Digits only: u16's parser also takes a leading '+'.
             .filter(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|p| p.parse::<u16>().ok())
-            .filter(|&n| n != 0)
+            .filter(|&n| n != 0 || rule == AddrRule::Listen)
             .ok_or_else(|| format!(r#"bad port "{p}""#))?,
     };
-    Ok(format!("{host}:{port}"))
+    Ok((host, port))
+}
+
+/// An IPv4 literal or a host name; no lookup.
+fn parse_host(host: &str) -> Result<Host, String> {
+    if let Ok(ip) = host.parse::<Ipv4Addr>() {
+        return Ok(Host::Ip(ip.into()));
+    }
+    let name_byte = |b: u8| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_');
+    if host.bytes().all(name_byte) {
+        Ok(Host::Name(host.to_owned()))
+    } else {
+        Err(format!(r#"bad host "{host}""#))
+    }
 }
 
 fn percent_decode(s: &str) -> Option<String> {
@@ -865,27 +1018,44 @@ mod tests {
         Config::from_parts(None, Some(dsn)).unwrap_err().to_string()
     }
 
-    fn db(
-        username: &str,
-        password: &str,
-        database: &str,
-        proto: DbProto,
-        addr: &str,
-    ) -> DatabaseConfig {
+    fn db(username: &str, password: &str, database: &str, endpoint: DbEndpoint) -> DatabaseConfig {
         DatabaseConfig {
             username: username.to_owned(),
             password: password.to_owned(),
             database: database.to_owned(),
-            proto,
-            addr: addr.to_owned(),
+            endpoint,
             ..DatabaseConfig::default()
         }
+    }
+
+    /// Built without the parser under test.
+    fn host(text: &str) -> Host {
+        text.parse()
+            .map_or_else(|_| Host::Name(text.to_owned()), Host::Ip)
+    }
+
+    fn tcp(text: &str, port: u16) -> DbEndpoint {
+        DbEndpoint::Tcp(HostPort {
+            host: host(text),
+            port,
+        })
+    }
+
+    fn unix(path: &str) -> DbEndpoint {
+        DbEndpoint::Unix(path.into())
+    }
+
+    fn listen(text: &str, port: u16) -> ListenAddr {
+        ListenAddr::At(HostPort {
+            host: host(text),
+            port,
+        })
     }
 
     #[test]
     fn defaults_are_the_spec_table() {
         let expected = Config {
-            database: db("chihaya", "", "chihaya", DbProto::Tcp, "127.0.0.1:3306"),
+            database: db("chihaya", "", "chihaya", tcp("127.0.0.1", 3306)),
             channels: ChannelsConfig {
                 torrent: 5000,
                 user: 5000,
@@ -910,7 +1080,7 @@ mod tests {
                 user_request_burst: 30_000,
                 max_transfer_rate: 10_737_418_240,
             },
-            addr: ":34000".to_owned(),
+            addr: ListenAddr::Any(34000),
             admin_token: String::new(),
             proxy: String::new(),
             record: false,
@@ -953,7 +1123,7 @@ mod tests {
             database: DatabaseConfig {
                 deadlock_pause: 0,
                 deadlock_retries: 9,
-                ..db("u", "p", "d", DbProto::Unix, "/run/db.sock")
+                ..db("u", "p", "d", unix("/run/db.sock"))
             },
             channels: ChannelsConfig {
                 torrent: 1,
@@ -979,7 +1149,7 @@ mod tests {
                 user_request_burst: 8,
                 max_transfer_rate: 9_223_372_036_854_775_807,
             },
-            addr: "127.0.0.1:8080".to_owned(),
+            addr: listen("127.0.0.1", 8080),
             admin_token: "t0k".to_owned(),
             proxy: "X-Real-IP".to_owned(),
             record: true,
@@ -998,13 +1168,9 @@ mod tests {
             }
         );
         assert_eq!(
-            ok(r#"{"database": {"proto": "tcp"}}"#)
-                .config
-                .database
-                .proto,
-            DbProto::Tcp
+            ok(r#"{"database": {"proto": "tcp"}}"#).config,
+            Config::default()
         );
-        assert_eq!(DbProto::Unix.as_str(), "unix");
     }
 
     #[test]
@@ -1158,7 +1324,7 @@ mod tests {
             ]
         );
         assert_eq!(loaded.config.database.username, "me");
-        assert_eq!(loaded.config.addr, ":1");
+        assert_eq!(loaded.config.addr, ListenAddr::Any(1));
         assert_eq!(
             err(r#"{"foo": 1, "addr": 5}"#),
             "config: addr: must be a string (got 5)"
@@ -1248,14 +1414,14 @@ mod tests {
     fn go_dsn() {
         #[rustfmt::skip]
         let cases = [
-            ("chihaya:s3cr:et@tcp(db.example:3307)/tracker", db("chihaya", "s3cr:et", "tracker", DbProto::Tcp, "db.example:3307")),
-            ("u:p@ss:w@rd@tcp(h:1)/d", db("u", "p@ss:w@rd", "d", DbProto::Tcp, "h:1")),
-            ("u:a/b)c@tcp(h:1)/d", db("u", "a/b)c", "d", DbProto::Tcp, "h:1")),
-            ("root@unix(/run/mysqld/mysqld.sock)/chihaya", db("root", "", "chihaya", DbProto::Unix, "/run/mysqld/mysqld.sock")),
-            ("root@(10.0.0.1:3308)/db", db("root", "", "db", DbProto::Tcp, "10.0.0.1:3308")),
-            ("root@tcp(db.example)/db", db("root", "", "db", DbProto::Tcp, "db.example:3306")),
-            ("root:@tcp([::1]:3307)/db", db("root", "", "db", DbProto::Tcp, "[::1]:3307")),
-            ("root@tcp([::1])/db", db("root", "", "db", DbProto::Tcp, "[::1]:3306")),
+            ("chihaya:s3cr:et@tcp(db.example:3307)/tracker", db("chihaya", "s3cr:et", "tracker", tcp("db.example", 3307))),
+            ("u:p@ss:w@rd@tcp(h:1)/d", db("u", "p@ss:w@rd", "d", tcp("h", 1))),
+            ("u:a/b)c@tcp(h:1)/d", db("u", "a/b)c", "d", tcp("h", 1))),
+            ("root@unix(/run/mysqld/mysqld.sock)/chihaya", db("root", "", "chihaya", unix("/run/mysqld/mysqld.sock"))),
+            ("root@(10.0.0.1:3308)/db", db("root", "", "db", tcp("10.0.0.1", 3308))),
+            ("root@tcp(db.example)/db", db("root", "", "db", tcp("db.example", 3306))),
+            ("root:@tcp([::1]:3307)/db", db("root", "", "db", tcp("::1", 3307))),
+            ("root@tcp([::1])/db", db("root", "", "db", tcp("::1", 3306))),
         ];
         for (s, expected) in cases {
             let loaded = dsn(s);
@@ -1275,13 +1441,13 @@ mod tests {
     fn url_dsn() {
         #[rustfmt::skip]
         let cases = [
-            ("mysql://chihaya:pw@db.example:3307/tracker", db("chihaya", "pw", "tracker", DbProto::Tcp, "db.example:3307")),
-            ("mysql://us%65r:p%40ss%3Aw%2Fd@h/d", db("user", "p@ss:w/d", "d", DbProto::Tcp, "h:3306")),
-            ("mysql://u:p@ss:x@h:1/d", db("u", "p@ss:x", "d", DbProto::Tcp, "h:1")),
-            ("mysql://u@[::1]/d", db("u", "", "d", DbProto::Tcp, "[::1]:3306")),
-            ("mysql://u@[2001:db8::5]:3310/d", db("u", "", "d", DbProto::Tcp, "[2001:db8::5]:3310")),
-            ("MySQL://u@127.0.0.1/d", db("u", "", "d", DbProto::Tcp, "127.0.0.1:3306")),
-            ("mysql://u:a+b@h/d", db("u", "a+b", "d", DbProto::Tcp, "h:3306")),
+            ("mysql://chihaya:pw@db.example:3307/tracker", db("chihaya", "pw", "tracker", tcp("db.example", 3307))),
+            ("mysql://us%65r:p%40ss%3Aw%2Fd@h/d", db("user", "p@ss:w/d", "d", tcp("h", 3306))),
+            ("mysql://u:p@ss:x@h:1/d", db("u", "p@ss:x", "d", tcp("h", 1))),
+            ("mysql://u@[::1]/d", db("u", "", "d", tcp("::1", 3306))),
+            ("mysql://u@[2001:db8::5]:3310/d", db("u", "", "d", tcp("2001:db8::5", 3310))),
+            ("MySQL://u@127.0.0.1/d", db("u", "", "d", tcp("127.0.0.1", 3306))),
+            ("mysql://u:a+b@h/d", db("u", "a+b", "d", tcp("h", 3306))),
         ];
         for (s, expected) in cases {
             let loaded = dsn(s);
@@ -1289,7 +1455,7 @@ mod tests {
             assert!(loaded.warnings.is_empty());
         }
         let loaded = dsn("mysql://u@h/d?ssl-mode=REQUIRED");
-        assert_eq!(loaded.config.database.addr, "h:3306");
+        assert_eq!(loaded.config.database.endpoint, tcp("h", 3306));
         assert_eq!(
             loaded.warnings,
             ["config: DB_DSN: parameters ignored (ssl-mode=REQUIRED)"]
@@ -1352,14 +1518,159 @@ mod tests {
         let expected = DatabaseConfig {
             deadlock_pause: 7,
             deadlock_retries: 8,
-            ..db("u", "p", "d", DbProto::Tcp, "h:1")
+            ..db("u", "p", "d", tcp("h", 1))
         };
         assert_eq!(loaded.config.database, expected);
         // An empty DB_DSN counts as unset.
         let loaded = Config::from_parts(Some(json), Some("")).unwrap();
-        assert_eq!(loaded.config.database.addr, "/s");
+        assert_eq!(loaded.config.database.endpoint, unix("/s"));
         // The file is checked first.
         let e = Config::from_parts(Some(r#"{"addr": 1}"#), Some("bad")).unwrap_err();
         assert_eq!(e.key, "addr");
+    }
+
+    #[test]
+    fn database_addr_is_checked_at_load() {
+        #[rustfmt::skip]
+        let cases = [
+            ("127.0.0.1:99999", r#"bad port "99999""#),
+            ("127.0.0.1:33x6", r#"bad port "33x6""#),
+            ("127.0.0.1:0", r#"bad port "0""#),
+            ("127.0.0.1:", r#"bad port """#),
+            ("127.0.0.1:+3306", r#"bad port "+3306""#),
+            ("127.0.0.1:-1", r#"bad port "-1""#),
+            ("::1", r#"bad address "::1" (IPv6 hosts need [brackets])"#),
+            ("::1:3306", r#"bad address "::1:3306" (IPv6 hosts need [brackets])"#),
+            ("[::1]:99999", r#"bad port "99999""#),
+            ("[::1", r#"bad address "[::1""#),
+            ("[::1]3306", r#"bad address "[::1]3306""#),
+            ("[db.example]:3306", r#"bad IPv6 address "[db.example]""#),
+            ("[]:3306", "missing host"),
+            (":3306", "missing host"),
+            ("db example:3306", r#"bad host "db example""#),
+            ("/run/mysqld/mysqld.sock", r#"bad host "/run/mysqld/mysqld.sock" (a socket path needs database.proto "unix")"#),
+        ];
+        for (addr, problem) in cases {
+            let json = format!(r#"{{"database": {{"addr": "{addr}"}}}}"#);
+            assert_eq!(
+                err(&json),
+                format!("config: database.addr: {problem}"),
+                "{addr}"
+            );
+        }
+        #[rustfmt::skip]
+        let good = [
+            ("[::1]", tcp("::1", 3306)),
+            ("[::1]:3307", tcp("::1", 3307)),
+            ("127.0.0.1", tcp("127.0.0.1", 3306)),
+            ("127.0.0.1:65535", tcp("127.0.0.1", 65535)),
+            ("db.example:1", tcp("db.example", 1)),
+            ("mariadb_1", tcp("mariadb_1", 3306)),
+        ];
+        for (addr, endpoint) in good {
+            let json = format!(r#"{{"database": {{"proto": "tcp", "addr": "{addr}"}}}}"#);
+            assert_eq!(ok(&json).config.database.endpoint, endpoint, "{addr}");
+        }
+    }
+
+    #[test]
+    fn database_addr_is_read_as_proto_says_wherever_proto_is() {
+        // A socket path is taken as it is, even one with a colon, whichever key comes first.
+        for json in [
+            r#"{"database": {"proto": "unix", "addr": "/run/my:sql/x.sock"}}"#,
+            r#"{"database": {"addr": "/run/my:sql/x.sock", "proto": "unix"}}"#,
+        ] {
+            assert_eq!(
+                ok(json).config.database.endpoint,
+                unix("/run/my:sql/x.sock"),
+                "{json}"
+            );
+        }
+        // The default address is a tcp one.
+        assert_eq!(
+            err(r#"{"database": {"proto": "unix"}}"#),
+            r#"config: database.addr: must be a socket path when database.proto is "unix""#
+        );
+        // proto tcp after a bad addr still reports the addr.
+        assert_eq!(
+            err(r#"{"database": {"addr": "h:99999", "proto": "tcp"}}"#),
+            r#"config: database.addr: bad port "99999""#
+        );
+        // DB_DSN replaces both keys, so the file's are not looked at.
+        let json = r#"{"database": {"addr": "h:99999"}}"#;
+        let loaded = Config::from_parts(Some(json), Some("u@unix(/s)/d")).unwrap();
+        assert_eq!(loaded.config.database.endpoint, unix("/s"));
+        let json = r#"{"database": {"proto": "unix"}}"#;
+        let loaded = Config::from_parts(Some(json), Some("u@tcp(h)/d")).unwrap();
+        assert_eq!(loaded.config.database.endpoint, tcp("h", 3306));
+    }
+
+    #[test]
+    fn dsn_addresses_follow_the_same_rules() {
+        for (port, problem) in [("99999", "99999"), ("33x6", "33x6"), ("0", "0"), ("", "")] {
+            let expected = format!(r#"config: DB_DSN: bad port "{problem}""#);
+            assert_eq!(dsn_err(&format!("u@tcp(127.0.0.1:{port})/d")), expected);
+            assert_eq!(dsn_err(&format!("mysql://u@127.0.0.1:{port}/d")), expected);
+        }
+        #[rustfmt::skip]
+        let cases = [
+            ("u@tcp([::1]:99999)/d", r#"bad port "99999""#),
+            ("mysql://u@::1/d", r#"bad address "::1" (IPv6 hosts need [brackets])"#),
+            ("mysql://u@[h]/d", r#"bad IPv6 address "[h]""#),
+            ("u@tcp(a b)/d", r#"bad host "a b""#),
+        ];
+        for (s, problem) in cases {
+            assert_eq!(dsn_err(s), format!("config: DB_DSN: {problem}"), "{s}");
+        }
+        // A unix socket path is not an address.
+        assert_eq!(
+            dsn("u@unix(/run/a:b.sock)/d").config.database.endpoint,
+            unix("/run/a:b.sock")
+        );
+    }
+
+    #[test]
+    fn listen_addr_is_checked_at_load() {
+        #[rustfmt::skip]
+        let cases = [
+            (":99999", r#"bad port "99999""#),
+            (":33x6", r#"bad port "33x6""#),
+            (":", r#"bad port """#),
+            (":+80", r#"bad port "+80""#),
+            ("127.0.0.1:", r#"bad port """#),
+            ("127.0.0.1", r#"missing port in "127.0.0.1""#),
+            ("localhost", r#"missing port in "localhost""#),
+            ("[::1]", r#"missing port in "[::1]""#),
+            ("::1", r#"bad address "::1" (IPv6 hosts need [brackets])"#),
+            ("::1:80", r#"bad address "::1:80" (IPv6 hosts need [brackets])"#),
+            ("[::1]:x", r#"bad port "x""#),
+            ("[]:80", "missing host"),
+            ("[1.2.3.4]:80", r#"bad IPv6 address "[1.2.3.4]""#),
+            ("a/b:80", r#"bad host "a/b""#),
+        ];
+        for (addr, problem) in cases {
+            let json = format!(r#"{{"addr": "{addr}"}}"#);
+            assert_eq!(err(&json), format!("config: addr: {problem}"), "{addr}");
+        }
+        #[rustfmt::skip]
+        let good = [
+            (":0", ListenAddr::Any(0), ":0"),
+            (":34000", ListenAddr::Any(34000), ":34000"),
+            ("0.0.0.0:80", listen("0.0.0.0", 80), "0.0.0.0:80"),
+            ("127.0.0.1:0", listen("127.0.0.1", 0), "127.0.0.1:0"),
+            ("[::1]:65535", listen("::1", 65535), "[::1]:65535"),
+            ("[::]:80", listen("::", 80), "[::]:80"),
+            ("localhost:8080", listen("localhost", 8080), "localhost:8080"),
+            ("tracker.example:080", listen("tracker.example", 80), "tracker.example:80"),
+        ];
+        for (text, addr, shown) in good {
+            let json = format!(r#"{{"addr": "{text}"}}"#);
+            let config = ok(&json).config;
+            assert_eq!(config.addr, addr, "{text}");
+            assert_eq!(config.addr.to_string(), shown);
+        }
+        // The listen address is checked after DB_DSN, which cannot change it.
+        let e = Config::from_parts(Some(r#"{"addr": ":x"}"#), Some("u@tcp(h)/d")).unwrap_err();
+        assert_eq!(e.to_string(), r#"config: addr: bad port "x""#);
     }
 }

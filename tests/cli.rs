@@ -88,6 +88,28 @@ fn bad_config_exits_1_naming_the_key() {
 }
 
 #[test]
+fn bad_database_port_exits_1_before_connecting() {
+    let dir = TempDir::new("badaddr");
+    let path = dir.0.join("config.json");
+    for port in ["99999", "33x6"] {
+        let json = format!(r#"{{"database": {{"addr": "127.0.0.1:{port}"}}}}"#);
+        std::fs::write(&path, json).unwrap();
+        let out = chihaya().arg("--config").arg(&path).output().unwrap();
+        assert_eq!(out.status.code(), Some(1), "{port}");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_log_shape(&stderr);
+        // The one line is the config error: no ping was tried (that would log its own).
+        let lines: Vec<&str> = stderr.lines().collect();
+        let expected = format!(r#"[E] config: database.addr: bad port "{port}""#);
+        assert!(
+            lines.len() == 1 && lines[0].ends_with(&format!(" {expected}")),
+            "{stderr}"
+        );
+        assert!(out.stdout.is_empty());
+    }
+}
+
+#[test]
 fn unreachable_database_exits_1() {
     let port = free_port();
     let out = chihaya()

@@ -11,7 +11,7 @@ use std::time::Duration;
 use sqlx::mysql::{MySqlConnectOptions, MySqlConnection, MySqlPool, MySqlPoolOptions};
 use sqlx::{ConnectOptions, Connection};
 
-use crate::config::{DatabaseConfig, DbProto};
+use crate::config::{DatabaseConfig, DbEndpoint};
 use crate::metrics::Metrics;
 pub use load::{
     load_clients, load_global_freeleech, load_group_freeleech, load_hit_and_runs, load_torrents,
@@ -101,6 +101,7 @@ impl Store {
     }
 }
 
+/// How sqlx reaches the server of `config`.
 pub fn connect_options(config: &DatabaseConfig) -> MySqlConnectOptions {
     let mut options = MySqlConnectOptions::new()
         .username(&config.username)
@@ -115,42 +116,37 @@ pub fn connect_options(config: &DatabaseConfig) -> MySqlConnectOptions {
     if !config.password.is_empty() {
         options = options.password(&config.password);
     }
-    match config.proto {
-        DbProto::Unix => options.socket(&config.addr),
-        DbProto::Tcp => {
-            let (host, port) = split_host_port(&config.addr);
-            options.host(host).port(port)
-        }
-    }
-}
-
-/// `host:port`, `[v6]:port`, or a bare host (port 3306).
-fn split_host_port(addr: &str) -> (&str, u16) {
-    if let Some(rest) = addr.strip_prefix('[') {
-        if let Some((host, tail)) = rest.split_once(']') {
-            let port = tail
-                .strip_prefix(':')
-                .and_then(|p| p.parse().ok())
-                .unwrap_or(3306);
-            return (host, port);
-        }
-    }
-    match addr.rsplit_once(':') {
-        Some((host, port)) if !host.contains(':') => (host, port.parse().unwrap_or(3306)),
-        _ => (addr, 3306),
+    // The endpoint was parsed and checked with the config; nothing is left to guess.
+    match &config.endpoint {
+        DbEndpoint::Unix(path) => options.socket(path),
+        DbEndpoint::Tcp(at) => options.host(&at.host.to_string()).port(at.port),
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::split_host_port;
+    use super::*;
+    use crate::config::Config;
+
+    fn options(dsn: &str) -> MySqlConnectOptions {
+        let config = Config::from_parts(None, Some(dsn)).expect("dsn");
+        connect_options(&config.config.database)
+    }
 
     #[test]
-    fn host_and_port() {
-        assert_eq!(split_host_port("127.0.0.1:3307"), ("127.0.0.1", 3307));
-        assert_eq!(split_host_port("db.example"), ("db.example", 3306));
-        assert_eq!(split_host_port("[::1]:3310"), ("::1", 3310));
-        assert_eq!(split_host_port("[::1]"), ("::1", 3306));
-        assert_eq!(split_host_port("::1"), ("::1", 3306));
+    fn connect_options_take_the_parsed_endpoint() {
+        let o = options("u@tcp([::1]:3310)/d");
+        assert_eq!(
+            (o.get_host(), o.get_port(), o.get_socket()),
+            ("::1", 3310, None)
+        );
+        let o = options("u@tcp(db.example)/d");
+        assert_eq!((o.get_host(), o.get_port()), ("db.example", 3306));
+        let o = options("u@unix(/run/my:sql.sock)/d");
+        assert_eq!(
+            o.get_socket().map(|p| p.display().to_string()).as_deref(),
+            Some("/run/my:sql.sock")
+        );
+        assert_eq!((o.get_username(), o.get_database()), ("u", Some("d")));
     }
 }
