@@ -6,6 +6,7 @@
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started
 #   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
+#   make bench-hostile  what a hostile member can do (bench/README.md)
 #   make fmt       check formatting        make lint   clippy, warnings are errors
 #   make docker    build the chihaya-rs image
 #   make clean     cargo clean
@@ -28,7 +29,7 @@ DEMO_INFO_HASH := 59FC5431B11C761C94CD3EB90825EA6E6DC8A5F1
 DEMO_PEER_ID := -TR2940-abcdefghijkl
 DEMO_TRACKER := http://127.0.0.1:34000
 
-.PHONY: build test run bench bench-reload docker db-stop fmt lint clean
+.PHONY: build test run bench bench-reload bench-hostile docker db-stop fmt lint clean
 
 build:
 	$(CARGO) build --release --bins
@@ -64,6 +65,11 @@ bench:
 
 bench-reload:
 	CARGO='$(CARGO)' BENCH_RELOAD=1 bench/run.sh
+
+# Hostile-member scenarios (bench/README.md), each against a fresh tracker;
+# BENCH_BINARY=/path/to/chihaya runs them against another build, unbuilt.
+bench-hostile:
+	CARGO='$(CARGO)' bench/hostile.sh
 
 docker:
 	docker build -t chihaya-rs .

@@ -17,6 +17,8 @@ BENCH=$REPO/bench
 . "$REPO/scripts/db-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
 . "$REPO/scripts/apt-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. "$BENCH/lib.sh"
 
 # ------------------------------------------------------------------ knobs --
 BENCH_RELOAD=${BENCH_RELOAD:-0}
@@ -114,86 +116,10 @@ per_request() {
 }
 
 # --------------------------------------------------------------- setup --
-build() {
-  (cd "$REPO" && "$CARGO" build --release --bins --example baseline)
-  BIN=${CARGO_TARGET_DIR:-target}
-  [[ $BIN == /* ]] || BIN=$REPO/$BIN
-  BIN=$BIN/release
-  [[ -x $BIN/chihaya && -x $BIN/examples/baseline ]] ||
-    die "built binaries not found in $BIN"
-}
-
-# ensure_db : a MariaDB that answers; sets the DB_* variables, DSN, MARIADB_PID.
-ensure_db() {
-  local out
-  out=$("$REPO/scripts/ensure-db.sh") || die "no usable MariaDB (see above)"
-  parse_db_url "${out#DATABASE_URL=}" || exit 1
-  find_client || die "no mariadb (or mysql) client found"
-  local auth=$DB_USER
-  ((DB_HAS_PASS)) && auth+=":$DB_PASS"
-  if [[ -n $DB_SOCKET ]]; then
-    DSN="$auth@unix($DB_SOCKET)/$BENCH_DB"
-  elif [[ $DB_HOST == *:* ]]; then
-    DSN="$auth@tcp([$DB_HOST]:$DB_PORT)/$BENCH_DB"
-  else
-    DSN="$auth@tcp($DB_HOST:$DB_PORT)/$BENCH_DB"
-  fi
-  MARIADB_PID=$(mariadb_pid)
-  if [[ -n $MARIADB_PID ]]; then
-    say "MariaDB server process: pid $MARIADB_PID"
-  else
-    say "MariaDB server process not found on this host: its CPU is not measured"
-  fi
-}
-
-is_mariadbd() {
-  [[ -n $1 && -r /proc/$1/comm ]] && [[ $(<"/proc/$1/comm") =~ ^(mariadbd|mysqld)$ ]]
-}
-
-# mariadb_pid : pid of the local server we talk to, or nothing.
-mariadb_pid() {
-  local pid='' file
-  if [[ -z $DB_SOCKET ]]; then
-    case $DB_HOST in
-      127.* | localhost | ::1) ;;
-      *) return 0 ;;
-    esac
-  fi
-  file=$(db_client -N -B -e 'SELECT @@pid_file' 2>/dev/null) || true
-  [[ -n $file && -r $file ]] && pid=$(tr -dc 0-9 <"$file")
-  if ! is_mariadbd "$pid" && [[ -z $DB_SOCKET ]] && command -v ss >/dev/null; then
-    pid=$(ss -ltnpH "sport = :$DB_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
-  fi
-  if is_mariadbd "$pid"; then printf '%s' "$pid"; fi
-}
-
-ensure_wrk() {
-  command -v wrk >/dev/null && return 0
-  if can_apt; then
-    say "wrk not found"
-    apt_install wrk || die "could not install wrk with apt-get"
-    command -v wrk >/dev/null || die "wrk still not found after apt-get install"
-  else
-    die "wrk is not installed and we cannot install it (not root or no apt-get):" \
-      "install it (e.g. 'sudo apt-get install wrk') and run make bench again"
-  fi
-}
-
-# make_dataset : drop and recreate $BENCH_DB with the schema and generated rows.
-make_dataset() {
-  local dir=$RUN_DIR/dataset n
-  python3 "$BENCH/dataset.py" --dir "$dir" --users "$BENCH_USERS" \
-    --torrents "$BENCH_TORRENTS" --seed "$BENCH_SEED" --sidecar "$RUN_DIR/dataset.txt"
-  say "loading it into database $BENCH_DB on $(db_target) (dropped and recreated)"
-  db_client -e "DROP DATABASE IF EXISTS \`$BENCH_DB\`;
-    CREATE DATABASE \`$BENCH_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" ||
-    die "cannot recreate database $BENCH_DB"
-  cat "$REPO/database/schema.sql" "$dir/load.sql" |
-    db_client --local-infile=1 "$BENCH_DB" || die "loading the dataset failed"
-  n=$(db_client -N -B -e "SELECT (SELECT COUNT(*) FROM users_main), (SELECT COUNT(*) FROM torrents)" "$BENCH_DB")
-  [[ $n == "$BENCH_USERS"$'\t'"$BENCH_TORRENTS" ]] ||
-    die "dataset incomplete: users, torrents = ${n//$'\t'/, } (want $BENCH_USERS, $BENCH_TORRENTS)"
-  rm -rf "$dir"
+# build, ensure_db, ensure_wrk and make_dataset are in bench/lib.sh.
+build_bench() {
+  build --example baseline
+  [[ -x $BIN/examples/baseline ]] || die "built binaries not found in $BIN"
 }
 
 # ------------------------------------------------------------ processes --
@@ -493,7 +419,7 @@ main() {
   TOKEN=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
   say "run directory $RUN_DIR"
 
-  phase build build
+  phase build build_bench
   phase "database" ensure_db
   ensure_wrk
   phase "dataset ($BENCH_USERS users, $BENCH_TORRENTS torrents)" make_dataset

@@ -1,0 +1,131 @@
+# shellcheck shell=bash
+# Set-up steps shared by the bench harnesses (bench/run.sh, bench/hostile.sh):
+# release build, MariaDB, the bench dataset. Sourced, not run, after
+# scripts/db-lib.sh and scripts/apt-lib.sh. The caller sets PROG, REPO, BENCH,
+# CARGO, RUN_DIR, BENCH_USERS, BENCH_TORRENTS, BENCH_SEED, BENCH_DB and runs
+# under `set -euo pipefail`.
+
+# build [CARGO_BUILD_ARG...] : release build of the binaries (plus the extra
+# arguments, e.g. --example baseline); sets BIN to the release directory.
+build() {
+  (cd "$REPO" && "$CARGO" build --release --bins "$@")
+  BIN=${CARGO_TARGET_DIR:-target}
+  [[ $BIN == /* ]] || BIN=$REPO/$BIN
+  BIN=$BIN/release
+  [[ -x $BIN/chihaya ]] || die "built binaries not found in $BIN"
+}
+
+# ensure_db : a MariaDB that answers; sets the DB_* variables, DSN, MARIADB_PID.
+ensure_db() {
+  local out
+  out=$("$REPO/scripts/ensure-db.sh") || die "no usable MariaDB (see above)"
+  parse_db_url "${out#DATABASE_URL=}" || exit 1
+  find_client || die "no mariadb (or mysql) client found"
+  local auth=$DB_USER
+  ((DB_HAS_PASS)) && auth+=":$DB_PASS"
+  if [[ -n $DB_SOCKET ]]; then
+    DSN="$auth@unix($DB_SOCKET)/$BENCH_DB"
+  elif [[ $DB_HOST == *:* ]]; then
+    DSN="$auth@tcp([$DB_HOST]:$DB_PORT)/$BENCH_DB"
+  else
+    DSN="$auth@tcp($DB_HOST:$DB_PORT)/$BENCH_DB"
+  fi
+  MARIADB_PID=$(mariadb_pid)
+  if [[ -n $MARIADB_PID ]]; then
+    say "MariaDB server process: pid $MARIADB_PID"
+  else
+    say "MariaDB server process not found on this host: its CPU is not measured"
+  fi
+}
+
+is_mariadbd() {
+  [[ -n $1 && -r /proc/$1/comm ]] && [[ $(<"/proc/$1/comm") =~ ^(mariadbd|mysqld)$ ]]
+}
+
+# mariadb_pid : pid of the local server we talk to, or nothing.
+mariadb_pid() {
+  local pid='' file
+  if [[ -z $DB_SOCKET ]]; then
+    case $DB_HOST in
+      127.* | localhost | ::1) ;;
+      *) return 0 ;;
+    esac
+  fi
+  file=$(db_client -N -B -e 'SELECT @@pid_file' 2>/dev/null) || true
+  [[ -n $file && -r $file ]] && pid=$(tr -dc 0-9 <"$file")
+  if ! is_mariadbd "$pid" && [[ -z $DB_SOCKET ]] && command -v ss >/dev/null; then
+    pid=$(ss -ltnpH "sport = :$DB_PORT" 2>/dev/null | grep -o 'pid=[0-9]*' | head -n 1 | cut -d= -f2) || true
+  fi
+  if is_mariadbd "$pid"; then printf '%s' "$pid"; fi
+}
+
+ensure_wrk() {
+  command -v wrk >/dev/null && return 0
+  if can_apt; then
+    say "wrk not found"
+    apt_install wrk || die "could not install wrk with apt-get"
+    command -v wrk >/dev/null || die "wrk still not found after apt-get install"
+  else
+    die "wrk is not installed and we cannot install it (not root or no apt-get):" \
+      "install it (e.g. 'sudo apt-get install wrk') and run make bench again"
+  fi
+}
+
+# generate_dataset : bench/dataset.py writes the rows into $RUN_DIR/dataset and
+# the sidecar to $RUN_DIR/dataset.txt (the same seed gives the same rows).
+generate_dataset() {
+  python3 "$BENCH/dataset.py" --dir "$RUN_DIR/dataset" --users "$BENCH_USERS" \
+    --torrents "$BENCH_TORRENTS" --seed "$BENCH_SEED" --sidecar "$RUN_DIR/dataset.txt"
+}
+
+# load_dataset : drop and recreate $BENCH_DB with the schema and the generated rows.
+load_dataset() {
+  local dir=$RUN_DIR/dataset n
+  say "loading it into database $BENCH_DB on $(db_target) (dropped and recreated)"
+  db_client -e "DROP DATABASE IF EXISTS \`$BENCH_DB\`;
+    CREATE DATABASE \`$BENCH_DB\` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci" ||
+    die "cannot recreate database $BENCH_DB"
+  cat "$REPO/database/schema.sql" "$dir/load.sql" |
+    db_client --local-infile=1 "$BENCH_DB" || die "loading the dataset failed"
+  n=$(db_client -N -B -e "SELECT (SELECT COUNT(*) FROM users_main), (SELECT COUNT(*) FROM torrents)" "$BENCH_DB")
+  [[ $n == "$BENCH_USERS"$'\t'"$BENCH_TORRENTS" ]] ||
+    die "dataset incomplete: users, torrents = ${n//$'\t'/, } (want $BENCH_USERS, $BENCH_TORRENTS)"
+}
+
+# make_dataset : generate the dataset and (re)load it, always.
+make_dataset() {
+  generate_dataset
+  load_dataset
+  rm -rf "$RUN_DIR/dataset"
+}
+
+# dataset_matches : does $BENCH_DB hold the rows the sidecar describes? Compares
+# the counts, the first and last passkey and info_hash, and the approved clients.
+dataset_matches() {
+  local side=$RUN_DIR/dataset.txt want got
+  want=$(awk -v u="$BENCH_USERS" -v t="$BENCH_TORRENTS" '
+    /^\[/ { sec = $0; i = 0; next }
+    sec == "[clients]" { c++ }
+    sec == "[users]" { i++; if (i == 1) u1 = $0; if (i == u) un = $0 }
+    sec == "[torrents]" { i++; if (i == 1) t1 = $0; if (i == t) tn = $0 }
+    END { printf "%s\t%s\t%s\t%s\t%s\t%s\t%s", u, t, u1, un, t1, tn, c }' "$side")
+  got=$(db_client -N -B -e "SELECT (SELECT COUNT(*) FROM users_main), (SELECT COUNT(*) FROM torrents),
+      (SELECT torrent_pass FROM users_main WHERE ID = 1),
+      (SELECT torrent_pass FROM users_main WHERE ID = $BENCH_USERS),
+      (SELECT LOWER(HEX(info_hash)) FROM torrents WHERE ID = 1),
+      (SELECT LOWER(HEX(info_hash)) FROM torrents WHERE ID = $BENCH_TORRENTS),
+      (SELECT COUNT(*) FROM approved_clients WHERE archived = 0)" "$BENCH_DB" 2>/dev/null) || return 1
+  [[ $got == "$want" ]]
+}
+
+# ensure_dataset : generate the sidecar; load the dataset only when $BENCH_DB
+# does not already hold exactly those rows (a previous make bench or run).
+ensure_dataset() {
+  generate_dataset
+  if dataset_matches; then
+    say "database $BENCH_DB already holds this dataset, not reloaded"
+  else
+    load_dataset
+  fi
+  rm -rf "$RUN_DIR/dataset"
+}
