@@ -83,7 +83,7 @@ impl Tracker {
         listener: Option<TcpListener>,
     ) -> Result<Tracker, StartError> {
         let metrics = Arc::new(Metrics::new(&config.channels));
-        let store = Store::new(&config.database, &metrics);
+        let mut store = Store::new(&config.database, &metrics);
         store.ping().await.map_err(StartError::Ping)?;
         let shared = Arc::new(Shared::new(Arc::new(config), metrics));
         // The peer cache is read on a blocking thread while the database loads; its
@@ -106,6 +106,15 @@ impl Tracker {
                 shared.sink.set_transfer_ips6_exists(false);
             }
             Err(e) => tracing::warn!("Cannot tell whether transfer_ips6 exists: {}", e),
+        }
+        // Sums saturate at what the site's columns hold, so no client's numbers can
+        // make MariaDB refuse a batch.
+        match store::limits::load(&store).await {
+            Ok(limits) => store.limits = Arc::new(limits),
+            Err(e) => tracing::warn!(
+                "Cannot read the accounting columns' types, assuming those of database/schema.sql: {}",
+                e
+            ),
         }
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;
@@ -288,6 +297,18 @@ fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
     }
     let mut renamed = path.as_os_str().to_owned();
     renamed.push(format!(".replayed-{}", unix_now()));
+    // A file an older version wrote may be readable by all; the kept copy is not.
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let private = std::fs::Permissions::from_mode(cache::file::PRIVATE_MODE);
+        if let Err(e) = std::fs::set_permissions(path, private) {
+            tracing::warn!(
+                "spill file {}: cannot make it private: {}",
+                path.display(),
+                e
+            );
+        }
+    }
     std::fs::rename(path, &renamed).map_err(|e| {
         StartError::Spill(format!(
             "spill file {}: cannot rename to {}: {e}",

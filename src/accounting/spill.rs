@@ -150,10 +150,11 @@ impl Spill {
             text.push(b'\n');
         }
         let _guard = self.lock.lock().unwrap_or_else(PoisonError::into_inner);
-        let mut file = OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(&self.path)?;
+        // User ids with their addresses: readable by the tracker's user only.
+        let mut file = crate::cache::file::open_private(
+            &self.path,
+            OpenOptions::new().create(true).append(true),
+        )?;
         file.write_all(&text)?;
         file.sync_data()
     }

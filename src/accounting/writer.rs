@@ -59,7 +59,10 @@ fn is_past(deadline: &Deadline) -> bool {
 /// How writing one batch ended.
 enum Outcome {
     Written,
-    /// `deadlock_retries` failures of class `data`: some row in it is refused.
+    /// A failure of class `data`: some row in it is refused. Such a refusal is about
+    /// the values, not the moment, so it is not retried as it is: the batch is split
+    /// at once (no back-off) until the refused row is alone, and the others go in
+    /// within the same flush.
     Refused(String),
     Abandoned,
 }
@@ -126,7 +129,6 @@ impl Writers {
     async fn write_batch<R: Row>(&self, batch: &[R], deadline: &mut Deadline) -> Outcome {
         let stats = &R::table(&self.sink).stats;
         let mut attempts = Attempts::default();
-        let mut data_failures = 0u32;
         loop {
             if is_past(deadline) {
                 return Outcome::Abandoned;
@@ -144,12 +146,9 @@ impl Writers {
                             .on_failure(&self.store.stats, &mut attempts, &error);
                     stats.retry(reason);
                     if reason == Reason::Data {
-                        data_failures += 1;
-                        if data_failures >= self.store.policy.retries {
-                            let code = crate::store::retry::error_code(&error).unwrap_or_default();
-                            let message = crate::store::retry::server_message(&error);
-                            return Outcome::Refused(format!("SQL error {code}: {message}"));
-                        }
+                        let code = crate::store::retry::error_code(&error).unwrap_or_default();
+                        let message = crate::store::retry::server_message(&error);
+                        return Outcome::Refused(format!("SQL error {code}: {message}"));
                     }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}

@@ -1,6 +1,7 @@
 //! Everything SQL: the connection pool, the snapshot loaders, the writers and the
 //! retry policy. Knows nothing of HTTP.
 
+pub mod limits;
 mod load;
 pub mod retry;
 mod row;
@@ -28,6 +29,8 @@ pub struct Store {
     pub tables: TablePools,
     pub policy: RetryPolicy,
     pub stats: RetryStats,
+    /// What the accounting columns hold (read at start, [`limits::load`]).
+    pub limits: std::sync::Arc<limits::ColumnLimits>,
 }
 
 /// One single-connection pool per accounting table. A table's writer works
@@ -73,6 +76,7 @@ impl Store {
                 retries: config.deadlock_retries,
             },
             stats: RetryStats::new(metrics),
+            limits: Default::default(),
         }
     }
 

@@ -184,7 +184,8 @@ impl RetryPolicy {
                 tracing::error!("SQL error {}: {}", code, server_message(error));
             }
         }
-        if failures == self.retries {
+        // A data error is not retried as it is (the batch is split at once).
+        if failures == self.retries && reason != Reason::Data {
             stats.deadlocks_aborted.inc();
             tracing::error!(
                 "Deadlocked {} times, still retrying every {}",

@@ -12,6 +12,7 @@ use sqlx::mysql::MySqlPool;
 use sqlx::query_builder::Separated;
 use sqlx::{MySql, QueryBuilder};
 
+use super::limits::saturating_add;
 use super::Store;
 use crate::tracker::{
     HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIp6Delta, TransferIpDelta,
@@ -109,43 +110,59 @@ fn update_join<'a, R>(
 /// `torrents`: Snatched += delta, Seeders/Leechers = newest, last_action = max.
 /// Existing rows only.
 pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx::Error> {
+    let limits = &store.limits;
+    let max = |column| limits.max("torrents", column);
     let columns = ["id", "snatched", "seeders", "leechers", "last_action"];
     let mut sql = update_join("torrents", "ID", &columns, rows, |values, row| {
         values
             .bind(row.id.0)
-            .bind(row.snatched)
-            .bind(row.seeders)
-            .bind(row.leechers)
+            .bind(u64::from(row.snatched).min(max("Snatched")))
+            .bind(u64::from(row.seeders).min(max("Seeders")))
+            .bind(u64::from(row.leechers).min(max("Leechers")))
             .bind(row.last_action);
     });
-    sql.push(
-        "t.Snatched = t.Snatched + d.snatched, t.Seeders = d.seeders, t.Leechers = d.leechers, \
+    sql.push(format_args!(
+        "{}, t.Seeders = d.seeders, t.Leechers = d.leechers, \
          t.last_action = GREATEST(t.last_action, d.last_action)",
-    );
+        saturating_add("t.Snatched", "d.snatched", max("Snatched"))
+    ));
     execute(&store.tables.torrents, sql).await
 }
 
 /// `users_main`: credited and raw transfer added. Existing rows only.
 pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error> {
+    let limits = &store.limits;
+    let max = |column| limits.max("users_main", column);
     let columns = ["id", "uploaded", "downloaded", "rawup", "rawdl"];
     let mut sql = update_join("users_main", "ID", &columns, rows, |values, row| {
         values
             .bind(row.id.0)
-            .bind(row.uploaded)
-            .bind(row.downloaded)
-            .bind(row.rawup)
-            .bind(row.rawdl);
+            .bind(row.uploaded.min(max("Uploaded")))
+            .bind(row.downloaded.min(max("Downloaded")))
+            .bind(row.rawup.min(max("rawup")))
+            .bind(row.rawdl.min(max("rawdl")));
     });
-    sql.push(
-        "t.Uploaded = t.Uploaded + d.uploaded, t.Downloaded = t.Downloaded + d.downloaded, \
-         t.rawup = t.rawup + d.rawup, t.rawdl = t.rawdl + d.rawdl",
-    );
+    let set: Vec<String> = [
+        ("Uploaded", "uploaded"),
+        ("Downloaded", "downloaded"),
+        ("rawup", "rawup"),
+        ("rawdl", "rawdl"),
+    ]
+    .iter()
+    .map(|(column, value)| {
+        saturating_add(&format!("t.{column}"), &format!("d.{value}"), max(column))
+    })
+    .collect();
+    sql.push(set.join(", "));
     execute(&store.tables.users, sql).await
 }
 
 /// `transfer_history` upsert on (uid, fid): sums add, last values replace, `starttime`
 /// only on insert; `hnr` and `snatched_time` are never written here.
 pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::Error> {
+    let limits = &store.limits;
+    let max = |column| limits.max("transfer_history", column);
+    let time = |seconds: i64| u64::try_from(seconds).unwrap_or(0);
     let mut sql = QueryBuilder::<MySql>::new(
         "INSERT INTO transfer_history (uid, fid, uploaded, downloaded, seeding, starttime, last_announce, \
          activetime, seedtime, active, snatched, remaining) ",
@@ -153,30 +170,34 @@ pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::
     sql.push_values(rows, |mut values, row| {
         values.push_bind(row.user.0);
         values.push_bind(row.torrent.0);
-        values.push_bind(row.uploaded);
-        values.push_bind(row.downloaded);
+        values.push_bind(row.uploaded.min(max("uploaded")));
+        values.push_bind(row.downloaded.min(max("downloaded")));
         values.push_bind(u8::from(row.seeding));
         values.push_bind(row.start_time);
         values.push_bind(row.last_announce);
-        values.push_bind(row.active_time);
-        values.push_bind(row.seed_time);
+        values.push_bind(time(row.active_time).min(max("activetime")));
+        values.push_bind(time(row.seed_time).min(max("seedtime")));
         values.push_bind(u8::from(row.active));
-        values.push_bind(row.snatched);
-        values.push_bind(row.remaining);
+        values.push_bind(u64::from(row.snatched).min(max("snatched")));
+        values.push_bind(row.remaining.min(max("remaining")));
     });
-    sql.push(
-        " ON DUPLICATE KEY UPDATE uploaded = uploaded + VALUES(uploaded), \
-         downloaded = downloaded + VALUES(downloaded), seeding = VALUES(seeding), \
-         last_announce = VALUES(last_announce), activetime = activetime + VALUES(activetime), \
-         seedtime = seedtime + VALUES(seedtime), active = VALUES(active), \
-         snatched = snatched + VALUES(snatched), remaining = VALUES(remaining)",
-    );
+    let add = |column| saturating_add(column, &format!("VALUES({column})"), max(column));
+    sql.push(format_args!(
+        " ON DUPLICATE KEY UPDATE {}, {}, seeding = VALUES(seeding), \
+         last_announce = VALUES(last_announce), {}, {}, active = VALUES(active), \
+         {}, remaining = VALUES(remaining)",
+        add("uploaded"),
+        add("downloaded"),
+        add("activetime"),
+        add("seedtime"),
+        add("snatched"),
+    ));
     execute(&store.tables.transfer_history, sql).await
 }
 
 /// `transfer_ips` upsert on (uid, fid, ip, client_id).
 pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64, sqlx::Error> {
-    let sql = transfer_ip_upsert("transfer_ips", rows, |values, ip| {
+    let sql = transfer_ip_upsert(store, "transfer_ips", rows, |values, ip| {
         values.push_bind(*ip);
     });
     execute(&store.tables.transfer_ips, sql).await
@@ -184,7 +205,7 @@ pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64
 
 /// `transfer_ips6` upsert: the same, with the address as binary(16).
 pub async fn transfer_ips6(store: &Store, rows: &[TransferIp6Delta]) -> Result<u64, sqlx::Error> {
-    let sql = transfer_ip_upsert("transfer_ips6", rows, |values, ip| {
+    let sql = transfer_ip_upsert(store, "transfer_ips6", rows, |values, ip| {
         values.push_bind(&ip[..]);
     });
     execute(&store.tables.transfer_ips6, sql).await
@@ -202,10 +223,12 @@ pub async fn has_transfer_ips6(store: &Store) -> Result<bool, sqlx::Error> {
 }
 
 fn transfer_ip_upsert<'a, A>(
+    store: &Store,
     table: &str,
     rows: &'a [TransferIpDelta<A>],
     bind_ip: impl Fn(&mut Separated<'_, 'a, MySql, &'static str>, &'a A),
 ) -> QueryBuilder<'a, MySql> {
+    let max = |column| store.limits.max(table, column);
     let mut sql = QueryBuilder::<MySql>::new(format!(
         "INSERT INTO {table} (uid, fid, ip, client_id, port, uploaded, downloaded, starttime, last_announce) "
     ));
@@ -215,16 +238,18 @@ fn transfer_ip_upsert<'a, A>(
         bind_ip(&mut values, &row.ip);
         values.push_bind(row.client.0);
         values.push_bind(row.port);
-        values.push_bind(row.uploaded);
-        values.push_bind(row.downloaded);
+        values.push_bind(row.uploaded.min(max("uploaded")));
+        values.push_bind(row.downloaded.min(max("downloaded")));
         values.push_bind(row.start_time);
         values.push_bind(row.last_announce);
     });
-    sql.push(
-        " ON DUPLICATE KEY UPDATE uploaded = uploaded + VALUES(uploaded), \
-         downloaded = downloaded + VALUES(downloaded), port = VALUES(port), \
+    let add = |column| saturating_add(column, &format!("VALUES({column})"), max(column));
+    sql.push(format_args!(
+        " ON DUPLICATE KEY UPDATE {}, {}, port = VALUES(port), \
          last_announce = VALUES(last_announce)",
-    );
+        add("uploaded"),
+        add("downloaded"),
+    ));
     sql
 }
 
