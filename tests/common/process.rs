@@ -32,7 +32,34 @@ pub struct Process {
 impl Process {
     /// Starts `chihaya --config <config> args...` with `DB_DSN` = `dsn`.
     pub fn start(config: &Path, dsn: &str, args: &[&str]) -> Process {
-        let mut child = chihaya()
+        Process::start_with(config, dsn, args, |_| {})
+    }
+
+    /// The same, under `umask` (the files it creates get modes as an operator's
+    /// would).
+    pub fn start_with_umask(config: &Path, dsn: &str, args: &[&str], umask: u32) -> Process {
+        use std::os::unix::process::CommandExt;
+        Process::start_with(config, dsn, args, move |command| {
+            // SAFETY: umask is async-signal-safe and touches nothing but the child.
+            unsafe {
+                command.pre_exec(move || {
+                    libc::umask(umask as libc::mode_t);
+                    Ok(())
+                });
+            }
+        })
+    }
+
+    /// Starts with `prepare` applied to the command first (umask, working directory).
+    pub fn start_with(
+        config: &Path,
+        dsn: &str,
+        args: &[&str],
+        prepare: impl FnOnce(&mut Command),
+    ) -> Process {
+        let mut command = chihaya();
+        prepare(&mut command);
+        let mut child = command
             .arg("--config")
             .arg(config)
             .args(args)
