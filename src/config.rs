@@ -1104,6 +1104,13 @@ mod tests {
     }
 
     #[test]
+    fn the_example_config_is_the_defaults() {
+        let example = include_str!("../config.example.json");
+        assert_eq!(ok(example).config, Config::default());
+        assert_eq!(ok(example).warnings, Vec::<String>::new());
+    }
+
+    #[test]
     fn every_key_can_be_set() {
         let json = r#"{
             "database": {"username": "u", "password": "p", "database": "d", "proto": "unix",

@@ -339,6 +339,10 @@ impl Metrics {
             "Number of reported transfers not credited because they exceed limits.max_transfer_rate",
             &["direction"],
         );
+        // Both directions are shown from the start, at 0.
+        for direction in ["up", "down"] {
+            implausible_deltas.with_label_values(&[direction]);
+        }
         let peers_evicted = counter(
             &admin,
             "chihaya_peers_evicted_total",

@@ -70,6 +70,8 @@ pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receive
                     fmt_duration(started.elapsed())
                 );
                 shared.sink.deactivate_before(cutoff);
+                // Users whose request budget is full again need no entry.
+                shared.limiter.forget_idle(shared.micros());
             }
             Err(e) => tracing::error!("Purge of inactive peers failed: {}", e),
         }

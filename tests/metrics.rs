@@ -31,7 +31,7 @@ const NORMAL: [(&str, &str); 8] = [
     ("chihaya_requests", "counter"),
 ];
 
-const ADMIN_FAMILIES: [(&str, &str); 22] = [
+const ADMIN_FAMILIES: [(&str, &str); 26] = [
     ("chihaya_deadlock_count", "counter"),
     ("chihaya_deadlock_aborted_count", "counter"),
     ("chihaya_deadlock_seconds_total", "counter"),
@@ -53,6 +53,10 @@ const ADMIN_FAMILIES: [(&str, &str); 22] = [
     ("chihaya_skipped_rows_total", "counter"),
     ("chihaya_recorder_dropped_total", "counter"),
     ("chihaya_announce_duration_seconds", "histogram"),
+    ("chihaya_implausible_deltas_total", "counter"),
+    ("chihaya_peers_evicted_total", "counter"),
+    ("chihaya_rate_limited_total", "counter"),
+    ("chihaya_client_errors_total", "counter"),
     ("process_cpu_seconds_total", "counter"),
 ];
 
