@@ -174,8 +174,8 @@ pub struct IntervalsConfig {
 /// can cost the others (0 turns a limit off).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LimitsConfig {
-    /// Most peers (distinct peer_ids) one user may have in one swarm; a new one beyond
-    /// it replaces the user's least recently seen peer there.
+    /// Most peers (distinct peer_ids) one user may have in one swarm, 1–1000; a new one
+    /// beyond it replaces the user's least recently seen peer there.
     pub user_peers_per_torrent: u32,
     /// Requests (announce, scrape, `/{passkey}/metrics`) one user may make per second,
     /// sustained...
@@ -698,8 +698,10 @@ fn apply_limits(
     for entry in entries(prefix, section(prefix, value)?) {
         let (key, path, value) = entry?;
         match key {
+            // At most the swarm's own bound (MAX_PEERS_PER_USER): a user's peers share
+            // one hash in a swarm's index.
             "user_peers_per_torrent" => {
-                limits.user_peers_per_torrent = int(&path, value, 0, 65535)?;
+                limits.user_peers_per_torrent = int(&path, value, 1, 1000)?;
             }
             "user_requests_per_second" => {
                 limits.user_requests_per_second = int(&path, value, 0, 1_000_000)?;
@@ -1120,7 +1122,7 @@ mod tests {
             "intervals": {"announce": 11, "min_announce": 12, "peer_inactivity": 13,
                           "announce_drift": 0, "scrape": 15, "database_reload": 16,
                           "database_serialize": 17, "purge_inactive_peers": 18, "flush": 19},
-            "limits": {"user_peers_per_torrent": 0, "user_requests_per_second": 7,
+            "limits": {"user_peers_per_torrent": 1000, "user_requests_per_second": 7,
                        "user_request_burst": 8, "max_transfer_rate": 9223372036854775807},
             "addr": "127.0.0.1:8080", "admin_token": "t0k", "proxy": "X-Real-IP",
             "record": true, "scrape": false, "log_flushes": false, "strict_port": true,
@@ -1151,7 +1153,7 @@ mod tests {
                 flush: 19,
             },
             limits: LimitsConfig {
-                user_peers_per_torrent: 0,
+                user_peers_per_torrent: 1000,
                 user_requests_per_second: 7,
                 user_request_burst: 8,
                 max_transfer_rate: 9_223_372_036_854_775_807,
@@ -1253,7 +1255,8 @@ mod tests {
             (r#"{"channels": {"snatch": 0}}"#, "config: channels.snatch: must be an integer >= 1 (got 0)"),
             (r#"{"intervals": {"announce_drift": -1}}"#, "config: intervals.announce_drift: must be an integer >= 0 (got -1)"),
             (r#"{"intervals": {"flush": 2147483648}}"#, "config: intervals.flush: must be an integer between 1 and 2147483647 (got 2147483648)"),
-            (r#"{"limits": {"user_peers_per_torrent": 65536}}"#, "config: limits.user_peers_per_torrent: must be an integer between 0 and 65535 (got 65536)"),
+            (r#"{"limits": {"user_peers_per_torrent": 1001}}"#, "config: limits.user_peers_per_torrent: must be an integer between 1 and 1000 (got 1001)"),
+            (r#"{"limits": {"user_peers_per_torrent": 0}}"#, "config: limits.user_peers_per_torrent: must be an integer between 1 and 1000 (got 0)"),
             (r#"{"limits": {"user_requests_per_second": -1}}"#, "config: limits.user_requests_per_second: must be an integer between 0 and 1000000 (got -1)"),
             (r#"{"limits": {"user_request_burst": 1.5}}"#, "config: limits.user_request_burst: must be an integer >= 0 (got 1.5)"),
             (r#"{"limits": {"max_transfer_rate": 9223372036854775808}}"#, "config: limits.max_transfer_rate: must be an integer between 0 and 9223372036854775807 (got 9223372036854775808)"),

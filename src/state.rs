@@ -10,7 +10,7 @@ use crate::config::Config;
 use crate::log::Throttle;
 use crate::metrics::Metrics;
 use crate::record::Recorder;
-use crate::tracker::{RequestLimiter, Settings, Snapshots};
+use crate::tracker::{RequestLimiter, Settings, Snapshots, MAX_PEERS_PER_USER};
 
 pub struct Shared {
     pub config: Arc<Config>,
@@ -57,10 +57,9 @@ pub fn settings(config: &Config) -> Settings {
         default_numwant: config.numwant,
         max_numwant: config.max_numwant,
         scrape_interval: intervals.scrape,
-        peers_per_user: match config.limits.user_peers_per_torrent {
-            0 => usize::MAX,
-            n => usize::try_from(n).unwrap_or(usize::MAX),
-        },
+        peers_per_user: usize::try_from(config.limits.user_peers_per_torrent)
+            .unwrap_or(MAX_PEERS_PER_USER)
+            .min(MAX_PEERS_PER_USER),
         max_transfer_rate: config.limits.max_transfer_rate,
     }
 }

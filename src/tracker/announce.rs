@@ -26,7 +26,8 @@ pub struct Settings {
     pub default_numwant: u16,
     pub max_numwant: u16,
     pub scrape_interval: u32,
-    /// Most peers one user may have in one swarm (`usize::MAX`: no cap).
+    /// Most peers one user may have in one swarm (at most
+    /// [`super::MAX_PEERS_PER_USER`]).
     pub peers_per_user: usize,
     /// Bytes per second beyond which a reported transfer is not credited (0: no
     /// ceiling); see [`plausible`].
@@ -195,10 +196,17 @@ pub fn announce(
     // endpoints before it leave, the peer as it ends up comes in.
     let mut change = Tally::default();
     let mut evicted = 0u32;
+    // A `stopped` from a peer the swarm does not know leaves at once: it makes no room
+    // (for a moment the user may have one peer more than the cap).
+    let cap = if stopped {
+        super::swarm::MAX_PEERS_PER_USER
+    } else {
+        settings.peers_per_user
+    };
     let (peer, existed) = state.swarm.place(
         key,
         seeding,
-        settings.peers_per_user,
+        cap,
         |_, gone| {
             change = change - Tally::of(&gone);
             evicted += 1;

@@ -33,5 +33,5 @@ pub use snapshot::{
     Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, Torrent,
     TorrentMeta, TorrentRow, TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
-pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally};
+pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally, MAX_PEERS_PER_USER};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

@@ -211,6 +211,11 @@ pub struct Swarm {
 
 /// Largest swarm kept as a plain list.
 const SMALL_MAX: usize = 16;
+
+/// The most peers one user ever has in one swarm, whatever the configured cap: the
+/// index hashes a user's peers alike ([`Indexed::hash`]), so finding one costs up to
+/// this many comparisons, never a swarm's worth.
+pub const MAX_PEERS_PER_USER: usize = 1000;
 /// An indexed swarm shrinking to this many peers goes back to a plain list (below
 /// [`SMALL_MAX`], so a swarm at the edge does not convert back and forth).
 const SMALL_AGAIN: usize = 8;
@@ -286,9 +291,10 @@ impl Indexed {
 
     /// Slots are hashed by the peer's user alone, so that all of a user's peers can be
     /// found from one hash ([`Indexed::user_positions`]) without a second index. A user
-    /// has a handful of peers in a swarm at most (the per-user cap), so a lookup
-    /// compares a handful of entries more than a per-key hash would; user ids come from
-    /// the database, not from clients, so nobody can aim at one hash.
+    /// has a handful of peers in a swarm (the per-user cap, never more than
+    /// [`MAX_PEERS_PER_USER`]), so a lookup compares a handful of entries more than a
+    /// per-key hash would; user ids come from the database, not from clients, so
+    /// nobody can aim at one hash.
     fn hash(&self, key: &PeerKey) -> u64 {
         self.hasher.hash_one(key.user)
     }
@@ -612,9 +618,11 @@ impl Swarm {
     }
 
     /// Inserts a peer as is (peer cache restore). Replaces any entry with the same key.
+    /// Even a cache written without a cap holds at most [`MAX_PEERS_PER_USER`] of one
+    /// user's peers here afterwards (the least recently seen make room).
     pub fn insert(&mut self, key: PeerKey, peer: Peer, seeding: bool) {
         self.remove(&key);
-        let (slot, _) = self.place(key, seeding, usize::MAX, |_, _| {}, || peer.clone());
+        let (slot, _) = self.place(key, seeding, MAX_PEERS_PER_USER, |_, _| {}, || peer.clone());
         *slot = peer;
     }
 
@@ -1035,6 +1043,24 @@ mod tests {
                 .map(|(p, s)| (p.uploaded, s)),
             Some((16, false))
         );
+    }
+
+    #[test]
+    fn a_restored_swarm_holds_at_most_the_bound_of_one_users_peers() {
+        let mut swarm = Swarm::default();
+        for n in 0..MAX_PEERS_PER_USER as u32 + 5 {
+            let mut id = [0; 20];
+            id[..4].copy_from_slice(&n.to_be_bytes());
+            let key = PeerKey {
+                user: UserId(1),
+                peer_id: PeerId(id),
+            };
+            swarm.insert(key, peer_seen(i64::from(n) + 1), false);
+        }
+        swarm.insert(key(2, 2), peer_seen(1), false);
+        assert_eq!(swarm.leechers(), MAX_PEERS_PER_USER + 1);
+        // The five least recently seen went.
+        assert_eq!(swarm.purge(6).peers, 1, "only user 2's peer was that old");
     }
 
     #[test]

@@ -428,6 +428,11 @@ fn a_user_over_the_peer_cap_loses_its_least_recently_seen_peer() {
     // The other user's peer was never touched.
     assert_eq!(w.ok(&other, &request(9, 500, 5, 0), T0 + 5).evicted, 0);
     assert_eq!(w.peers.counts().peers, 3);
+    // A `stopped` from a peer_id the swarm does not know makes no room.
+    let mut stray = request(7, 500, 0, 0);
+    stray.event = Event::Stopped;
+    assert_eq!(w.ok(&u, &stray, T0 + 6).evicted, 0);
+    assert_eq!(w.peers.counts().peers, 3);
 }
 
 /// Peers and endpoints of the world's torrent, counted by walking its swarm.
