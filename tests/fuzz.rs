@@ -5,7 +5,7 @@
 //! allocator measures, per thread and per call, the largest single request and the
 //! peak of live bytes. Cheap round trips are checked on whatever decodes.
 //!
-//! `cargo test --test fuzz` runs a few hundred cases per target (a few seconds in a
+//! `cargo test --test fuzz` runs 300 to 1,000 cases per target (a few seconds in a
 //! debug build). `PROPTEST_CASES=N` sets the cases per target as proptest does;
 //! `FUZZ_SECONDS=N` runs each target for N seconds with fresh seeds, e.g.
 //! `FUZZ_SECONDS=600 cargo test --release --test fuzz -- --nocapture --test-threads 1`,
