@@ -120,7 +120,12 @@ pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
             let state = TorrentState {
                 meta: TorrentMeta {
                     group_id: GroupId(cached.group_id),
-                    torrent_type: TorrentType::from_name(&cached.torrent_type),
+                    // Only the swarm and last action outlive `adopt`; the database
+                    // gives the metadata. A name new to the process is not interned:
+                    // the file could fill the process-wide table of type names (each
+                    // leaked) and leave the database's own types without a name.
+                    torrent_type: TorrentType::known(&cached.torrent_type)
+                        .unwrap_or(TorrentType::UNNAMED),
                     up_multiplier: cached.up_multiplier,
                     down_multiplier: cached.down_multiplier,
                 },
@@ -345,5 +350,40 @@ mod tests {
         }
         let (dual, _) = state.swarm.get(&key(1, 1)).unwrap();
         assert_eq!(dual.last_announce(), 1_700_000_200);
+    }
+
+    /// Found by tests/fuzz.rs: each new torrent type name in a cache file was interned
+    /// for good (the table grew across files, up to 65 535 leaked names).
+    #[test]
+    fn restore_interns_no_type_names() {
+        let restored_type = |name: &'static str| {
+            let mut encoder = Encoder::new(0);
+            encoder.users([].iter()).unwrap();
+            encoder.torrent_count(1).unwrap();
+            let (_, peer, seeding) = &snapshots().1[0];
+            let peer = to_cached(&key(1, 1), peer, *seeding).unwrap();
+            encoder
+                .torrent(&CachedTorrent {
+                    info_hash: [9; 20],
+                    id: 3,
+                    group_id: 2,
+                    torrent_type: name.into(),
+                    status: 0,
+                    snatched: 0,
+                    last_action: 0,
+                    up_multiplier: 1.0,
+                    down_multiplier: 1.0,
+                    peers: vec![peer],
+                })
+                .unwrap();
+            let restored = restore(&encoder.finish().unwrap()).unwrap();
+            let torrent = restored.torrents.get(&InfoHash([9; 20])).unwrap();
+            let torrent_type = torrent.lock().meta.torrent_type;
+            torrent_type
+        };
+        let name = "type-only-in-a-cache-file";
+        assert_eq!(restored_type(name), TorrentType::UNNAMED);
+        assert_eq!(TorrentType::known(name), None);
+        assert_eq!(restored_type("anime"), TorrentType::Anime);
     }
 }

@@ -75,18 +75,17 @@ const OVERFLOW_TYPE: u16 = u16::MAX;
 static OTHER_TYPES: std::sync::RwLock<Vec<&'static str>> = std::sync::RwLock::new(Vec::new());
 
 impl TorrentType {
+    /// Where names go once the table is full, and what names not kept are: `""`.
+    pub const UNNAMED: TorrentType = TorrentType::Other(OVERFLOW_TYPE);
+
     pub fn from_name(name: &str) -> TorrentType {
         match name {
             "anime" => TorrentType::Anime,
             "music" => TorrentType::Music,
             other => {
-                let known = OTHER_TYPES
-                    .read()
-                    .unwrap_or_else(std::sync::PoisonError::into_inner);
-                if let Some(code) = known.iter().position(|&n| n == other) {
-                    return TorrentType::Other(code as u16);
+                if let Some(known) = TorrentType::known(other) {
+                    return known;
                 }
-                drop(known);
                 let mut known = OTHER_TYPES
                     .write()
                     .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -101,6 +100,21 @@ impl TorrentType {
                 };
                 TorrentType::Other(code as u16)
             }
+        }
+    }
+
+    /// The type of `name` if it has a code already (`anime`, `music` or a name seen
+    /// before); unlike [`TorrentType::from_name`] it never adds a name to the table.
+    pub fn known(name: &str) -> Option<TorrentType> {
+        match name {
+            "anime" => Some(TorrentType::Anime),
+            "music" => Some(TorrentType::Music),
+            other => OTHER_TYPES
+                .read()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .iter()
+                .position(|&n| n == other)
+                .map(|code| TorrentType::Other(code as u16)),
         }
     }
 
@@ -160,5 +174,10 @@ mod tests {
         assert_ne!(ebook, TorrentType::from_name("game"));
         assert_eq!(ebook.name(), "ebook");
         assert_eq!(std::mem::size_of::<TorrentType>(), 4);
+        assert_eq!(TorrentType::known("ebook"), Some(ebook));
+        assert_eq!(TorrentType::known("music"), Some(TorrentType::Music));
+        assert_eq!(TorrentType::known("never-seen-by-types-tests"), None);
+        assert_eq!(TorrentType::known("never-seen-by-types-tests"), None);
+        assert_eq!(TorrentType::UNNAMED.name(), "");
     }
 }
