@@ -109,11 +109,7 @@ async fn unparsable_requests_are_counted_and_summed_up_in_one_line() {
         metrics.value("chihaya_client_errors_total", &[]),
         Some(103.0)
     );
-    tracker.signal("TERM");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
+    let (status, log) = tracker.terminate(WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     let summaries: Vec<&str> = log
         .lines()
@@ -160,11 +156,7 @@ async fn files_with_passkeys_and_addresses_are_private_whatever_the_umask() {
     );
     // MariaDB is gone at shutdown: the rows go to the spill file.
     proxy.cut();
-    tracker.signal("TERM");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
+    let (status, log) = tracker.terminate(WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(log.contains("unwritten rows to"), "{log}");
     assert_eq!(mode(&dir.0.join("peer-cache.bin")), 0o600);

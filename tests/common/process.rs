@@ -136,6 +136,15 @@ impl Process {
         }
     }
 
+    /// SIGTERM, then the exit status and the whole log, waited for off the async
+    /// workers (a test's proxy or tracker tasks keep running meanwhile).
+    pub async fn terminate(mut self, within: Duration) -> (ExitStatus, String) {
+        self.signal("TERM");
+        tokio::task::spawn_blocking(move || (self.wait(within), self.log_text()))
+            .await
+            .expect("waiting for chihaya")
+    }
+
     pub fn log_text(&self) -> String {
         self.log.join("\n")
     }
