@@ -268,15 +268,8 @@ fn finish_announce(
             uploaded: announce_request.uploaded,
             downloaded: announce_request.downloaded,
             left: announce_request.left,
-            flags: if done.implausible.up {
-                record::NOT_CREDITED_UP
-            } else {
-                0
-            } | if done.implausible.down {
-                record::NOT_CREDITED_DOWN
-            } else {
-                0
-            },
+            flags: (u8::from(done.implausible.up) * record::NOT_CREDITED_UP)
+                | (u8::from(done.implausible.down) * record::NOT_CREDITED_DOWN),
         });
     }
     let format = if announce_request.compact {

@@ -394,6 +394,41 @@ mod tests {
     }
 
     #[test]
+    fn a_claim_not_credited_is_a_flag_and_stays_out_of_the_totals() {
+        let files = HourFile::ordered(vec![file(
+            "2026-11-23T13",
+            &[
+                r#"[3,2,"5.6.7.8",7000,"",0,0,0,0,0,100]"#,
+                r#"[3,1,"1.2.3.4",6881,"",1,9223372036854775807,7,18446744073709551615,7,0,1]"#,
+                r#"[3,1,"1.2.3.4",6881,"",1,5,0,18446744073709551615,7,0]"#,
+            ],
+        )]);
+        let report = analyze(&files, DEFAULT_MAX_RATE).unwrap();
+        assert_eq!(
+            report.users[&1],
+            Totals {
+                announces: 2,
+                uploaded: 5,
+                downloaded: 7
+            }
+        );
+        assert_eq!(
+            report.flags,
+            [Flag::NotCredited {
+                user: 1,
+                torrent: 3,
+                hour: "2026-11-23T13".to_owned(),
+                uploaded: 9223372036854775807,
+                downloaded: 0,
+            }]
+        );
+        assert!(render_table(&report, DEFAULT_MAX_RATE).contains(
+            "not_credited user 1 torrent 3 hour 2026-11-23T13: reported 9223372036854775807 bytes up and 0 down"
+        ));
+        assert!(parse_line(r#"[3,1,"1.2.3.4",6881,"",1,5,0,5,0,0,256]"#).is_err());
+    }
+
+    #[test]
     fn totals_and_a_planted_cheat() {
         let files = HourFile::ordered(vec![
             file(

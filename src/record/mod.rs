@@ -294,6 +294,17 @@ mod tests {
             line(&event(0, b"")),
             "[1,2,\"1.2.3.4\",51413,\"\",1,0,1024,2048,1024,0]\n"
         );
+        // A delta not credited: the flags follow as a twelfth element.
+        let flagged = Event {
+            flags: NOT_CREDITED_UP | NOT_CREDITED_DOWN,
+            ..event(0, b"")
+        };
+        assert_eq!(
+            line(&flagged),
+            "[1,2,\"1.2.3.4\",51413,\"\",1,0,1024,2048,1024,0,3]\n"
+        );
+        let parsed = analysis::parse_line(line(&flagged).trim_end()).unwrap();
+        assert_eq!((parsed.flags, parsed.delta_down), (3, 1024));
     }
 
     #[test]
