@@ -77,11 +77,6 @@ impl ColumnLimits {
             .map_or(BIGINT, |i| self.max[i])
     }
 
-    /// `value` clamped to what `table.column` holds.
-    pub fn clamp(&self, table: &str, column: &str, value: u64) -> u64 {
-        value.min(self.max(table, column))
-    }
-
     fn set(&mut self, table: &str, column: &str, max: u64) {
         if let Some(i) = COLUMNS
             .iter()
@@ -177,10 +172,7 @@ mod tests {
         assert_eq!(limits.max("users_main", "uploaded"), u64::MAX);
         assert_eq!(limits.max("transfer_history", "uploaded"), i64::MAX as u64);
         assert_eq!(limits.max("transfer_history", "seedtime"), i32::MAX as u64);
-        assert_eq!(
-            limits.clamp("torrents", "Seeders", u64::MAX),
-            i32::MAX as u64
-        );
+        assert_eq!(limits.max("torrents", "Seeders"), i32::MAX as u64);
         assert_eq!(limits.max("nowhere", "x"), i64::MAX as u64);
     }
 

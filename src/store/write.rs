@@ -110,49 +110,46 @@ fn update_join<'a, R>(
 /// `torrents`: Snatched += delta, Seeders/Leechers = newest, last_action = max.
 /// Existing rows only.
 pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx::Error> {
-    let limits = &store.limits;
-    let max = |column| limits.max("torrents", column);
+    let [snatched, seeders, leechers] =
+        ["Snatched", "Seeders", "Leechers"].map(|column| store.limits.max("torrents", column));
     let columns = ["id", "snatched", "seeders", "leechers", "last_action"];
     let mut sql = update_join("torrents", "ID", &columns, rows, |values, row| {
         values
             .bind(row.id.0)
-            .bind(u64::from(row.snatched).min(max("Snatched")))
-            .bind(u64::from(row.seeders).min(max("Seeders")))
-            .bind(u64::from(row.leechers).min(max("Leechers")))
+            .bind(u64::from(row.snatched).min(snatched))
+            .bind(u64::from(row.seeders).min(seeders))
+            .bind(u64::from(row.leechers).min(leechers))
             .bind(row.last_action);
     });
     sql.push(format_args!(
         "{}, t.Seeders = d.seeders, t.Leechers = d.leechers, \
          t.last_action = GREATEST(t.last_action, d.last_action)",
-        saturating_add("t.Snatched", "d.snatched", max("Snatched"))
+        saturating_add("t.Snatched", "d.snatched", snatched)
     ));
     execute(&store.tables.torrents, sql).await
 }
 
 /// `users_main`: credited and raw transfer added. Existing rows only.
 pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error> {
-    let limits = &store.limits;
-    let max = |column| limits.max("users_main", column);
+    let names = ["Uploaded", "Downloaded", "rawup", "rawdl"];
+    let max = names.map(|column| store.limits.max("users_main", column));
     let columns = ["id", "uploaded", "downloaded", "rawup", "rawdl"];
     let mut sql = update_join("users_main", "ID", &columns, rows, |values, row| {
         values
             .bind(row.id.0)
-            .bind(row.uploaded.min(max("Uploaded")))
-            .bind(row.downloaded.min(max("Downloaded")))
-            .bind(row.rawup.min(max("rawup")))
-            .bind(row.rawdl.min(max("rawdl")));
+            .bind(row.uploaded.min(max[0]))
+            .bind(row.downloaded.min(max[1]))
+            .bind(row.rawup.min(max[2]))
+            .bind(row.rawdl.min(max[3]));
     });
-    let set: Vec<String> = [
-        ("Uploaded", "uploaded"),
-        ("Downloaded", "downloaded"),
-        ("rawup", "rawup"),
-        ("rawdl", "rawdl"),
-    ]
-    .iter()
-    .map(|(column, value)| {
-        saturating_add(&format!("t.{column}"), &format!("d.{value}"), max(column))
-    })
-    .collect();
+    let set: Vec<String> = names
+        .iter()
+        .zip(&columns[1..])
+        .zip(max)
+        .map(|((column, value), max)| {
+            saturating_add(&format!("t.{column}"), &format!("d.{value}"), max)
+        })
+        .collect();
     sql.push(set.join(", "));
     execute(&store.tables.users, sql).await
 }
@@ -160,8 +157,15 @@ pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error
 /// `transfer_history` upsert on (uid, fid): sums add, last values replace, `starttime`
 /// only on insert; `hnr` and `snatched_time` are never written here.
 pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::Error> {
-    let limits = &store.limits;
-    let max = |column| limits.max("transfer_history", column);
+    let [uploaded, downloaded, activetime, seedtime, snatched, remaining] = [
+        "uploaded",
+        "downloaded",
+        "activetime",
+        "seedtime",
+        "snatched",
+        "remaining",
+    ]
+    .map(|column| store.limits.max("transfer_history", column));
     let time = |seconds: i64| u64::try_from(seconds).unwrap_or(0);
     let mut sql = QueryBuilder::<MySql>::new(
         "INSERT INTO transfer_history (uid, fid, uploaded, downloaded, seeding, starttime, last_announce, \
@@ -170,27 +174,27 @@ pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::
     sql.push_values(rows, |mut values, row| {
         values.push_bind(row.user.0);
         values.push_bind(row.torrent.0);
-        values.push_bind(row.uploaded.min(max("uploaded")));
-        values.push_bind(row.downloaded.min(max("downloaded")));
+        values.push_bind(row.uploaded.min(uploaded));
+        values.push_bind(row.downloaded.min(downloaded));
         values.push_bind(u8::from(row.seeding));
         values.push_bind(row.start_time);
         values.push_bind(row.last_announce);
-        values.push_bind(time(row.active_time).min(max("activetime")));
-        values.push_bind(time(row.seed_time).min(max("seedtime")));
+        values.push_bind(time(row.active_time).min(activetime));
+        values.push_bind(time(row.seed_time).min(seedtime));
         values.push_bind(u8::from(row.active));
-        values.push_bind(u64::from(row.snatched).min(max("snatched")));
-        values.push_bind(row.remaining.min(max("remaining")));
+        values.push_bind(u64::from(row.snatched).min(snatched));
+        values.push_bind(row.remaining.min(remaining));
     });
-    let add = |column| saturating_add(column, &format!("VALUES({column})"), max(column));
+    let add = |column, max| saturating_add(column, &format!("VALUES({column})"), max);
     sql.push(format_args!(
         " ON DUPLICATE KEY UPDATE {}, {}, seeding = VALUES(seeding), \
          last_announce = VALUES(last_announce), {}, {}, active = VALUES(active), \
          {}, remaining = VALUES(remaining)",
-        add("uploaded"),
-        add("downloaded"),
-        add("activetime"),
-        add("seedtime"),
-        add("snatched"),
+        add("uploaded", uploaded),
+        add("downloaded", downloaded),
+        add("activetime", activetime),
+        add("seedtime", seedtime),
+        add("snatched", snatched),
     ));
     execute(&store.tables.transfer_history, sql).await
 }
@@ -228,7 +232,8 @@ fn transfer_ip_upsert<'a, A>(
     rows: &'a [TransferIpDelta<A>],
     bind_ip: impl Fn(&mut Separated<'_, 'a, MySql, &'static str>, &'a A),
 ) -> QueryBuilder<'a, MySql> {
-    let max = |column| store.limits.max(table, column);
+    let [uploaded, downloaded] =
+        ["uploaded", "downloaded"].map(|column| store.limits.max(table, column));
     let mut sql = QueryBuilder::<MySql>::new(format!(
         "INSERT INTO {table} (uid, fid, ip, client_id, port, uploaded, downloaded, starttime, last_announce) "
     ));
@@ -238,17 +243,17 @@ fn transfer_ip_upsert<'a, A>(
         bind_ip(&mut values, &row.ip);
         values.push_bind(row.client.0);
         values.push_bind(row.port);
-        values.push_bind(row.uploaded.min(max("uploaded")));
-        values.push_bind(row.downloaded.min(max("downloaded")));
+        values.push_bind(row.uploaded.min(uploaded));
+        values.push_bind(row.downloaded.min(downloaded));
         values.push_bind(row.start_time);
         values.push_bind(row.last_announce);
     });
-    let add = |column| saturating_add(column, &format!("VALUES({column})"), max(column));
+    let add = |column, max| saturating_add(column, &format!("VALUES({column})"), max);
     sql.push(format_args!(
         " ON DUPLICATE KEY UPDATE {}, {}, port = VALUES(port), \
          last_announce = VALUES(last_announce)",
-        add("uploaded"),
-        add("downloaded"),
+        add("uploaded", uploaded),
+        add("downloaded", downloaded),
     ));
     sql
 }

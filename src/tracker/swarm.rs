@@ -82,14 +82,6 @@ impl Tally {
             v6: i64::from(peer.v6.is_some()),
         }
     }
-
-    /// The endpoints of a peer that stays (0 peers): for a change of endpoints.
-    pub fn endpoints(peer: &Peer) -> Tally {
-        Tally {
-            peers: 0,
-            ..Tally::of(peer)
-        }
-    }
 }
 
 impl std::ops::Add for Tally {
