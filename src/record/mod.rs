@@ -15,6 +15,8 @@ use std::time::{Duration, Instant};
 
 use prometheus::IntCounter;
 
+use crate::log::Throttle;
+
 pub mod analysis;
 
 /// Lines the writer may be behind before announces' events are dropped.
@@ -149,7 +151,7 @@ struct Writer {
     dir: PathBuf,
     file: Option<(String, BufWriter<File>)>,
     dropped: IntCounter,
-    last_error_log: Option<Instant>,
+    errors_log: Throttle,
     line: Vec<u8>,
 }
 
@@ -159,7 +161,7 @@ impl Writer {
             dir,
             file: None,
             dropped,
-            last_error_log: None,
+            errors_log: Throttle::new(Duration::from_secs(60)),
             line: Vec::with_capacity(128),
         }
     }
@@ -242,11 +244,7 @@ impl Writer {
     }
 
     fn log_error(&mut self, message: &str) {
-        if self
-            .last_error_log
-            .is_none_or(|at| at.elapsed() >= Duration::from_secs(60))
-        {
-            self.last_error_log = Some(Instant::now());
+        if self.errors_log.hit(Instant::now()).is_some() {
             tracing::error!("{}", message);
         }
     }
