@@ -11,9 +11,9 @@ use chihaya::http::query::{announce_request, Query};
 use chihaya::http::response::{self, PeerFormat};
 use chihaya::metrics::Metrics;
 use chihaya::tracker::{
-    announce, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, PeerGauges,
-    Settings, Torrent, TorrentId, TorrentMeta, TorrentRow, TorrentType, Torrents, TransferIp, User,
-    UserId, View,
+    announce, announce_with, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash,
+    Peer, PeerChange, PeerGauges, PeerId, PeerKey, Settings, Torrent, TorrentId, TorrentMeta,
+    TorrentRow, TorrentType, Torrents, TransferIp, User, UserId, View,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
@@ -175,7 +175,7 @@ fn hot_path(c: &mut Criterion) {
             let (request, _) =
                 announce_request(&parsed, false, || Ok(Ipv4Addr::new(10, 0, 0, 1).into())).unwrap();
             peers.clear();
-            let done = announce(
+            let done = announce_with(
                 &w.settings,
                 &view,
                 &user(n as u32 % 500),
@@ -183,9 +183,9 @@ fn hot_path(c: &mut Criterion) {
                 now,
                 &mut rng,
                 &mut peers,
+                |change, deltas| sink.record(change, deltas),
             )
             .unwrap();
-            sink.record(&done.deltas);
             body.clear();
             response::announce(&mut body, &done, &peers, PeerFormat::Compact);
             black_box(&body);
@@ -222,6 +222,16 @@ fn hot_path(c: &mut Criterion) {
 
     c.bench_function("sink_record", |b| {
         let sink = Sink::new(&ChannelsConfig::default(), &metrics);
+        let peer = Peer::at(Ipv4Addr::LOCALHOST.into(), 6881, 5_000_000);
+        let change = PeerChange {
+            torrent: TorrentId(1),
+            key: PeerKey {
+                user: UserId(1),
+                peer_id: PeerId([7; 20]),
+            },
+            peer: Some((&peer, false)),
+            evicted: &[],
+        };
         let mut deltas = done.deltas;
         let mut n = 0u32;
         b.iter(|| {
@@ -231,7 +241,7 @@ fn hot_path(c: &mut Criterion) {
                 row.user = UserId(n);
             }
             deltas.torrent.id = TorrentId(n % 10_000);
-            sink.record(black_box(&deltas));
+            sink.record(&change, black_box(&deltas));
         })
     });
 }

@@ -136,3 +136,14 @@ CREATE TABLE IF NOT EXISTS `users_main` (
   `TrackerHide` tinyint(1) NOT NULL DEFAULT 0,
   PRIMARY KEY (`ID`)
 ) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;
+
+-- Optional, the tracker's own: per accounting writer, the number of the last flush it
+-- committed, written in the same transaction as the flush's rows. With it, a flush
+-- whose commit reply was lost is never written twice, and the journal replayed at
+-- start skips exactly what the database already has. Without it the tracker runs as
+-- before (at-least-once across lost connections, no journal) and says so at start.
+CREATE TABLE IF NOT EXISTS `chihaya_commits` (
+  `writer` varchar(32) NOT NULL,
+  `epoch` bigint unsigned NOT NULL,
+  PRIMARY KEY (`writer`)
+) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;

@@ -20,6 +20,7 @@ use crate::config::{Config, Host, HostPort, ListenAddr};
 use crate::metrics::Metrics;
 use crate::purge;
 use crate::record::{self, Recorder};
+use crate::recovery;
 use crate::reload::{self, LoadError};
 use crate::state::{unix_now, Shared};
 use crate::store::{self, Store};
@@ -30,6 +31,7 @@ pub struct Options {
     pub config: PathBuf,
     pub peer_cache: PathBuf,
     pub spill: PathBuf,
+    pub journal: PathBuf,
     pub drain_timeout: Duration,
 }
 
@@ -41,6 +43,7 @@ pub enum StartError {
     Bind(String, std::io::Error),
     Spill(String),
     Events(String, std::io::Error),
+    Journal(String),
 }
 
 impl fmt::Display for StartError {
@@ -53,6 +56,7 @@ impl fmt::Display for StartError {
             StartError::Events(dir, e) => {
                 write!(f, "Couldn't create the recorder directory {dir} - {e}")
             }
+            StartError::Journal(problem) => write!(f, "{problem}"),
         }
     }
 }
@@ -115,6 +119,26 @@ impl Tracker {
                 "Cannot read the accounting columns' types, assuming those of database/schema.sql: {}",
                 e
             ),
+        }
+        // With commit markers the journal of the previous run is replayed (what the
+        // database lacks) before anything new happens, and this run's journal starts.
+        match store::commits::exists(&store).await {
+            Ok(true) => {
+                let read = |e: sqlx::Error| {
+                    StartError::Journal(format!("Couldn't read {} - {e}", store::commits::TABLE))
+                };
+                let database = store::commits::journal_id(&store).await.map_err(read)?;
+                let markers = store::commits::load(&store).await.map_err(read)?;
+                let journal = recovery::recover(&shared, &files.journal, database, &markers)?;
+                shared.sink.set_journal(journal);
+            }
+            Ok(false) => recovery::warn_unmarked(&files.journal),
+            Err(e) => {
+                return Err(StartError::Journal(format!(
+                    "Couldn't tell whether {} exists - {e}",
+                    store::commits::TABLE
+                )))
+            }
         }
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;
@@ -253,8 +277,26 @@ impl Tracker {
                 ),
             }
         }
-        self.writers.spill_pending();
         let _ = cache_write.await;
+        match self.shared.sink.journal() {
+            // The journal holds what the database did not take: the next start
+            // writes it, each row exactly once.
+            Some(journal) => {
+                let kept = self.writers.keep_pending();
+                if kept > 0 {
+                    tracing::info!(
+                        "{} unwritten rows stay in the journal {}; the next start writes them",
+                        kept,
+                        journal.dir().display()
+                    );
+                }
+                let journal = Arc::clone(journal);
+                let _ = tokio::task::spawn_blocking(move || journal.close()).await;
+            }
+            None => {
+                self.writers.spill_pending();
+            }
+        }
         self.store.close().await;
         tracing::info!("Shutdown complete");
     }
@@ -265,6 +307,8 @@ impl Tracker {
 pub struct Files {
     pub peer_cache: PathBuf,
     pub spill: PathBuf,
+    /// The journal's directory.
+    pub journal: PathBuf,
     /// The recorder's directory (`events/` in the working directory).
     pub events: PathBuf,
 }
@@ -293,7 +337,7 @@ fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
     }
     let count = replayed.lines.len();
     for line in replayed.lines {
-        sink.replay(line.row);
+        sink.replay_line(line);
     }
     let mut renamed = path.as_os_str().to_owned();
     renamed.push(format!(".replayed-{}", unix_now()));
@@ -394,6 +438,7 @@ pub async fn run(options: Options) -> u8 {
     let files = Files {
         peer_cache: options.peer_cache.clone(),
         spill: options.spill.clone(),
+        journal: options.journal.clone(),
         events: PathBuf::from("events"),
     };
     let started = tokio::select! {

@@ -23,6 +23,7 @@ pub struct Config {
     pub channels: ChannelsConfig,
     pub intervals: IntervalsConfig,
     pub limits: LimitsConfig,
+    pub journal: JournalConfig,
     /// Listen address.
     pub addr: ListenAddr,
     /// Bearer token for the admin metrics; empty disables them.
@@ -187,6 +188,24 @@ pub struct LimitsConfig {
     pub max_transfer_rate: u64,
 }
 
+/// The `journal` section: how the local journal of accepted announces meets the disk.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalConfig {
+    /// Milliseconds between fsyncs of the journal (0: never, the operating system
+    /// writes it when it likes). A flush reaches the database only once the journal
+    /// holding it is synced, so this bounds what a power cut can lose, and adds up to
+    /// as much to the time a delta waits for the database.
+    pub fsync_interval_ms: u32,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            fsync_interval_ms: 1000,
+        }
+    }
+}
+
 impl Default for LimitsConfig {
     fn default() -> Self {
         LimitsConfig {
@@ -205,6 +224,7 @@ impl Default for Config {
             channels: ChannelsConfig::default(),
             intervals: IntervalsConfig::default(),
             limits: LimitsConfig::default(),
+            journal: JournalConfig::default(),
             addr: ListenAddr::Any(34000),
             admin_token: String::new(),
             proxy: String::new(),
@@ -570,6 +590,7 @@ fn apply_file(
             "channels" => apply_channels(&path, value, &mut c.channels, warnings)?,
             "intervals" => apply_intervals(&path, value, &mut c.intervals, &mut aliases, warnings)?,
             "limits" => apply_limits(&path, value, &mut c.limits, warnings)?,
+            "journal" => apply_journal(&path, value, &mut c.journal, warnings)?,
             "addr" => raw.addr = Some(non_empty(&path, value)?),
             "admin_token" => c.admin_token = string(&path, value)?,
             "proxy" => c.proxy = string(&path, value)?,
@@ -708,6 +729,22 @@ fn apply_limits(
             }
             "user_request_burst" => limits.user_request_burst = int(&path, value, 0, INT_MAX)?,
             "max_transfer_rate" => limits.max_transfer_rate = int(&path, value, 0, i64::MAX)?,
+            _ => unknown(&path, value, warnings)?,
+        }
+    }
+    Ok(())
+}
+
+fn apply_journal(
+    prefix: &str,
+    value: &Json,
+    journal: &mut JournalConfig,
+    warnings: &mut Vec<String>,
+) -> Result<(), ConfigError> {
+    for entry in entries(prefix, section(prefix, value)?) {
+        let (key, path, value) = entry?;
+        match key {
+            "fsync_interval_ms" => journal.fsync_interval_ms = int(&path, value, 0, 3_600_000)?,
             _ => unknown(&path, value, warnings)?,
         }
     }
@@ -1082,6 +1119,9 @@ mod tests {
                 user_request_burst: 30_000,
                 max_transfer_rate: 10_737_418_240,
             },
+            journal: JournalConfig {
+                fsync_interval_ms: 1000,
+            },
             addr: ListenAddr::Any(34000),
             admin_token: String::new(),
             proxy: String::new(),
@@ -1124,6 +1164,7 @@ mod tests {
                           "database_serialize": 17, "purge_inactive_peers": 18, "flush": 19},
             "limits": {"user_peers_per_torrent": 1000, "user_requests_per_second": 7,
                        "user_request_burst": 8, "max_transfer_rate": 9223372036854775807},
+            "journal": {"fsync_interval_ms": 0},
             "addr": "127.0.0.1:8080", "admin_token": "t0k", "proxy": "X-Real-IP",
             "record": true, "scrape": false, "log_flushes": false, "strict_port": true,
             "flush_groups": true, "numwant": 0, "max_numwant": 65535
@@ -1157,6 +1198,9 @@ mod tests {
                 user_requests_per_second: 7,
                 user_request_burst: 8,
                 max_transfer_rate: 9_223_372_036_854_775_807,
+            },
+            journal: JournalConfig {
+                fsync_interval_ms: 0,
             },
             addr: listen("127.0.0.1", 8080),
             admin_token: "t0k".to_owned(),
@@ -1261,6 +1305,7 @@ mod tests {
             (r#"{"limits": {"user_request_burst": 1.5}}"#, "config: limits.user_request_burst: must be an integer >= 0 (got 1.5)"),
             (r#"{"limits": {"max_transfer_rate": 9223372036854775808}}"#, "config: limits.max_transfer_rate: must be an integer between 0 and 9223372036854775807 (got 9223372036854775808)"),
             (r#"{"limits": 5}"#, "config: limits: must be an object (got 5)"),
+            (r#"{"journal": {"fsync_interval_ms": 3600001}}"#, "config: journal.fsync_interval_ms: must be an integer between 0 and 3600000 (got 3600001)"),
         ];
         for (json, message) in cases {
             assert_eq!(err(json), message, "{json}");

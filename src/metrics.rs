@@ -105,6 +105,11 @@ pub struct Metrics {
     pub peers_evicted: IntCounter,
     /// Requests refused because the user's request budget was used up.
     pub rate_limited: IntCounter,
+    /// Bytes of records the journal wrote, and its segment files on disk.
+    pub journal_bytes: IntCounter,
+    pub journal_segments: IntGauge,
+    /// Failed journal writes or syncs (each retried).
+    pub journal_errors: IntCounter,
 }
 
 /// Registers `metric` and hands it back. Names are constants of this module, so a
@@ -353,6 +358,21 @@ impl Metrics {
             "chihaya_rate_limited_total",
             "Number of requests refused because the user exceeded its request budget",
         );
+        let journal_bytes = counter(
+            &admin,
+            "chihaya_journal_bytes_total",
+            "Bytes of announce records written to the journal",
+        );
+        let journal_segments = gauge(
+            &admin,
+            "chihaya_journal_segments",
+            "Journal segment files on disk",
+        );
+        let journal_errors = counter(
+            &admin,
+            "chihaya_journal_errors_total",
+            "Journal writes or syncs that failed (they are retried)",
+        );
         Sampled::register(
             &admin,
             "chihaya_client_errors_total",
@@ -396,6 +416,9 @@ impl Metrics {
             implausible_deltas,
             peers_evicted,
             rate_limited,
+            journal_bytes,
+            journal_segments,
+            journal_errors,
         }
     }
 

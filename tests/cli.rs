@@ -40,6 +40,7 @@ fn version_help_and_usage_errors() {
         "--config",
         "--peer-cache",
         "--spill",
+        "--journal",
         "--drain-timeout",
         "--version",
     ] {

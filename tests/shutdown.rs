@@ -145,6 +145,8 @@ async fn a_signal_right_after_announces_writes_everything() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
     let db = TestDb::new().await;
+    // Without the marker table there is no journal: the spill file takes the rows.
+    db.exec("DROP TABLE chihaya_commits").await;
     let setup = Setup::new("spill");
     let proxy = Proxy::start(TestDb::server_addr()).await;
     let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
@@ -212,6 +214,72 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
     assert_traffic_written(&db).await;
     assert!(!setup.spill.exists(), "renamed after replay");
     assert_eq!(replayed_files(&setup.dir.0).len(), 1);
+}
+
+// Multi-threaded: the proxy's tasks run while this test blocks waiting for log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start() {
+    let db = TestDb::new().await;
+    let setup = Setup::new("journal");
+    let proxy = Proxy::start(TestDb::server_addr()).await;
+    let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
+    traffic(setup.addr).await;
+    proxy.cut();
+    tracker.signal("TERM");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    let journal = setup.dir.0.join("journal");
+    let kept = format!(
+        "13 unwritten rows stay in the journal {}; the next start writes them",
+        journal.display()
+    );
+    assert!(log.contains(&kept), "{kept:?} in\n{log}");
+    assert!(!setup.spill.exists(), "{log}");
+    assert_eq!(
+        db.rows("SELECT rawup FROM users_main WHERE ID = 1").await,
+        owned(&[&["0"]])
+    );
+
+    // MariaDB is back; the next start replays the journal before serving, and a
+    // second start after it finds nothing left to write.
+    drop(proxy);
+    for round in 0..2 {
+        let mut tracker = setup.start(&db.dsn(), &[]);
+        let log = tracker.log_text();
+        let recovered = log.contains("rows the database does not have yet");
+        assert_eq!(recovered, round == 0, "{log}");
+        if round == 0 {
+            assert!(
+                log.contains(", 13 rows the database does not have yet)"),
+                "{log}"
+            );
+        }
+        tracker.signal("INT");
+        let (status, log) =
+            tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+                .await
+                .unwrap();
+        assert_eq!(status.code(), Some(0), "{log}");
+        assert_traffic_written(&db).await;
+    }
+    assert!(!setup.spill.exists());
+    // What the database and the last peer cache cover is gone: what is left is the
+    // last run's (its first segment, and the one its shutdown's cache write began).
+    let segments: Vec<_> = std::fs::read_dir(&journal)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert!((1..=2).contains(&segments.len()), "{segments:?}");
+    // It holds passkey-free but member-identifying data: the owner's alone.
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode(&journal), 0o700);
+    for segment in &segments {
+        assert_eq!(mode(segment), 0o600, "{}", segment.display());
+    }
 }
 
 #[tokio::test]

@@ -35,6 +35,14 @@ fn cli() -> Command {
                 .help("Where rows that could not be written to the database are saved"),
         )
         .arg(
+            Arg::new("journal")
+                .long("journal")
+                .value_name("DIR")
+                .default_value("journal")
+                .value_parser(value_parser!(PathBuf))
+                .help("Directory of the journal of accepted announces, replayed after a crash"),
+        )
+        .arg(
             Arg::new("drain-timeout")
                 .long("drain-timeout")
                 .value_name("SECONDS")
@@ -69,6 +77,7 @@ fn main() -> ExitCode {
         config: path("config"),
         peer_cache: path("peer-cache"),
         spill: path("spill"),
+        journal: path("journal"),
         drain_timeout: Duration::from_secs(
             matches
                 .get_one::<u64>("drain-timeout")

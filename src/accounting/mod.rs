@@ -11,19 +11,20 @@ mod table;
 pub mod writer;
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
 pub use merge::{GroupBump, Unprune};
 pub use pending::{Merge, Pending};
 pub use table::{AnyTable, Kind, RetryCounters, Row, Table, TableStats};
 
 use crate::config::ChannelsConfig;
+use crate::journal::{self, Journal};
 use crate::metrics::Metrics;
 use crate::tracker::{
-    AnnounceDeltas, ClientId, HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIp,
-    TransferIp6Delta, TransferIpDelta, UserDelta, UserId,
+    AnnounceDeltas, ClientId, HistoryDelta, PeerChange, SnatchDelta, TorrentDelta, TorrentId,
+    TransferIp, TransferIp6Delta, TransferIpDelta, UserDelta, UserId,
 };
-use spill::SpillRow;
+use spill::{SpillLine, SpillRow};
 
 /// `transfer_ips` key: user, torrent, IPv4 as u32, client.
 pub type TransferIpKey = (UserId, TorrentId, u32, ClientId);
@@ -50,6 +51,8 @@ pub struct Sink {
     pub inactive_peers: RetryCounters,
     /// The latest purge cutoff not yet applied to `transfer_history.active`.
     deactivate_before: Mutex<Option<i64>>,
+    /// The journal, when the database has commit markers (set once at start).
+    journal: OnceLock<Arc<Journal>>,
 }
 
 impl Sink {
@@ -70,26 +73,75 @@ impl Sink {
             announces: AtomicU64::new(0),
             inactive_peers: RetryCounters::new(metrics, "inactive_peers"),
             deactivate_before: Mutex::new(None),
+            journal: OnceLock::new(),
         }
     }
 
-    /// Queues everything one successful announce changed (SPEC §5.11).
-    pub fn record(&self, deltas: &AnnounceDeltas) {
+    /// From now on every announce is journaled before its deltas are merged.
+    pub fn set_journal(&self, journal: Arc<Journal>) {
+        let _ = self.journal.set(journal);
+    }
+
+    pub fn journal(&self) -> Option<&Arc<Journal>> {
+        self.journal.get()
+    }
+
+    /// Queues everything one successful announce changed (SPEC §5.11), journaled
+    /// first when there is a journal. Called while the announce's torrent is locked.
+    pub fn record(&self, change: &PeerChange<'_>, deltas: &AnnounceDeltas) {
         self.announces.fetch_add(1, Ordering::Relaxed);
-        self.torrents.add(deltas.torrent);
-        self.history.add(deltas.history);
-        if let Some(user) = deltas.user {
+        match self.journal.get() {
+            Some(journal) => {
+                let _shared = journal.gate();
+                journal.append(|out| journal::record::announce(out, change, deltas));
+                self.merge(deltas, |_| true);
+            }
+            None => self.merge(deltas, |_| true),
+        }
+    }
+
+    /// Merges the deltas of an announce read back from the journal, for the tables
+    /// where `pending` says the database does not have them yet.
+    pub fn recover(&self, deltas: &AnnounceDeltas, pending: impl Fn(Kind) -> bool) {
+        self.merge(deltas, pending);
+    }
+
+    fn merge(&self, deltas: &AnnounceDeltas, pending: impl Fn(Kind) -> bool) {
+        if pending(Kind::Torrents) {
+            self.torrents.add(deltas.torrent);
+        }
+        if pending(Kind::TransferHistory) {
+            self.history.add(deltas.history);
+        }
+        if let Some(user) = deltas.user.filter(|_| pending(Kind::Users)) {
             self.users.add(user);
         }
         match deltas.transfer_ip {
-            TransferIp::V4(row) => self.transfer_ips.add(row),
-            TransferIp::V6(row) => self.add_ipv6_row(row),
+            TransferIp::V4(row) if pending(Kind::TransferIps) => self.transfer_ips.add(row),
+            TransferIp::V6(row) if pending(Kind::TransferIps6) => self.add_ipv6_row(row),
+            _ => {}
         }
-        if let Some(snatch) = deltas.snatch {
+        if let Some(snatch) = deltas.snatch.filter(|_| pending(Kind::Snatches)) {
             self.snatches.add(snatch);
         }
-        if let Some(id) = deltas.unprune {
+        if let Some(id) = deltas.unprune.filter(|_| pending(Kind::Unprune)) {
             self.unprune.add(Unprune(id));
+        }
+    }
+
+    /// Merges a row of the spill file, journaled first when there is a journal, so
+    /// that a crash before it is written does not lose it with the renamed file.
+    pub fn replay_line(&self, line: SpillLine) -> Kind {
+        match self.journal.get() {
+            Some(journal) => {
+                let _shared = journal.gate();
+                match serde_json::to_vec(&SpillLine::new(line.row.clone(), None)) {
+                    Ok(text) => journal.append(|out| journal::record::row(out, &text)),
+                    Err(e) => tracing::error!("Journal: cannot encode a spill row: {}", e),
+                }
+                self.replay(line.row)
+            }
+            None => self.replay(line.row),
         }
     }
 

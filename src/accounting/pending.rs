@@ -89,6 +89,20 @@ impl<K: Eq + Hash, V: Merge> Pending<K, V> {
         out
     }
 
+    /// Takes every pending row without copying it: what the journal's cut does while
+    /// announces wait, so it costs the same whatever the number of rows.
+    pub fn detach(&self) -> Detached<K, V> {
+        let mut maps = Vec::with_capacity(SHARDS);
+        for index in 0..SHARDS {
+            let mut rows = self.lock_shard(index);
+            rows.oldest = None;
+            let map = std::mem::take(&mut rows.by_key);
+            self.keys.fetch_sub(map.len(), Ordering::Relaxed);
+            maps.push(map);
+        }
+        Detached(maps)
+    }
+
     /// Puts rows that could not be written back, merged under any newer deltas so
     /// that last-value columns keep the newest value.
     pub fn restore(&self, older: Vec<(K, V)>) {
@@ -124,6 +138,23 @@ impl<K: Eq + Hash, V: Merge> Pending<K, V> {
         (0..SHARDS)
             .filter_map(|index| self.lock_shard(index).oldest)
             .min()
+    }
+}
+
+/// Rows taken by [`Pending::detach`], still in their maps.
+pub struct Detached<K, V>(Vec<HashMap<K, V>>);
+
+impl<K, V> Detached<K, V> {
+    pub fn len(&self) -> usize {
+        self.0.iter().map(HashMap::len).sum()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    pub fn into_rows(self) -> impl Iterator<Item = (K, V)> {
+        self.0.into_iter().flatten()
     }
 }
 

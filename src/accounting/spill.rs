@@ -121,6 +121,23 @@ impl SpillLine {
     }
 }
 
+impl SpillRow {
+    /// The table the row goes to.
+    pub fn kind(&self) -> super::Kind {
+        use super::Kind;
+        match self {
+            SpillRow::Torrents { .. } => Kind::Torrents,
+            SpillRow::Users { .. } => Kind::Users,
+            SpillRow::TransferHistory { .. } => Kind::TransferHistory,
+            SpillRow::TransferIps { .. } => Kind::TransferIps,
+            SpillRow::TransferIps6 { .. } => Kind::TransferIps6,
+            SpillRow::Snatches { .. } => Kind::Snatches,
+            SpillRow::Unprune { .. } => Kind::Unprune,
+            SpillRow::Groups { .. } => Kind::Groups,
+        }
+    }
+}
+
 /// The spill file; appends are serialized so lines never interleave.
 pub struct Spill {
     path: PathBuf,

@@ -7,10 +7,11 @@ use std::hash::Hash;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use prometheus::{Histogram, IntCounter};
+use sqlx::mysql::{MySqlConnection, MySqlPool};
 use tokio::sync::Notify;
 
 use super::merge::{GroupBump, Unprune};
-use super::pending::{Merge, Pending};
+use super::pending::{Detached, Merge, Pending};
 use super::spill::{Flag, SpillRow};
 use super::Sink;
 use crate::metrics::Metrics;
@@ -44,6 +45,17 @@ impl Kind {
         Kind::Unprune,
         Kind::Groups,
     ];
+
+    /// The kind's place in [`Kind::ALL`]: its slot in the journal's flush numbers.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Whether announces' deltas for this table are journaled (group bumps follow
+    /// from committed torrent rows and are not).
+    pub fn journaled(self) -> bool {
+        self != Kind::Groups
+    }
 
     pub fn name(self) -> &'static str {
         match self {
@@ -91,9 +103,13 @@ pub trait Row: Merge + Copy + Send + Sync + 'static {
     /// Runs after a batch committed.
     fn after_commit(_sink: &Sink, _batch: &[Self], _flush_groups: bool) {}
 
-    /// Writes a batch (sorted by key) in one statement.
+    /// The pool this table's batches are written through.
+    fn pool(store: &Store) -> &MySqlPool;
+
+    /// Writes a batch (sorted by key) in one statement on `conn`.
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a;
 
@@ -123,11 +139,16 @@ impl Row for TorrentDelta {
         }
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.torrents
+    }
+
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::torrents(store, rows)
+        write::torrents(store, conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -154,11 +175,16 @@ impl Row for UserDelta {
         &sink.users
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.users
+    }
+
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::users(store, rows)
+        write::users(store, conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -185,11 +211,16 @@ impl Row for HistoryDelta {
         &sink.history
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.transfer_history
+    }
+
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::history(store, rows)
+        write::history(store, conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -223,11 +254,16 @@ impl Row for TransferIpDelta {
         &sink.transfer_ips
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.transfer_ips
+    }
+
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::transfer_ips(store, rows)
+        write::transfer_ips(store, conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -258,11 +294,16 @@ impl Row for TransferIp6Delta {
         &sink.transfer_ips6
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.transfer_ips6
+    }
+
     fn write<'a>(
         store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::transfer_ips6(store, rows)
+        write::transfer_ips6(store, conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -303,11 +344,16 @@ impl Row for SnatchDelta {
         }
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.tables.snatches
+    }
+
     fn write<'a>(
-        store: &'a Store,
+        _store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
-        write::snatches(store, rows)
+        write::snatches(conn, rows)
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -333,12 +379,17 @@ impl Row for Unprune {
         &sink.unprune
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.pool
+    }
+
     fn write<'a>(
-        store: &'a Store,
+        _store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
         let ids: Vec<_> = rows.iter().map(|row| row.0).collect();
-        async move { write::unprune(store, &ids).await }
+        async move { write::unprune(conn, &ids).await }
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -359,12 +410,17 @@ impl Row for GroupBump {
         &sink.groups
     }
 
+    fn pool(store: &Store) -> &MySqlPool {
+        &store.pool
+    }
+
     fn write<'a>(
-        store: &'a Store,
+        _store: &'a Store,
+        conn: &'a mut MySqlConnection,
         rows: &'a [Self],
     ) -> impl Future<Output = Result<u64, sqlx::Error>> + Send + 'a {
         let ids: Vec<_> = rows.iter().map(|row| row.0).collect();
-        async move { write::bump_groups(store, &ids).await }
+        async move { write::bump_groups(conn, &ids).await }
     }
 
     fn to_spill(&self) -> SpillRow {
@@ -534,13 +590,27 @@ impl<R: Row> Table<R> {
     /// Takes every pending row for writing, sorted by key; they count as in flight
     /// until the guard is dropped.
     pub fn take_for_writing(&self) -> (Vec<R>, InFlight<'_>) {
-        let rows = self.take();
-        self.writing.fetch_add(rows.len(), Ordering::SeqCst);
+        let (detached, guard) = self.detach_for_writing();
+        (Self::sorted(detached), guard)
+    }
+
+    /// Takes every pending row for writing as they are, in no time (the journal's cut
+    /// holds announces off meanwhile); [`Table::sorted`] then orders them.
+    pub fn detach_for_writing(&self) -> (Detached<R::Key, R>, InFlight<'_>) {
+        let detached = self.pending.detach();
+        self.writing.fetch_add(detached.len(), Ordering::SeqCst);
         let guard = InFlight {
             counter: &self.writing,
-            rows: rows.len(),
+            rows: detached.len(),
         };
-        (rows, guard)
+        (detached, guard)
+    }
+
+    /// Detached rows, sorted by key.
+    pub fn sorted(detached: Detached<R::Key, R>) -> Vec<R> {
+        let mut rows: Vec<R> = detached.into_rows().map(|(_, row)| row).collect();
+        rows.sort_unstable_by_key(Row::key);
+        rows
     }
 
     /// Takes every pending row, sorted by key.

@@ -10,11 +10,12 @@ use tokio::sync::watch;
 use tokio::time::Instant;
 
 use super::spill::{Spill, SpillLine};
-use super::table::{Kind, Row};
+use super::table::{Kind, Row, Table};
 use super::{GroupBump, Sink, Unprune};
+use crate::journal::{Cut, Journal};
 use crate::log::fmt_duration;
 use crate::store::retry::{Attempts, Reason};
-use crate::store::{write, Store};
+use crate::store::{commits, write, Store};
 use crate::tracker::{
     HistoryDelta, SnatchDelta, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
 };
@@ -67,6 +68,28 @@ enum Outcome {
     Abandoned,
 }
 
+/// Statements of at most `capacity` rows (and MariaDB's placeholder limit), in sizes
+/// the connection has prepared before; the first to write last.
+fn batches<R: Row>(rows: &[R], capacity: usize) -> Vec<Vec<R>> {
+    let max = capacity.min(write::MAX_BINDS / R::BINDS);
+    let mut todo = Vec::new();
+    let mut rest = rows;
+    for size in write::batch_sizes(rows.len(), max) {
+        let (batch, after) = rest.split_at(size);
+        todo.push(batch.to_vec());
+        rest = after;
+    }
+    todo.reverse();
+    todo
+}
+
+/// What a refused row is set aside with.
+fn refusal(error: &sqlx::Error) -> String {
+    let code = crate::store::retry::error_code(error).unwrap_or_default();
+    let message = crate::store::retry::server_message(error);
+    format!("SQL error {code}: {message}")
+}
+
 /// Everything a writer needs; shared by all writer tasks.
 pub struct Writers {
     pub sink: Arc<Sink>,
@@ -81,25 +104,47 @@ impl Writers {
     /// the deadline are put back.
     pub async fn flush<R: Row>(&self, deadline: &mut Deadline) -> Result<(), Abandoned> {
         let table = R::table(&self.sink);
+        let journal = self.sink.journal().filter(|_| R::KIND.journaled());
         // Restored rows are pending again before the guard drops: never "idle" between.
-        let (mut rows, _in_flight) = table.take_for_writing();
+        let (mut rows, _in_flight, cut) = match journal {
+            Some(journal) => {
+                let ((detached, guard), cut) =
+                    journal.cut(R::KIND.index(), || table.detach_for_writing());
+                (Table::<R>::sorted(detached), guard, Some(cut))
+            }
+            None => {
+                let (rows, guard) = table.take_for_writing();
+                (rows, guard, None)
+            }
+        };
         if rows.is_empty() {
+            // Nothing of this table came before the cut: the database has every flush
+            // up to it.
+            if let (Some(journal), Some(cut)) = (journal, cut) {
+                journal.committed(R::KIND.index(), cut.epoch);
+            }
             return Ok(());
         }
         R::prepare(&self.sink, &mut rows);
         if self.log_flushes {
             tracing::info!("{} Flushing {}", R::KIND.log_name(), rows.len());
         }
-        let max = table.capacity.min(write::MAX_BINDS / R::BINDS);
-        // Batches still to write, the next one last.
-        let mut todo: Vec<Vec<R>> = Vec::new();
-        let mut rest = rows.as_slice();
-        for size in write::batch_sizes(rows.len(), max) {
-            let (batch, after) = rest.split_at(size);
-            todo.push(batch.to_vec());
-            rest = after;
+        match (journal, cut) {
+            (Some(journal), Some(cut)) => self.flush_marked(journal, cut, rows, deadline).await,
+            _ => self.flush_batches(rows, deadline).await,
         }
-        todo.reverse();
+    }
+
+    /// Without commit markers: batch after batch, each in a statement of its own,
+    /// retried until it commits (at-least-once: a lost reply to a committed batch
+    /// writes it again).
+    async fn flush_batches<R: Row>(
+        &self,
+        rows: Vec<R>,
+        deadline: &mut Deadline,
+    ) -> Result<(), Abandoned> {
+        let table = R::table(&self.sink);
+        let mut todo = batches(&rows, table.capacity);
         while let Some(batch) = todo.pop() {
             match self.write_batch(&batch, deadline).await {
                 Outcome::Written => R::after_commit(&self.sink, &batch, self.flush_groups),
@@ -134,7 +179,11 @@ impl Writers {
                 return Outcome::Abandoned;
             }
             let started = std::time::Instant::now();
-            match R::write(&self.store, batch).await {
+            let written = match R::pool(&self.store).acquire().await {
+                Ok(mut conn) => R::write(&self.store, &mut conn, batch).await,
+                Err(error) => Err(error),
+            };
+            match written {
                 Ok(_) => {
                     stats.committed(batch.len(), started.elapsed().as_secs_f64());
                     return Outcome::Written;
@@ -146,9 +195,7 @@ impl Writers {
                             .on_failure(&self.store.stats, &mut attempts, &error);
                     stats.retry(reason);
                     if reason == Reason::Data {
-                        let code = crate::store::retry::error_code(&error).unwrap_or_default();
-                        let message = crate::store::retry::server_message(&error);
-                        return Outcome::Refused(format!("SQL error {code}: {message}"));
+                        return Outcome::Refused(refusal(&error));
                     }
                     tokio::select! {
                         () = tokio::time::sleep(wait) => {}
@@ -157,6 +204,114 @@ impl Writers {
                 }
             }
         }
+    }
+
+    /// With commit markers: the whole flush, its marker included, in one transaction,
+    /// once the journal holds its cut. After a failure that may have come after the
+    /// commit (a lost connection), the marker tells whether it did, so a flush is never
+    /// written twice.
+    async fn flush_marked<R: Row>(
+        &self,
+        journal: &Journal,
+        cut: Cut,
+        rows: Vec<R>,
+        deadline: &mut Deadline,
+    ) -> Result<(), Abandoned> {
+        let table = R::table(&self.sink);
+        tokio::select! {
+            () = journal.reached(cut.position) => {}
+            () = deadline_passed(deadline) => {
+                table.restore(rows);
+                return Err(Abandoned);
+            }
+        }
+        let mut attempts = Attempts::default();
+        let mut refused: Vec<(R, String)> = Vec::new();
+        // Whether the last attempt failed in a way that leaves its commit unknown.
+        let mut uncertain = false;
+        let started = std::time::Instant::now();
+        loop {
+            if is_past(deadline) {
+                table.restore(rows);
+                return Err(Abandoned);
+            }
+            let attempt = if uncertain {
+                match commits::read(&self.store, R::KIND.name()).await {
+                    Ok(epoch) if epoch >= cut.epoch => {
+                        tracing::info!(
+                            "{} flush {} was committed although its reply was lost",
+                            R::KIND.log_name(),
+                            cut.epoch
+                        );
+                        break;
+                    }
+                    Ok(_) => self.try_marked(&rows, cut.epoch, &mut refused).await,
+                    Err(error) => Err(error),
+                }
+            } else {
+                self.try_marked(&rows, cut.epoch, &mut refused).await
+            };
+            match attempt {
+                Ok(()) => break,
+                Err(error) => {
+                    uncertain = true;
+                    let (reason, wait) =
+                        self.store
+                            .policy
+                            .on_failure(&self.store.stats, &mut attempts, &error);
+                    table.stats.retry(reason);
+                    tokio::select! {
+                        () = tokio::time::sleep(wait) => {}
+                        () = deadline_passed(deadline) => {
+                            table.restore(rows);
+                            return Err(Abandoned);
+                        }
+                    }
+                }
+            }
+        }
+        journal.committed(R::KIND.index(), cut.epoch);
+        table
+            .stats
+            .committed(rows.len() - refused.len(), started.elapsed().as_secs_f64());
+        R::after_commit(&self.sink, &rows, self.flush_groups);
+        for (row, error) in &refused {
+            self.set_aside(row, error);
+        }
+        Ok(())
+    }
+
+    /// One attempt at a marked flush. A batch the database refuses for its data is
+    /// halved within the transaction (MariaDB undoes only the refused statement) until
+    /// the refused row is alone; such rows are returned in `refused`, the others
+    /// committed with the marker.
+    async fn try_marked<R: Row>(
+        &self,
+        rows: &[R],
+        epoch: u64,
+        refused: &mut Vec<(R, String)>,
+    ) -> Result<(), sqlx::Error> {
+        refused.clear();
+        let mut conn = R::pool(&self.store).acquire().await?;
+        let mut transaction = sqlx::Connection::begin(&mut *conn).await?;
+        let mut todo = batches(rows, R::table(&self.sink).capacity);
+        while let Some(batch) = todo.pop() {
+            match R::write(&self.store, &mut transaction, &batch).await {
+                Ok(_) => {}
+                Err(error) if crate::store::retry::classify(&error) == Reason::Data => {
+                    if let [row] = batch.as_slice() {
+                        refused.push((*row, refusal(&error)));
+                    } else {
+                        let (first, second) = batch.split_at(batch.len() / 2);
+                        todo.push(second.to_vec());
+                        todo.push(first.to_vec());
+                    }
+                }
+                Err(error) => return Err(error),
+            }
+        }
+        commits::mark(&mut transaction, R::KIND.name(), epoch).await?;
+        transaction.commit().await
     }
 
     /// Saves a row the database refuses to the spill file, with the reason, so the
@@ -296,6 +451,14 @@ impl Writers {
         results.4?;
         results.5?;
         results.6
+    }
+
+    /// Drops every row still pending, which the journal holds; returns how many.
+    pub fn keep_pending(&self) -> usize {
+        Kind::ALL
+            .iter()
+            .map(|&kind| self.sink.table(kind).take_spill().len())
+            .sum()
     }
 
     /// Appends every row still pending to the spill file (SPEC §9 step 5); returns how

@@ -62,11 +62,24 @@ pub fn save(path: &Path, shared: &crate::state::Shared, now: i64) -> bool {
     let snapshots = &shared.snapshots;
     let started = Instant::now();
     tracing::info!("Serializing database to cache file");
+    // With a journal: what follows the capture's start goes to a new segment, and the
+    // file is put in place only once the journal holds every change it shows, so
+    // that the segments before can go once the database has them too.
+    let journal = shared.sink.journal();
+    let segment = journal.map(|journal| journal.rotate());
     let written = state::capture(snapshots, now)
         .map_err(|e| e.to_string())
-        .and_then(|bytes| file::write_atomic(path, &bytes).map_err(|e| e.to_string()));
+        .and_then(|bytes| {
+            if let Some(journal) = journal {
+                journal.reached_blocking(journal.position());
+            }
+            file::write_atomic(path, &bytes).map_err(|e| e.to_string())
+        });
     match written {
         Ok(()) => {
+            if let (Some(journal), Some(segment)) = (journal, segment) {
+                journal.cache_written(segment);
+            }
             let took = started.elapsed();
             shared
                 .metrics

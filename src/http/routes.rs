@@ -207,7 +207,9 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         // A panic while borrowed unwinds through the RefMut, which releases it.
         let mut peers = peers.borrow_mut();
         peers.clear();
-        let done = tracker::announce(
+        // The deltas are queued (and journaled) while the torrent is still locked, so
+        // the journal holds each peer's announces in the order they happened.
+        let done = tracker::announce_with(
             &shared.settings,
             &view,
             user,
@@ -215,6 +217,7 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
             now,
             &mut rand::rng(),
             &mut peers,
+            |change, deltas| shared.sink.record(change, deltas),
         )?;
         Ok(finish_announce(
             state,
@@ -233,7 +236,8 @@ thread_local! {
     static PEERS: std::cell::RefCell<Vec<SelectedPeer>> = const { std::cell::RefCell::new(Vec::new()) };
 }
 
-/// What follows a successful announce: queue its deltas, record it, write the body.
+/// What follows a successful announce (its deltas are queued already): record it,
+/// write the body.
 fn finish_announce(
     state: &HttpState,
     user: &User,
@@ -253,7 +257,6 @@ fn finish_announce(
     if done.implausible.any() {
         not_credited(shared, user, done);
     }
-    shared.sink.record(&done.deltas);
     if let Some(recorder) = shared.recorder.get() {
         recorder.record(record::Event {
             at: now,

@@ -1,6 +1,7 @@
 //! Everything SQL: the connection pool, the snapshot loaders, the writers and the
 //! retry policy. Knows nothing of HTTP.
 
+pub mod commits;
 pub mod limits;
 mod load;
 pub mod retry;

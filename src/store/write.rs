@@ -8,7 +8,7 @@
 //! rows themselves. Batches therefore come in a few fixed sizes ([`batch_sizes`]),
 //! whose statements stay in the connection's cache.
 
-use sqlx::mysql::MySqlPool;
+use sqlx::mysql::MySqlConnection;
 use sqlx::query_builder::Separated;
 use sqlx::{MySql, QueryBuilder};
 
@@ -42,8 +42,11 @@ pub fn batch_sizes(mut rows: usize, max: usize) -> Vec<usize> {
 }
 
 /// Runs a statement, prepared once per connection and text.
-async fn execute(pool: &MySqlPool, mut sql: QueryBuilder<'_, MySql>) -> Result<u64, sqlx::Error> {
-    let done = sql.build().persistent(true).execute(pool).await?;
+async fn execute(
+    conn: &mut MySqlConnection,
+    mut sql: QueryBuilder<'_, MySql>,
+) -> Result<u64, sqlx::Error> {
+    let done = sql.build().persistent(true).execute(conn).await?;
     Ok(done.rows_affected())
 }
 
@@ -109,7 +112,11 @@ fn update_join<'a, R>(
 
 /// `torrents`: Snatched += delta, Seeders/Leechers = newest, last_action = max.
 /// Existing rows only.
-pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx::Error> {
+pub async fn torrents(
+    store: &Store,
+    conn: &mut MySqlConnection,
+    rows: &[TorrentDelta],
+) -> Result<u64, sqlx::Error> {
     let [snatched, seeders, leechers] =
         ["Snatched", "Seeders", "Leechers"].map(|column| store.limits.max("torrents", column));
     let columns = ["id", "snatched", "seeders", "leechers", "last_action"];
@@ -126,11 +133,15 @@ pub async fn torrents(store: &Store, rows: &[TorrentDelta]) -> Result<u64, sqlx:
          t.last_action = GREATEST(t.last_action, d.last_action)",
         saturating_add("t.Snatched", "d.snatched", snatched)
     ));
-    execute(&store.tables.torrents, sql).await
+    execute(conn, sql).await
 }
 
 /// `users_main`: credited and raw transfer added. Existing rows only.
-pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error> {
+pub async fn users(
+    store: &Store,
+    conn: &mut MySqlConnection,
+    rows: &[UserDelta],
+) -> Result<u64, sqlx::Error> {
     let names = ["Uploaded", "Downloaded", "rawup", "rawdl"];
     let max = names.map(|column| store.limits.max("users_main", column));
     let columns = ["id", "uploaded", "downloaded", "rawup", "rawdl"];
@@ -151,12 +162,16 @@ pub async fn users(store: &Store, rows: &[UserDelta]) -> Result<u64, sqlx::Error
         })
         .collect();
     sql.push(set.join(", "));
-    execute(&store.tables.users, sql).await
+    execute(conn, sql).await
 }
 
 /// `transfer_history` upsert on (uid, fid): sums add, last values replace, `starttime`
 /// only on insert; `hnr` and `snatched_time` are never written here.
-pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::Error> {
+pub async fn history(
+    store: &Store,
+    conn: &mut MySqlConnection,
+    rows: &[HistoryDelta],
+) -> Result<u64, sqlx::Error> {
     let [uploaded, downloaded, activetime, seedtime, snatched, remaining] = [
         "uploaded",
         "downloaded",
@@ -196,23 +211,31 @@ pub async fn history(store: &Store, rows: &[HistoryDelta]) -> Result<u64, sqlx::
         add("seedtime", seedtime),
         add("snatched", snatched),
     ));
-    execute(&store.tables.transfer_history, sql).await
+    execute(conn, sql).await
 }
 
 /// `transfer_ips` upsert on (uid, fid, ip, client_id).
-pub async fn transfer_ips(store: &Store, rows: &[TransferIpDelta]) -> Result<u64, sqlx::Error> {
+pub async fn transfer_ips(
+    store: &Store,
+    conn: &mut MySqlConnection,
+    rows: &[TransferIpDelta],
+) -> Result<u64, sqlx::Error> {
     let sql = transfer_ip_upsert(store, "transfer_ips", rows, |values, ip| {
         values.push_bind(*ip);
     });
-    execute(&store.tables.transfer_ips, sql).await
+    execute(conn, sql).await
 }
 
 /// `transfer_ips6` upsert: the same, with the address as binary(16).
-pub async fn transfer_ips6(store: &Store, rows: &[TransferIp6Delta]) -> Result<u64, sqlx::Error> {
+pub async fn transfer_ips6(
+    store: &Store,
+    conn: &mut MySqlConnection,
+    rows: &[TransferIp6Delta],
+) -> Result<u64, sqlx::Error> {
     let sql = transfer_ip_upsert(store, "transfer_ips6", rows, |values, ip| {
         values.push_bind(&ip[..]);
     });
-    execute(&store.tables.transfer_ips6, sql).await
+    execute(conn, sql).await
 }
 
 /// Whether the database has the optional `transfer_ips6` table.
@@ -261,7 +284,10 @@ fn transfer_ip_upsert<'a, A>(
 /// Completions into `transfer_history`: a new row gets the completion time and start
 /// time; an existing one keeps its first completion (`snatched_time` set only while it
 /// is 0 or NULL) and its start time.
-pub async fn snatches(store: &Store, rows: &[SnatchDelta]) -> Result<u64, sqlx::Error> {
+pub async fn snatches(
+    conn: &mut MySqlConnection,
+    rows: &[SnatchDelta],
+) -> Result<u64, sqlx::Error> {
     let mut sql = QueryBuilder::<MySql>::new(
         "INSERT INTO transfer_history (uid, fid, snatched_time, starttime) ",
     );
@@ -275,7 +301,7 @@ pub async fn snatches(store: &Store, rows: &[SnatchDelta]) -> Result<u64, sqlx::
         " ON DUPLICATE KEY UPDATE snatched_time = \
          IF(snatched_time = 0 OR snatched_time IS NULL, VALUES(snatched_time), snatched_time)",
     );
-    execute(&store.tables.snatches, sql).await
+    execute(conn, sql).await
 }
 
 fn id_list(sql: &mut QueryBuilder<'_, MySql>, ids: &[TorrentId]) {
@@ -289,19 +315,22 @@ fn id_list(sql: &mut QueryBuilder<'_, MySql>, ids: &[TorrentId]) {
 
 /// Marks pruned torrents active again (`Status` 1 → 0). Only rows still at 1 change:
 /// a staff member may have set another status meanwhile. Returns the rows changed.
-pub async fn unprune(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::Error> {
+pub async fn unprune(conn: &mut MySqlConnection, ids: &[TorrentId]) -> Result<u64, sqlx::Error> {
     if ids.is_empty() {
         return Ok(0);
     }
     let mut sql =
         QueryBuilder::<MySql>::new("UPDATE torrents SET Status = 0 WHERE Status = 1 AND ID IN ");
     id_list(&mut sql, ids);
-    execute(&store.pool, sql).await
+    execute(conn, sql).await
 }
 
 /// With `flush_groups`: the group of each torrent gets the database's current time,
 /// anime groups in `torrents_group`, music groups in `torrents_group2`. No inserts.
-pub async fn bump_groups(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::Error> {
+pub async fn bump_groups(
+    conn: &mut MySqlConnection,
+    ids: &[TorrentId],
+) -> Result<u64, sqlx::Error> {
     if ids.is_empty() {
         return Ok(0);
     }
@@ -312,7 +341,7 @@ pub async fn bump_groups(store: &Store, ids: &[TorrentId]) -> Result<u64, sqlx::
              SET g.Time = UNIX_TIMESTAMP() WHERE t.TorrentType = '{kind}' AND t.ID IN "
         ));
         id_list(&mut sql, ids);
-        changed += execute(&store.pool, sql).await?;
+        changed += execute(&mut *conn, sql).await?;
     }
     Ok(changed)
 }

@@ -147,6 +147,35 @@ pub fn announce(
     rng: &mut impl Rng,
     peers: &mut Vec<SelectedPeer>,
 ) -> Result<Announced, Failure> {
+    announce_with(settings, view, user, request, now, rng, peers, |_, _| {})
+}
+
+/// What one announce did to its swarm, handed over (with the deltas) while the
+/// torrent is still locked: a journal that writes it then holds every peer's changes
+/// in the order they happened.
+#[derive(Debug)]
+pub struct PeerChange<'a> {
+    pub torrent: TorrentId,
+    pub key: PeerKey,
+    /// The peer as it is now and whether it seeds; None when it left (`stopped`).
+    pub peer: Option<(&'a Peer, bool)>,
+    /// The same user's peers that left to make room for this one.
+    pub evicted: &'a [PeerId],
+}
+
+/// [`announce`], calling `changed` with the swarm's change and the deltas before the
+/// torrent's lock is released.
+#[allow(clippy::too_many_arguments)]
+pub fn announce_with(
+    settings: &Settings,
+    view: &View<'_>,
+    user: &User,
+    request: &AnnounceRequest,
+    now: i64,
+    rng: &mut impl Rng,
+    peers: &mut Vec<SelectedPeer>,
+    changed: impl FnOnce(&PeerChange<'_>, &AnnounceDeltas),
+) -> Result<Announced, Failure> {
     let client = view
         .clients
         .matching(&request.peer_id)
@@ -196,6 +225,8 @@ pub fn announce(
     // endpoints before it leave, the peer as it ends up comes in.
     let mut change = Tally::default();
     let mut evicted = 0u32;
+    // Their ids, for the journal; allocated only when someone is evicted.
+    let mut evicted_ids: Vec<PeerId> = Vec::new();
     // A `stopped` from a peer the swarm does not know leaves at once: it makes no room
     // (for a moment the user may have one peer more than the cap).
     let cap = if stopped {
@@ -207,9 +238,10 @@ pub fn announce(
         key,
         seeding,
         cap,
-        |_, gone| {
+        |gone_key, gone| {
             change = change - Tally::of(&gone);
             evicted += 1;
+            evicted_ids.push(gone_key.peer_id);
         },
         || {
             let mut peer = Peer::at(ip, request.port, now);
@@ -288,6 +320,7 @@ pub fn announce(
     peer.client_id = client;
     let start_time = i64::from(peer.start_time);
     let placed = Tally::of(peer);
+    let after = (!stopped).then(|| peer.clone());
 
     if seeding {
         state.last_action = now;
@@ -322,7 +355,6 @@ pub fn announce(
         last_action: state.last_action,
     };
     let downloaded = state.snatched;
-    drop(state);
 
     let user_delta = UserDelta {
         id: user.id,
@@ -380,6 +412,16 @@ pub fn announce(
         }),
         unprune,
     };
+    changed(
+        &PeerChange {
+            torrent: torrent.id,
+            key,
+            peer: after.as_ref().map(|peer| (peer, seeding)),
+            evicted: &evicted_ids,
+        },
+        &deltas,
+    );
+    drop(state);
     Ok(Announced {
         complete,
         downloaded,

@@ -19,8 +19,8 @@ mod types;
 mod tests;
 
 pub use announce::{
-    announce, credit, download_disabled, plausible, AnnounceRequest, Announced, Event, Implausible,
-    Settings, View, MAX_COUNTER,
+    announce, announce_with, credit, download_disabled, plausible, AnnounceRequest, Announced,
+    Event, Implausible, PeerChange, Settings, View, MAX_COUNTER,
 };
 pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
@@ -33,5 +33,7 @@ pub use snapshot::{
     Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, Torrent,
     TorrentMeta, TorrentRow, TorrentState, Torrents, TorrentsBuilder, User, Users,
 };
-pub use swarm::{peer_time, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally, MAX_PEERS_PER_USER};
+pub use swarm::{
+    peer_time, Endpoint, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally, MAX_PEERS_PER_USER,
+};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

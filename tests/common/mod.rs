@@ -220,6 +220,7 @@ impl TempDir {
         Files {
             peer_cache: self.0.join("peer-cache.bin"),
             spill: self.0.join("accounting-spill.jsonl"),
+            journal: self.0.join("journal"),
             events: self.0.join("events"),
         }
     }

@@ -59,6 +59,12 @@ impl Process {
     ) -> Process {
         let mut command = chihaya();
         prepare(&mut command);
+        // The journal goes beside the config (the test's own directory), never into
+        // the working directory shared by every test.
+        if !args.contains(&"--journal") {
+            let dir = config.parent().unwrap_or(Path::new(".")).join("journal");
+            command.arg("--journal").arg(dir);
+        }
         let mut child = command
             .arg("--config")
             .arg(config)

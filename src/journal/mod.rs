@@ -1,0 +1,508 @@
+//! The journal: every accepted announce's effect (its peer's new baseline and its
+//! deltas), appended to local segment files by a background thread, so that a crash
+//! loses nothing the database had not taken and a restart counts nothing twice.
+//!
+//! How it stays exact:
+//! - An announce's record is appended while its torrent is locked, so one peer's
+//!   records are in the order its announces happened; and under the gate's shared
+//!   side, so the gate's exclusive side (a table's *cut*) sees every announce either
+//!   wholly before it or wholly after.
+//! - Each table's writer cuts its pending rows as flush `epoch`, writes a cut record,
+//!   waits until the journal holds it on disk, and commits the rows with the marker
+//!   `epoch` in one transaction (`store::commits`). Records of a table's deltas before
+//!   its cut are in that flush or an earlier one; the marker says which flushes are in.
+//! - The peer cache is put in place only once the journal holds everything the cache
+//!   shows, and each cache write starts a new segment: segments before it are deleted
+//!   once the database has every flush they hold.
+//!
+//! Recovery at start (`recover`) replays every segment left over the peer cache
+//! (records say what a peer *is*, so replaying one the cache already shows changes
+//! nothing) and merges the deltas of flushes the database does not have.
+
+pub mod record;
+pub mod recover;
+
+use std::fs::{File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use tokio::sync::watch;
+
+use crate::log::Throttle;
+pub use record::{Epochs, KINDS};
+
+/// How long the background thread lets records gather before writing them.
+const BATCH: Duration = Duration::from_millis(2);
+/// Pause after a failed write or sync before trying again.
+const RETRY: Duration = Duration::from_millis(100);
+
+/// `journal-<n>.log`, zero-padded so that names sort like numbers.
+pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
+    dir.join(format!("journal-{number:020}.log"))
+}
+
+/// The segment number of a file name, if it is one.
+pub fn segment_number(name: &str) -> Option<u64> {
+    name.strip_prefix("journal-")?
+        .strip_suffix(".log")?
+        .parse()
+        .ok()
+}
+
+/// A segment on disk before the current one.
+#[derive(Debug, Clone)]
+pub struct Closed {
+    pub number: u64,
+    /// Every table's open flush when the segment ended: its records are in flushes up
+    /// to these.
+    pub end: Epochs,
+}
+
+/// Where a cut left the journal: the flush number the rows taken are written as, and
+/// the journal position that must be on disk before they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cut {
+    pub epoch: u64,
+    pub position: u64,
+}
+
+/// What the journal starts from: recovery's findings.
+pub struct Start {
+    pub dir: PathBuf,
+    /// The database's journal id (`store::commits::journal_id`).
+    pub database: u64,
+    pub segment: u64,
+    pub open: Epochs,
+    pub committed: Epochs,
+    /// The tables whose flushes are cut (the others' numbers mean nothing).
+    pub tracked: [bool; KINDS],
+    pub closed: Vec<Closed>,
+    /// 0: never sync.
+    pub fsync: Duration,
+}
+
+/// Metrics the journal moves.
+#[derive(Clone)]
+pub struct Counters {
+    pub bytes: prometheus::IntCounter,
+    pub segments: prometheus::IntGauge,
+    pub errors: prometheus::IntCounter,
+}
+
+pub struct Journal {
+    dir: PathBuf,
+    gate: RwLock<()>,
+    /// Each table's flush now gathering rows; changed only under the gate's exclusive
+    /// side.
+    open: [AtomicU64; KINDS],
+    /// Each table's last flush the database is known to have.
+    committed: [AtomicU64; KINDS],
+    tracked: [bool; KINDS],
+    buffer: Mutex<Buffer>,
+    /// Record bytes appended since start; the journal's position.
+    appended: AtomicU64,
+    /// The position on disk (synced, when syncing is on).
+    safe: watch::Sender<u64>,
+    fsync: Duration,
+    database: u64,
+    /// Segments below this number are covered by the peer cache on disk.
+    cache_covers: AtomicU64,
+    stop: AtomicBool,
+    thread: Mutex<Option<JoinHandle<()>>>,
+    counters: Counters,
+}
+
+#[derive(Default)]
+struct Buffer {
+    bytes: Vec<u8>,
+    /// A new segment starts at this offset of `bytes`.
+    rotation: Option<Rotation>,
+    /// The number the next segment gets.
+    next_segment: u64,
+}
+
+#[derive(Clone, Copy)]
+struct Rotation {
+    at: usize,
+    segment: u64,
+    open: Epochs,
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl Journal {
+    /// Creates the first segment of this run and starts the writing thread.
+    pub fn open(start: Start, counters: Counters) -> std::io::Result<Arc<Journal>> {
+        create_private_dir(&start.dir)?;
+        let mut first = Vec::new();
+        record::header(&mut first, start.segment, start.database, &start.open);
+        let mut framed = Vec::new();
+        record::frame(&mut framed, &first);
+        let path = segment_path(&start.dir, start.segment);
+        let mut file = crate::cache::file::open_private(
+            &path,
+            OpenOptions::new().create(true).truncate(true).write(true),
+        )?;
+        file.write_all(&framed)?;
+        file.sync_data()?;
+        sync_dir(&start.dir)?;
+        counters.segments.set(start.closed.len() as i64 + 1);
+        let journal = Arc::new(Journal {
+            dir: start.dir,
+            gate: RwLock::new(()),
+            open: start.open.map(AtomicU64::new),
+            committed: start.committed.map(AtomicU64::new),
+            tracked: start.tracked,
+            buffer: Mutex::new(Buffer {
+                next_segment: start.segment + 1,
+                ..Buffer::default()
+            }),
+            appended: AtomicU64::new(0),
+            safe: watch::Sender::new(0),
+            fsync: start.fsync,
+            database: start.database,
+            cache_covers: AtomicU64::new(0),
+            stop: AtomicBool::new(false),
+            thread: Mutex::new(None),
+            counters,
+        });
+        let writer = Writer {
+            journal: Arc::clone(&journal),
+            file,
+            current: start.segment,
+            closed: start.closed,
+            queue: std::collections::VecDeque::new(),
+            spare: Vec::new(),
+            written: 0,
+            unsynced: false,
+            last_sync: Instant::now(),
+            errors: Throttle::new(Duration::from_secs(60)),
+        };
+        let thread = std::thread::Builder::new()
+            .name("journal".into())
+            .spawn(move || writer.run())?;
+        *lock(&journal.thread) = Some(thread);
+        Ok(journal)
+    }
+
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// The shared side of the gate: held while an announce appends its record and
+    /// merges its deltas.
+    pub fn gate(&self) -> RwLockReadGuard<'_, ()> {
+        self.gate.read().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Appends a record (the caller holds the gate).
+    pub fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let mut buffer = lock(&self.buffer);
+        let before = buffer.bytes.len();
+        write(&mut buffer.bytes);
+        let added = (buffer.bytes.len() - before) as u64;
+        self.appended.fetch_add(added, Ordering::SeqCst);
+    }
+
+    /// The position of everything appended so far.
+    pub fn position(&self) -> u64 {
+        self.appended.load(Ordering::SeqCst)
+    }
+
+    /// Table `kind` takes its pending rows (`take`, run with every announce held off)
+    /// as its open flush, which the record of the cut closes.
+    pub fn cut<T>(&self, kind: usize, take: impl FnOnce() -> T) -> (T, Cut) {
+        let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let epoch = self.open[kind].load(Ordering::SeqCst);
+        self.append(|out| record::cut(out, kind as u8, epoch));
+        self.open[kind].store(epoch + 1, Ordering::SeqCst);
+        let taken = take();
+        let position = self.position();
+        (taken, Cut { epoch, position })
+    }
+
+    /// Waits until the journal holds `position` on disk (synced when syncing is on).
+    pub async fn reached(&self, position: u64) {
+        let mut safe = self.safe.subscribe();
+        let _ = safe.wait_for(|&at| at >= position).await;
+    }
+
+    /// The same, for a blocking thread.
+    pub fn reached_blocking(&self, position: u64) {
+        while *self.safe.borrow() < position && !self.stopped_for_good() {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+    }
+
+    fn stopped_for_good(&self) -> bool {
+        self.stop.load(Ordering::SeqCst) && lock(&self.thread).is_none()
+    }
+
+    /// The database has flush `epoch` of table `kind` (or it held nothing).
+    pub fn committed(&self, kind: usize, epoch: u64) {
+        self.committed[kind].fetch_max(epoch, Ordering::SeqCst);
+    }
+
+    /// Starts a new segment (for a peer cache about to be captured); returns its number.
+    pub fn rotate(&self) -> u64 {
+        let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
+        let mut buffer = lock(&self.buffer);
+        if let Some(pending) = buffer.rotation {
+            return pending.segment;
+        }
+        let segment = buffer.next_segment;
+        buffer.next_segment += 1;
+        let open = std::array::from_fn(|kind| self.open[kind].load(Ordering::SeqCst));
+        buffer.rotation = Some(Rotation {
+            at: buffer.bytes.len(),
+            segment,
+            open,
+        });
+        segment
+    }
+
+    /// A peer cache captured after [`Journal::rotate`] returned `segment` is in place:
+    /// earlier segments are no longer needed for the swarms.
+    pub fn cache_written(&self, segment: u64) {
+        self.cache_covers.fetch_max(segment, Ordering::SeqCst);
+    }
+
+    /// Writes what is buffered, syncs, deletes what is covered and stops the thread.
+    pub fn close(&self) {
+        self.stop.store(true, Ordering::SeqCst);
+        let thread = lock(&self.thread).take();
+        if let Some(thread) = thread {
+            let _ = thread.join();
+        }
+    }
+}
+
+/// What the background thread still has to do, in order.
+enum Work {
+    Write { bytes: Vec<u8>, end: u64 },
+    Rotate(Rotation),
+}
+
+struct Writer {
+    journal: Arc<Journal>,
+    file: File,
+    current: u64,
+    closed: Vec<Closed>,
+    queue: std::collections::VecDeque<Work>,
+    spare: Vec<u8>,
+    /// Position written to the file.
+    written: u64,
+    unsynced: bool,
+    last_sync: Instant,
+    errors: Throttle,
+}
+
+impl Writer {
+    fn run(mut self) {
+        loop {
+            let stopping = self.journal.stop.load(Ordering::SeqCst);
+            self.take_buffer();
+            let worked = self.work();
+            if worked {
+                self.sync(stopping);
+                self.delete_covered();
+            }
+            if stopping && self.queue.is_empty() && worked {
+                return;
+            }
+            std::thread::sleep(if worked { BATCH } else { RETRY });
+        }
+    }
+
+    /// Moves what announces appended into the work queue, framed.
+    fn take_buffer(&mut self) {
+        let (bytes, rotation, end) = {
+            let mut buffer = lock(&self.journal.buffer);
+            if buffer.bytes.is_empty() && buffer.rotation.is_none() {
+                return;
+            }
+            let mut bytes = std::mem::take(&mut self.spare);
+            std::mem::swap(&mut bytes, &mut buffer.bytes);
+            (bytes, buffer.rotation.take(), self.journal.position())
+        };
+        let start = end - bytes.len() as u64;
+        let at = rotation.map_or(bytes.len(), |r| r.at.min(bytes.len()));
+        let (before, after) = bytes.split_at(at);
+        if !before.is_empty() {
+            self.push_frame(before, start + at as u64);
+        }
+        if let Some(rotation) = rotation {
+            self.queue.push_back(Work::Rotate(rotation));
+        }
+        if !after.is_empty() {
+            self.push_frame(after, end);
+        }
+        let mut spare = bytes;
+        spare.clear();
+        self.spare = spare;
+    }
+
+    fn push_frame(&mut self, payload: &[u8], end: u64) {
+        let mut bytes = Vec::with_capacity(payload.len() + record::FRAME_HEAD);
+        record::frame(&mut bytes, payload);
+        self.queue.push_back(Work::Write { bytes, end });
+    }
+
+    /// Does the queued work in order; false if a step failed (it stays queued).
+    fn work(&mut self) -> bool {
+        while let Some(next) = self.queue.front() {
+            let done = match next {
+                Work::Write { bytes, end } => {
+                    let end = *end;
+                    self.file.write_all(bytes).map(|()| {
+                        self.journal.counters.bytes.inc_by(bytes.len() as u64);
+                        self.written = end;
+                        self.unsynced = true;
+                    })
+                }
+                Work::Rotate(rotation) => {
+                    let rotation = *rotation;
+                    self.start_segment(rotation)
+                }
+            };
+            match done {
+                Ok(()) => {
+                    self.queue.pop_front();
+                }
+                Err(e) => {
+                    self.journal.counters.errors.inc();
+                    if let Some(count) = self.errors.hit(Instant::now()) {
+                        tracing::error!(
+                            "Journal {}: cannot write ({}); database writes wait for it ({} failures since the last report)",
+                            self.journal.dir.display(),
+                            e,
+                            count
+                        );
+                    }
+                    return false;
+                }
+            }
+        }
+        if self.journal.fsync.is_zero() {
+            self.journal.safe.send_replace(self.written);
+        }
+        true
+    }
+
+    fn start_segment(&mut self, rotation: Rotation) -> std::io::Result<()> {
+        let mut header = Vec::new();
+        record::header(
+            &mut header,
+            rotation.segment,
+            self.journal.database,
+            &rotation.open,
+        );
+        let mut framed = Vec::new();
+        record::frame(&mut framed, &header);
+        let path = segment_path(&self.journal.dir, rotation.segment);
+        let mut file = crate::cache::file::open_private(
+            &path,
+            OpenOptions::new().create(true).truncate(true).write(true),
+        )?;
+        file.write_all(&framed)?;
+        // The old segment is complete: it is synced once, whatever the cadence, so
+        // that a power cut cannot leave a gap before the new one.
+        self.file.sync_data()?;
+        sync_dir(&self.journal.dir)?;
+        self.closed.push(Closed {
+            number: self.current,
+            end: rotation.open,
+        });
+        self.file = file;
+        self.current = rotation.segment;
+        self.journal
+            .counters
+            .segments
+            .set(self.closed.len() as i64 + 1);
+        Ok(())
+    }
+
+    /// Syncs at the configured cadence (and when stopping), then publishes what is safe.
+    fn sync(&mut self, stopping: bool) {
+        let cadence = self.journal.fsync;
+        if cadence.is_zero() {
+            if stopping && self.unsynced && self.file.sync_data().is_ok() {
+                self.unsynced = false;
+            }
+            return;
+        }
+        if !self.unsynced || (!stopping && self.last_sync.elapsed() < cadence) {
+            return;
+        }
+        match self.file.sync_data() {
+            Ok(()) => {
+                self.unsynced = false;
+                self.last_sync = Instant::now();
+                self.journal.safe.send_replace(self.written);
+            }
+            Err(e) => {
+                self.journal.counters.errors.inc();
+                if let Some(count) = self.errors.hit(Instant::now()) {
+                    tracing::error!(
+                        "Journal {}: cannot sync ({}); database writes wait for it ({} failures since the last report)",
+                        self.journal.dir.display(),
+                        e,
+                        count
+                    );
+                }
+            }
+        }
+    }
+
+    /// Deletes the segments that both the peer cache and the database cover.
+    fn delete_covered(&mut self) {
+        let journal = &self.journal;
+        let cache_covers = journal.cache_covers.load(Ordering::SeqCst);
+        let before = self.closed.len();
+        self.closed.retain(|segment| {
+            let covered = segment.number < cache_covers
+                && segment
+                    .end
+                    .iter()
+                    .zip(&journal.committed)
+                    .zip(journal.tracked)
+                    .all(|((&end, committed), tracked)| {
+                        !tracked || committed.load(Ordering::SeqCst) >= end
+                    });
+            if !covered {
+                return true;
+            }
+            let path = segment_path(&journal.dir, segment.number);
+            match std::fs::remove_file(&path) {
+                Ok(()) => false,
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => false,
+                Err(e) => {
+                    tracing::warn!("Journal: cannot delete {}: {}", path.display(), e);
+                    true
+                }
+            }
+        });
+        if self.closed.len() != before {
+            journal.counters.segments.set(self.closed.len() as i64 + 1);
+        }
+    }
+}
+
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    match std::fs::DirBuilder::new().mode(0o700).create(dir) {
+        Ok(()) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists && dir.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+fn sync_dir(dir: &Path) -> std::io::Result<()> {
+    File::open(dir)?.sync_all()
+}

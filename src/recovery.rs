@@ -1,0 +1,151 @@
+//! Start-up with a journal: the previous run's segments are replayed over the swarms
+//! the peer cache restored, the deltas the database does not have (by its commit
+//! markers) are queued again, and this run's journal starts after them.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use crate::accounting::spill::SpillLine;
+use crate::accounting::Kind;
+use crate::app::StartError;
+use crate::journal::record::{Announce, Entry};
+use crate::journal::{self, Counters, Epochs, Journal, KINDS};
+use crate::log::fmt_duration;
+use crate::state::Shared;
+use crate::tracker::{PeerKey, Tally, Torrent};
+
+/// Replays the journal in `dir` and opens this run's; `markers` are the database's
+/// commit markers by writer name.
+pub fn recover(
+    shared: &Shared,
+    dir: &Path,
+    database: u64,
+    markers: &HashMap<String, u64>,
+) -> Result<Arc<Journal>, StartError> {
+    let started = Instant::now();
+    let committed: Epochs =
+        std::array::from_fn(|i| markers.get(Kind::ALL[i].name()).copied().unwrap_or(0));
+    let torrents = shared.snapshots.torrents.load();
+    let by_id: HashMap<u32, &Arc<Torrent>> = torrents
+        .iter()
+        .map(|(_, torrent)| (torrent.id.0, torrent))
+        .collect();
+    let before = unwritten(shared);
+    let mut peer_changes = 0u64;
+    let scan = journal::recover::scan(dir, database, |entry, open| {
+        let pending = |kind: Kind| open[kind.index()] > committed[kind.index()];
+        match entry {
+            Entry::Announce(announce) => {
+                if let Some(torrent) = by_id.get(&announce.torrent.0) {
+                    apply(shared, torrent, &announce);
+                    peer_changes += 1;
+                }
+                shared.sink.recover(&announce.deltas, pending);
+            }
+            Entry::Row(line) => match serde_json::from_slice::<SpillLine>(&line) {
+                Ok(line) if pending(line.row.kind()) => {
+                    shared.sink.replay(line.row);
+                }
+                Ok(_) => {}
+                Err(e) => tracing::warn!("Journal: a row record cannot be read ({}); skipped", e),
+            },
+            Entry::Header { .. } | Entry::Cut { .. } => {}
+        }
+    })
+    .map_err(|e| {
+        StartError::Journal(format!("Couldn't read the journal {} - {e}", dir.display()))
+    })?;
+    for (path, offset, bytes) in &scan.damaged {
+        tracing::warn!(
+            "Journal {}: {} bytes from offset {} were not completely written (a crash); skipped",
+            path.display(),
+            bytes,
+            offset
+        );
+    }
+    if scan.records > 0 {
+        tracing::info!(
+            "Journal: replayed {} records from {} segments ({} peer changes, {} rows the database does not have yet) ({})",
+            scan.records,
+            scan.segments.len(),
+            peer_changes,
+            unwritten(shared) - before,
+            fmt_duration(started.elapsed())
+        );
+    }
+    let open: Epochs = std::array::from_fn(|i| scan.open[i].max(committed[i] + 1));
+    let metrics = &shared.metrics;
+    let start = journal::Start {
+        dir: dir.to_path_buf(),
+        database,
+        segment: scan.next_segment(),
+        open,
+        committed,
+        tracked: Kind::ALL.map(Kind::journaled),
+        closed: scan.segments,
+        fsync: Duration::from_millis(u64::from(shared.config.journal.fsync_interval_ms)),
+    };
+    let counters = Counters {
+        bytes: metrics.journal_bytes.clone(),
+        segments: metrics.journal_segments.clone(),
+        errors: metrics.journal_errors.clone(),
+    };
+    Journal::open(start, counters).map_err(|e| {
+        StartError::Journal(format!(
+            "Couldn't start the journal in {} - {e}",
+            dir.display()
+        ))
+    })
+}
+
+fn unwritten(shared: &Shared) -> usize {
+    Kind::ALL
+        .iter()
+        .map(|&kind| shared.sink.unwritten(kind))
+        .sum()
+}
+
+/// Puts a peer as its record says it is (or takes it out), with the same user's
+/// evicted peers.
+fn apply(shared: &Shared, torrent: &Torrent, announce: &Announce) {
+    let mut state = torrent.lock();
+    let mut change = Tally::default();
+    let gone =
+        std::iter::once(announce.key).chain(announce.evicted.iter().map(|&peer_id| PeerKey {
+            user: announce.key.user,
+            peer_id,
+        }));
+    for key in gone {
+        if let Some(old) = state.swarm.remove(&key) {
+            change = change - Tally::of(&old);
+        }
+    }
+    if let Some((peer, seeding)) = &announce.peer {
+        change += Tally::of(peer);
+        state.swarm.insert(announce.key, peer.clone(), *seeding);
+    }
+    shared.snapshots.peers.apply(change);
+}
+
+/// Without the marker table there is no journal: says so, and that segments a
+/// journal left (the table was dropped since) are not replayed.
+pub fn warn_unmarked(dir: &Path) {
+    tracing::warn!(
+        "{} is missing: no journal. A crash loses the deltas not yet flushed, a restart after one can credit a peer's last flushes again, and a lost commit reply writes a batch twice (see README, Accounting guarantees)",
+        crate::store::commits::TABLE
+    );
+    if let Ok(found) = journal::recover::segments(dir) {
+        if !found.is_empty() {
+            tracing::warn!(
+                "Journal {}: {} segments are ignored without {}",
+                dir.display(),
+                found.len(),
+                crate::store::commits::TABLE
+            );
+        }
+    }
+}
+
+const _: () = assert!(KINDS == Kind::ALL.len());

@@ -1,0 +1,74 @@
+//! Commit markers: the table `chihaya_commits` holds, per writer (one per accounting
+//! table), the number of the last flush it committed. A flush writes its rows and its
+//! marker in one transaction, so the marker tells for certain whether the rows are in:
+//! after a connection lost while committing, the writer reads it instead of writing
+//! the rows a second time, and at start the journal's replay skips what it covers.
+
+use std::collections::HashMap;
+
+use sqlx::mysql::MySqlConnection;
+
+use super::Store;
+
+/// The marker table's name (optional: without it, accounting is at-least-once).
+pub const TABLE: &str = "chihaya_commits";
+
+/// Whether the database has the marker table.
+pub async fn exists(store: &Store) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'chihaya_commits'",
+    )
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
+/// Every writer's last committed flush.
+pub async fn load(store: &Store) -> Result<HashMap<String, u64>, sqlx::Error> {
+    let rows: Vec<(String, u64)> = sqlx::query_as("SELECT writer, epoch FROM chihaya_commits")
+        .fetch_all(&store.pool)
+        .await?;
+    Ok(rows.into_iter().collect())
+}
+
+/// The marker row holding the database's journal id rather than a flush number.
+const JOURNAL_ID: &str = "journal_id";
+
+/// The id a journal written for this database carries, made up (at random) the first
+/// time: a journal directory pointed at another database is then refused, not
+/// replayed into it.
+pub async fn journal_id(store: &Store) -> Result<u64, sqlx::Error> {
+    // Never 0, and within what every client reads as a positive integer.
+    let candidate = rand::random::<u64>() >> 2 | 1;
+    sqlx::query("INSERT IGNORE INTO chihaya_commits (writer, epoch) VALUES (?, ?)")
+        .bind(JOURNAL_ID)
+        .bind(candidate)
+        .execute(&store.pool)
+        .await?;
+    read(store, JOURNAL_ID).await
+}
+
+/// The last flush `writer` committed (0 when it never did).
+pub async fn read(store: &Store, writer: &str) -> Result<u64, sqlx::Error> {
+    let epoch: Option<u64> =
+        sqlx::query_scalar("SELECT epoch FROM chihaya_commits WHERE writer = ?")
+            .bind(writer)
+            .fetch_optional(&store.pool)
+            .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// Records, inside the flush's transaction, that `writer` committed flush `epoch`.
+pub async fn mark(conn: &mut MySqlConnection, writer: &str, epoch: u64) -> Result<(), sqlx::Error> {
+    sqlx::query(
+        "INSERT INTO chihaya_commits (writer, epoch) VALUES (?, ?) \
+         ON DUPLICATE KEY UPDATE epoch = GREATEST(epoch, VALUES(epoch))",
+    )
+    .bind(writer)
+    .bind(epoch)
+    .persistent(true)
+    .execute(conn)
+    .await?;
+    Ok(())
+}
