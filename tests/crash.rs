@@ -9,6 +9,9 @@
 //! with the same counters, until one is acknowledged: whether or not the tracker saw
 //! the first one, the credited sum telescopes to latest minus first. A `completed`
 //! cannot be sent twice that way, so none is in flight when the tracker is killed.
+//!
+//! `cargo test --test crash -- --nocapture` prints, for each kill, the bytes it lost
+//! and counted twice (also printed when the test fails).
 
 mod common;
 
@@ -1140,7 +1143,9 @@ async fn the_proxy_swallows_one_reply_after_the_server_did_the_work() {
 
 /// The tracker (the binary, through the proxy) loses the reply to a COMMIT, then to an
 /// `UPDATE users_main`: the server did the work, the tracker cannot know, and it must
-/// not do it again.
+/// not do it again. Every table is checked, since the swallowed COMMIT may be any
+/// writer's. A tracker that writes without transactions (autocommit) sends no COMMIT:
+/// the first phase then fails for want of one to swallow, rather than passing vacuously.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lost_commit_reply_counts_nothing_twice() {
     const USERS: u32 = 4;
