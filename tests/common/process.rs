@@ -111,6 +111,43 @@ impl Process {
         }
     }
 
+    /// Like [`Process::wait_for`], but `None` instead of a panic when no such line
+    /// comes within `within` or the process closes its stderr (it exited).
+    pub fn try_wait_for(&mut self, text: &str, within: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + within;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            let line = self.lines.recv_timeout(left).ok()?;
+            self.log.push(line.clone());
+            if line.contains(text) {
+                return Some(line);
+            }
+        }
+    }
+
+    /// Takes every line already written into `log`, so that the next
+    /// [`Process::wait_for`] only sees lines written from now on.
+    pub fn skip_written_lines(&mut self) {
+        self.log.extend(self.lines.try_iter());
+    }
+
+    /// Whether the process has not exited yet.
+    pub fn is_running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+
+    /// SIGKILL (nothing is flushed, nothing is written), then the exit status; the log
+    /// is complete afterwards.
+    pub fn kill(&mut self) -> ExitStatus {
+        let _ = self.child.kill();
+        let status = self.child.wait().expect("wait for the killed chihaya");
+        if let Some(reader) = self.reader.take() {
+            let _ = reader.join();
+        }
+        self.log.extend(self.lines.try_iter());
+        status
+    }
+
     pub fn signal(&self, name: &str) {
         let status = Command::new("kill")
             .arg(format!("-{name}"))
