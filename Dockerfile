@@ -6,7 +6,7 @@
 #     -v /srv/chihaya/config.json:/etc/chihaya/config.json:ro \
 #     -v chihaya-state:/var/lib/chihaya --stop-timeout 70 chihaya-rs
 #
-# The working directory /var/lib/chihaya holds the peer cache, the spill file
+# The working directory /var/lib/chihaya holds the peer cache, the journal, the spill file
 # and events/, so mount a volume there to keep them across containers. On
 # SIGTERM the tracker drains for up to --drain-timeout (60 s by default), which
 # is longer than docker stop's default 10 s grace, hence --stop-timeout.
