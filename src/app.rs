@@ -128,6 +128,14 @@ impl Tracker {
                     StartError::Journal(format!("Couldn't read {} - {e}", store::commits::TABLE))
                 };
                 let database = store::commits::journal_id(&store).await.map_err(read)?;
+                let writers: Vec<&str> = crate::accounting::Kind::ALL
+                    .iter()
+                    .filter(|kind| kind.journaled())
+                    .map(|kind| kind.name())
+                    .collect();
+                store::commits::create_rows(&store, &writers)
+                    .await
+                    .map_err(read)?;
                 let markers = store::commits::load(&store).await.map_err(read)?;
                 let journal = recovery::recover(&shared, &files.journal, database, &markers)?;
                 shared.sink.set_journal(journal);

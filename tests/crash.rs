@@ -1218,6 +1218,10 @@ async fn a_lost_commit_reply_counts_nothing_twice() {
         if got != want {
             problems.push(describe_difference(&want, &got, total_traffic(&ledger)));
         }
+        // The writer learned from the marker that the lost COMMIT had gone through.
+        if prefix == "COMMIT" && !log.contains("was committed although its reply was lost") {
+            problems.push("no writer read a committed marker after the lost reply".to_owned());
+        }
         outcomes.push((prefix, problems, log));
     }
     let failed: Vec<String> = outcomes

@@ -90,6 +90,13 @@ fn refusal(error: &sqlx::Error) -> String {
     format!("SQL error {code}: {message}")
 }
 
+/// How an attempt at a marked flush ended well.
+enum Marked {
+    Committed,
+    /// The marker showed an earlier attempt had committed.
+    AlreadyIn,
+}
+
 /// Everything a writer needs; shared by all writer tasks.
 pub struct Writers {
     pub sink: Arc<Sink>,
@@ -207,9 +214,9 @@ impl Writers {
     }
 
     /// With commit markers: the whole flush, its marker included, in one transaction,
-    /// once the journal holds its cut. After a failure that may have come after the
-    /// commit (a lost connection), the marker tells whether it did, so a flush is never
-    /// written twice.
+    /// once the journal holds its cut. Each attempt first reads the marker (locking
+    /// it): after a failure that may have come after the commit (a lost connection),
+    /// it tells whether the flush is in, so a flush is never written twice.
     async fn flush_marked<R: Row>(
         &self,
         journal: &Journal,
@@ -227,34 +234,23 @@ impl Writers {
         }
         let mut attempts = Attempts::default();
         let mut refused: Vec<(R, String)> = Vec::new();
-        // Whether the last attempt failed in a way that leaves its commit unknown.
-        let mut uncertain = false;
         let started = std::time::Instant::now();
         loop {
             if is_past(deadline) {
                 table.restore(rows);
                 return Err(Abandoned);
             }
-            let attempt = if uncertain {
-                match commits::read(&self.store, R::KIND.name()).await {
-                    Ok(epoch) if epoch >= cut.epoch => {
-                        tracing::info!(
-                            "{} flush {} was committed although its reply was lost",
-                            R::KIND.log_name(),
-                            cut.epoch
-                        );
-                        break;
-                    }
-                    Ok(_) => self.try_marked(&rows, cut.epoch, &mut refused).await,
-                    Err(error) => Err(error),
+            match self.try_marked(&rows, cut.epoch, &mut refused).await {
+                Ok(Marked::Committed) => break,
+                Ok(Marked::AlreadyIn) => {
+                    tracing::info!(
+                        "{} flush {} was committed although its reply was lost",
+                        R::KIND.log_name(),
+                        cut.epoch
+                    );
+                    break;
                 }
-            } else {
-                self.try_marked(&rows, cut.epoch, &mut refused).await
-            };
-            match attempt {
-                Ok(()) => break,
                 Err(error) => {
-                    uncertain = true;
                     let (reason, wait) =
                         self.store
                             .policy
@@ -290,10 +286,14 @@ impl Writers {
         rows: &[R],
         epoch: u64,
         refused: &mut Vec<(R, String)>,
-    ) -> Result<(), sqlx::Error> {
-        refused.clear();
+    ) -> Result<Marked, sqlx::Error> {
         let mut conn = R::pool(&self.store).acquire().await?;
         let mut transaction = sqlx::Connection::begin(&mut *conn).await?;
+        if commits::lock(&mut transaction, R::KIND.name()).await? >= epoch {
+            // An earlier attempt committed: what it set aside stands as it was.
+            return Ok(Marked::AlreadyIn);
+        }
+        refused.clear();
         let mut todo = batches(rows, R::table(&self.sink).capacity);
         while let Some(batch) = todo.pop() {
             match R::write(&self.store, &mut transaction, &batch).await {
@@ -311,7 +311,8 @@ impl Writers {
             }
         }
         commits::mark(&mut transaction, R::KIND.name(), epoch).await?;
-        transaction.commit().await
+        transaction.commit().await?;
+        Ok(Marked::Committed)
     }
 
     /// Saves a row the database refuses to the spill file, with the reason, so the

@@ -49,12 +49,38 @@ pub async fn journal_id(store: &Store) -> Result<u64, sqlx::Error> {
     read(store, JOURNAL_ID).await
 }
 
-/// The last flush `writer` committed (0 when it never did).
-pub async fn read(store: &Store, writer: &str) -> Result<u64, sqlx::Error> {
+/// The value of `writer`'s row (0 when it has none).
+async fn read(store: &Store, writer: &str) -> Result<u64, sqlx::Error> {
     let epoch: Option<u64> =
         sqlx::query_scalar("SELECT epoch FROM chihaya_commits WHERE writer = ?")
             .bind(writer)
             .fetch_optional(&store.pool)
+            .await?;
+    Ok(epoch.unwrap_or(0))
+}
+
+/// Gives every writer its marker row (at 0), so that the locking read of
+/// [`lock`] always finds a row and locks only it.
+pub async fn create_rows(store: &Store, writers: &[&str]) -> Result<(), sqlx::Error> {
+    for writer in writers {
+        sqlx::query("INSERT IGNORE INTO chihaya_commits (writer, epoch) VALUES (?, 0)")
+            .bind(writer)
+            .execute(&store.pool)
+            .await?;
+    }
+    Ok(())
+}
+
+/// Inside a flush's transaction, first: the writer's last committed flush, its row
+/// locked until the transaction ends. An earlier attempt whose connection was lost
+/// has then either committed (and this shows it) or is rolled back: it can never
+/// commit after this attempt has looked.
+pub async fn lock(conn: &mut MySqlConnection, writer: &str) -> Result<u64, sqlx::Error> {
+    let epoch: Option<u64> =
+        sqlx::query_scalar("SELECT epoch FROM chihaya_commits WHERE writer = ? FOR UPDATE")
+            .bind(writer)
+            .persistent(true)
+            .fetch_optional(conn)
             .await?;
     Ok(epoch.unwrap_or(0))
 }
