@@ -32,6 +32,9 @@ pub fn recover(
         .iter()
         .map(|(_, torrent)| (torrent.id.0, torrent))
         .collect();
+    let lock = journal::lock_dir(dir).map_err(|e| {
+        StartError::Journal(format!("Couldn't take the journal {} - {e}", dir.display()))
+    })?;
     let before = unwritten(shared);
     let mut peer_changes = 0u64;
     let scan = journal::recover::scan(dir, database, |entry, open| {
@@ -79,6 +82,7 @@ pub fn recover(
     let metrics = &shared.metrics;
     let start = journal::Start {
         dir: dir.to_path_buf(),
+        lock,
         database,
         segment: scan.next_segment(),
         open,

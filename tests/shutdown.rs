@@ -268,17 +268,22 @@ async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start
     assert!(!setup.spill.exists());
     // What the database and the last peer cache cover is gone: what is left is the
     // last run's (its first segment, and the one its shutdown's cache write began).
-    let segments: Vec<_> = std::fs::read_dir(&journal)
+    let files: Vec<_> = std::fs::read_dir(&journal)
         .unwrap()
         .map(|e| e.unwrap().path())
         .collect();
-    assert!((1..=2).contains(&segments.len()), "{segments:?}");
+    let segments: Vec<_> = files
+        .iter()
+        .filter(|p| p.extension().is_some_and(|e| e == "log"))
+        .collect();
+    assert!((1..=2).contains(&segments.len()), "{files:?}");
+    assert_eq!(files.len(), segments.len() + 1, "the lock file: {files:?}");
     // It holds passkey-free but member-identifying data: the owner's alone.
     use std::os::unix::fs::PermissionsExt;
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&journal), 0o700);
-    for segment in &segments {
-        assert_eq!(mode(segment), 0o600, "{}", segment.display());
+    for file in &files {
+        assert_eq!(mode(file), 0o600, "{}", file.display());
     }
 }
 

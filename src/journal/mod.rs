@@ -53,6 +53,33 @@ pub fn segment_number(name: &str) -> Option<u64> {
         .ok()
 }
 
+/// Takes the journal directory for this process alone: two trackers writing one
+/// journal would each replay the other's records. The lock (`flock` on `<dir>/lock`)
+/// lasts as long as the file returned is open, and goes with the process whatever
+/// way it ends.
+pub fn lock_dir(dir: &Path) -> std::io::Result<File> {
+    use std::os::fd::AsRawFd;
+    create_private_dir(dir)?;
+    let path = dir.join("lock");
+    let file = crate::cache::file::open_private(
+        &path,
+        OpenOptions::new().create(true).truncate(false).write(true),
+    )?;
+    // SAFETY: flock on a descriptor this function owns; no memory is involved.
+    let locked = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) };
+    if locked != 0 {
+        let error = std::io::Error::last_os_error();
+        if error.kind() == std::io::ErrorKind::WouldBlock {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::WouldBlock,
+                format!("another process holds {}", path.display()),
+            ));
+        }
+        return Err(error);
+    }
+    Ok(file)
+}
+
 /// A segment on disk before the current one.
 #[derive(Debug, Clone)]
 pub struct Closed {
@@ -73,6 +100,8 @@ pub struct Cut {
 /// What the journal starts from: recovery's findings.
 pub struct Start {
     pub dir: PathBuf,
+    /// The directory's lock ([`lock_dir`]), held as long as the journal lives.
+    pub lock: File,
     /// The database's journal id (`store::commits::journal_id`).
     pub database: u64,
     pub segment: u64,
@@ -114,6 +143,7 @@ pub struct Journal {
     stop: AtomicBool,
     thread: Mutex<Option<JoinHandle<()>>>,
     counters: Counters,
+    _lock: File,
 }
 
 #[derive(Default)]
@@ -171,6 +201,7 @@ impl Journal {
             stop: AtomicBool::new(false),
             thread: Mutex::new(None),
             counters,
+            _lock: start.lock,
         });
         let writer = Writer {
             journal: Arc::clone(&journal),
@@ -505,4 +536,109 @@ fn create_private_dir(dir: &Path) -> std::io::Result<()> {
 
 fn sync_dir(dir: &Path) -> std::io::Result<()> {
     File::open(dir)?.sync_all()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn counters() -> Counters {
+        Counters {
+            bytes: prometheus::IntCounter::new("b", "b").unwrap(),
+            segments: prometheus::IntGauge::new("s", "s").unwrap(),
+            errors: prometheus::IntCounter::new("e", "e").unwrap(),
+        }
+    }
+
+    fn temp_dir(tag: &str) -> PathBuf {
+        std::env::temp_dir().join(format!(
+            "chihaya-journal-rt-{tag}-{}-{:?}",
+            std::process::id(),
+            std::time::SystemTime::now()
+        ))
+    }
+
+    fn start(dir: &Path, fsync: Duration) -> Start {
+        let mut tracked = [true; KINDS];
+        tracked[KINDS - 1] = false;
+        Start {
+            dir: dir.to_path_buf(),
+            lock: lock_dir(dir).unwrap(),
+            database: 42,
+            segment: 1,
+            open: [1; KINDS],
+            committed: [0; KINDS],
+            tracked,
+            closed: Vec::new(),
+            fsync,
+        }
+    }
+
+    fn wait_until(what: &str, done: impl Fn() -> bool) {
+        let until = Instant::now() + Duration::from_secs(5);
+        while !done() {
+            assert!(Instant::now() < until, "{what}");
+            std::thread::sleep(Duration::from_millis(2));
+        }
+    }
+
+    #[test]
+    fn cuts_rotations_and_deletion_of_what_is_covered() {
+        let dir = temp_dir("cycle");
+        let journal = Journal::open(start(&dir, Duration::ZERO), counters()).unwrap();
+        assert!(
+            lock_dir(&dir).is_err(),
+            "a second process cannot take the journal"
+        );
+        {
+            let _shared = journal.gate();
+            journal.append(|out| record::row(out, b"one"));
+        }
+        let (taken, cut) = journal.cut(1, || "rows");
+        assert_eq!((taken, cut.epoch), ("rows", 1));
+        journal.reached_blocking(cut.position);
+        let segment = journal.rotate();
+        assert_eq!(segment, 2);
+        journal.append(|out| record::row(out, b"two"));
+        journal.reached_blocking(journal.position());
+        wait_until("the second segment exists", || {
+            segment_path(&dir, 2).exists()
+        });
+
+        // Covered by the cache but not yet by the database: kept.
+        journal.cache_written(2);
+        std::thread::sleep(Duration::from_millis(20));
+        assert!(segment_path(&dir, 1).exists());
+        // Every tracked table has its flushes up to the one open at the rotation
+        // (table 1 was cut once, so its open flush was 2 then).
+        for kind in 0..KINDS - 1 {
+            journal.committed(kind, if kind == 1 { 2 } else { 1 });
+        }
+        wait_until("the covered segment is deleted", || {
+            !segment_path(&dir, 1).exists()
+        });
+        journal.close();
+
+        let mut rows = Vec::new();
+        let scan = recover::scan(&dir, 42, |entry, open| {
+            if let record::Entry::Row(line) = entry {
+                rows.push((line, open[1]));
+            }
+        })
+        .unwrap();
+        assert_eq!(rows, [(b"two".to_vec(), 2)]);
+        assert_eq!(scan.next_segment(), 3);
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn with_syncing_a_position_is_reached_once_synced() {
+        let dir = temp_dir("sync");
+        let journal = Journal::open(start(&dir, Duration::from_millis(50)), counters()).unwrap();
+        journal.append(|out| record::row(out, b"x"));
+        journal.reached_blocking(journal.position());
+        assert!(*journal.safe.borrow() >= journal.position());
+        journal.close();
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
 }

@@ -1,7 +1,7 @@
 //! The journal's records, as bytes. Integers are LEB128 varints (signed ones
 //! zigzagged), addresses and peer ids raw: an announce takes about 150 bytes.
 //!
-//! A segment file is a sequence of frames, `length u32 LE | checksum u64 LE | payload`,
+//! A segment file is a sequence of frames, `length u32 LE | CRC-32 u32 LE | payload`,
 //! each holding whole records; the first frame of a file holds its header. A frame
 //! whose length runs past the end of the file or whose checksum does not match is a
 //! write the process did not finish (a crash): it and what follows are ignored.
@@ -26,7 +26,7 @@ const ANNOUNCE: u8 = 3;
 const ROW: u8 = 4;
 
 /// Bytes of a frame's length and checksum.
-pub const FRAME_HEAD: usize = 12;
+pub const FRAME_HEAD: usize = 8;
 
 /// One record read back.
 #[derive(Debug, Clone, PartialEq)]
@@ -470,22 +470,10 @@ impl<'a> Reader<'a> {
     }
 }
 
-/// A frame's checksum: 64-bit FNV-style mixing, a word at a time. It tells a frame the
-/// process finished writing from one it did not; it is no defence against tampering.
-pub fn checksum(bytes: &[u8]) -> u64 {
-    const PRIME: u64 = 0x0000_0100_0000_01b3;
-    let mut hash = 0xcbf2_9ce4_8422_2325u64 ^ bytes.len() as u64;
-    let mut words = bytes.chunks_exact(8);
-    for word in &mut words {
-        let mut buf = [0u8; 8];
-        buf.copy_from_slice(word);
-        hash = (hash ^ u64::from_le_bytes(buf)).wrapping_mul(PRIME);
-        hash ^= hash >> 29;
-    }
-    let mut tail = [0u8; 8];
-    tail[..words.remainder().len()].copy_from_slice(words.remainder());
-    hash = (hash ^ u64::from_le_bytes(tail)).wrapping_mul(PRIME);
-    hash ^ (hash >> 32)
+/// A frame's checksum (CRC-32): it tells a frame the process finished writing from
+/// one it did not; it is no defence against tampering.
+pub fn checksum(bytes: &[u8]) -> u32 {
+    crc32fast::hash(bytes)
 }
 
 /// Appends `payload` to `out` as one frame.
@@ -504,14 +492,14 @@ pub fn frames(bytes: &[u8]) -> (Vec<&[u8]>, usize) {
     while bytes.len() - at >= FRAME_HEAD {
         let mut len = [0u8; 4];
         len.copy_from_slice(&bytes[at..at + 4]);
-        let mut sum = [0u8; 8];
+        let mut sum = [0u8; 4];
         sum.copy_from_slice(&bytes[at + 4..at + FRAME_HEAD]);
         let len = u32::from_le_bytes(len) as usize;
         let start = at + FRAME_HEAD;
         let Some(payload) = start.checked_add(len).and_then(|end| bytes.get(start..end)) else {
             break;
         };
-        if checksum(payload) != u64::from_le_bytes(sum) {
+        if checksum(payload) != u32::from_le_bytes(sum) {
             break;
         }
         out.push(payload);
