@@ -314,7 +314,8 @@ mod tests {
         record::frame(&mut file, b"torn");
         file.truncate(file.len() - 1);
 
-        let mut open = [6; KINDS];
+        // Where the previous segment ended: below the header's flushes.
+        let mut open = [4; KINDS];
         let mut read = Vec::new();
         let end = read_segment(&file, &mut open, |located| read.push(located));
         // Where each frame's payload starts.
@@ -328,7 +329,7 @@ mod tests {
             len: len as u64,
             open,
         };
-        let mut after_cut = [6; KINDS];
+        let mut after_cut = [5; KINDS];
         after_cut[2] = 6;
         assert_eq!(
             read,
@@ -341,9 +342,9 @@ mod tests {
                     },
                     first,
                     head.len(),
-                    [6; KINDS]
+                    [5; KINDS]
                 )),
-                Ok(located(Entry::Row(b"a".to_vec()), second, 3, [6; KINDS])),
+                Ok(located(Entry::Row(b"a".to_vec()), second, 3, [5; KINDS])),
                 Ok(located(
                     Entry::Cut { kind: 2, epoch: 5 },
                     second + 3,
