@@ -1,5 +1,6 @@
-//! `cc`: inspect, convert and anonymize the tracker's peer cache. Parses the command
-//! line and hands over to `chihaya::cache::cc`.
+//! `cc`: inspect, convert and anonymize the tracker's peer cache, and read its
+//! recorder files and journal. Parses the command line and hands over to
+//! `chihaya::cache::cc`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -17,10 +18,43 @@ fn path_arg(name: &'static str, help: &'static str) -> Arg {
         .help(help)
 }
 
+fn journal_dir_arg() -> Arg {
+    path_arg("DIR", "Journal directory [default: journal]")
+}
+
+fn journal_command() -> Command {
+    Command::new("journal")
+        .about("Read the journal's segments")
+        .subcommand_required(true)
+        .subcommand(
+            Command::new("stats")
+                .about("Counts and flush numbers per segment, and totals")
+                .arg(journal_dir_arg())
+                .arg(
+                    Arg::new("json")
+                        .long("json")
+                        .action(ArgAction::SetTrue)
+                        .help("Print one JSON line instead of text"),
+                ),
+        )
+        .subcommand(
+            Command::new("dump")
+                .about("Every record as a JSON line")
+                .arg(journal_dir_arg())
+                .arg(
+                    Arg::new("segment")
+                        .long("segment")
+                        .value_name("N")
+                        .value_parser(value_parser!(u64))
+                        .help("Only segment N"),
+                ),
+        )
+}
+
 fn cli() -> Command {
     Command::new("cc")
         .version(env!("CARGO_PKG_VERSION"))
-        .about("Inspect, convert and anonymize the chihaya peer cache (- is stdin/stdout)")
+        .about("Inspect, convert and anonymize the chihaya peer cache (- is stdin/stdout); read recorder files and the journal")
         .subcommand_required(true)
         .subcommand(
             Command::new("dump")
@@ -73,6 +107,7 @@ fn cli() -> Command {
                         ),
                 ),
         )
+        .subcommand(journal_command())
 }
 
 fn path(matches: &ArgMatches, name: &str, default: &str) -> PathBuf {
@@ -106,6 +141,21 @@ fn operation(matches: &ArgMatches) -> Option<Operation> {
                 .get_one::<u64>("max-rate")
                 .copied()
                 .unwrap_or(DEFAULT_MAX_RATE),
+        },
+        ("journal", m) => journal_operation(m)?,
+        _ => return None,
+    })
+}
+
+fn journal_operation(matches: &ArgMatches) -> Option<Operation> {
+    Some(match matches.subcommand()? {
+        ("stats", m) => Operation::JournalStats {
+            dir: path(m, "DIR", "journal"),
+            json: m.get_flag("json"),
+        },
+        ("dump", m) => Operation::JournalDump {
+            dir: path(m, "DIR", "journal"),
+            segment: m.get_one::<u64>("segment").copied(),
         },
         _ => return None,
     })

@@ -1,13 +1,14 @@
-//! The `cc` tool's operations (SPEC §10.3, and `events` for the recorder's files): read
-//! from files or stdin, write the result atomically to a file or to stdout.
+//! The `cc` tool's operations (SPEC §10.3, `events` for the recorder's files and
+//! `journal` for the journal's segments): read from files or stdin, write the result
+//! atomically to a file or to stdout.
 
 use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::dump;
 use super::file::write_atomic;
 use super::format::{self, CacheFile};
+use super::{dump, journal_view};
 use crate::record::analysis;
 
 /// What `cc` was asked to do; `-` is stdin or stdout.
@@ -33,6 +34,16 @@ pub enum Command {
         files: Vec<PathBuf>,
         json: bool,
         max_rate: u64,
+    },
+    /// Counts and flush numbers per journal segment.
+    JournalStats {
+        dir: PathBuf,
+        json: bool,
+    },
+    /// Every journal record as a JSON line, of one segment or all.
+    JournalDump {
+        dir: PathBuf,
+        segment: Option<u64>,
     },
 }
 
@@ -164,6 +175,13 @@ pub fn run(command: &Command) -> Result<(), ToolError> {
                 analysis::render_table(&report, *max_rate)
             };
             write(Path::new("-"), out.as_bytes())
+        }
+        Command::JournalStats { dir, json } => {
+            write(Path::new("-"), journal_view::stats(dir, *json)?.as_bytes())
+        }
+        Command::JournalDump { dir, segment } => {
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            journal_view::dump(dir, *segment, &mut out)
         }
     }
 }

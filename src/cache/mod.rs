@@ -1,12 +1,14 @@
 //! The peer cache (SPEC §10): a versioned file holding the swarms, so that after a
 //! restart leechers get their seeders at once instead of after half an hour of
 //! re-announces. `format` is the file layout, `state` the bridge to the tracker's
-//! memory, `file` the atomic write, `dump` the JSON of `cc`.
+//! memory, `file` the atomic write, `dump` the JSON of `cc`; `journal_view` is what
+//! `cc journal` shows of the journal.
 
 pub mod cc;
 pub mod dump;
 pub mod file;
 pub mod format;
+pub mod journal_view;
 pub mod state;
 
 use std::path::Path;

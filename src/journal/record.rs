@@ -236,6 +236,11 @@ impl<'a> Reader<'a> {
         Reader { bytes }
     }
 
+    /// Bytes of the payload not read yet.
+    pub fn remaining(&self) -> usize {
+        self.bytes.len()
+    }
+
     fn byte(&mut self) -> Result<u8, Malformed> {
         let (&first, rest) = self.bytes.split_first().ok_or(Malformed)?;
         self.bytes = rest;

@@ -132,6 +132,96 @@ pub fn scan(
     Ok(scan)
 }
 
+/// One record of a segment file, for inspection (`cc journal`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Located {
+    pub entry: Entry,
+    /// Where the record starts in the file, and its length in bytes.
+    pub offset: u64,
+    pub len: u64,
+    /// Every table's open flush once the record is read: for an announce or a row, the
+    /// flush its deltas belong to (what [`scan`] hands over with it).
+    pub open: Epochs,
+}
+
+/// A record that cannot be decoded although its frame's checksum matched (a journal
+/// from another version, or damage on disk): where it starts and the bytes of its
+/// frame skipped from there.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Unreadable {
+    pub offset: u64,
+    pub bytes: u64,
+}
+
+/// The frames of a segment file.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct SegmentEnd {
+    pub frames: u64,
+    /// Where the frames the process finished writing end: the file's length unless
+    /// its tail is torn or damaged (and ignored from there).
+    pub good: u64,
+}
+
+/// Reads one segment file's bytes record by record, in order, as [`scan`] does but
+/// checking nothing against a database. `open` holds every table's open flush where
+/// the previous segment ended, and moves on with the headers and cuts read.
+pub fn read_segment(
+    bytes: &[u8],
+    open: &mut Epochs,
+    mut each: impl FnMut(Result<Located, Unreadable>),
+) -> SegmentEnd {
+    let (payloads, good) = record::frames(bytes);
+    let end = SegmentEnd {
+        frames: payloads.len() as u64,
+        good: good as u64,
+    };
+    // Frames are contiguous from the start of the file.
+    let mut frame_end = 0;
+    for payload in payloads {
+        frame_end += record::FRAME_HEAD + payload.len();
+        let mut reader = record::Reader::new(payload);
+        loop {
+            let offset = (frame_end - reader.remaining()) as u64;
+            match reader.next_entry() {
+                Ok(None) => break,
+                Ok(Some(entry)) => {
+                    advance(open, &entry);
+                    let len = (frame_end - reader.remaining()) as u64 - offset;
+                    each(Ok(Located {
+                        entry,
+                        offset,
+                        len,
+                        open: *open,
+                    }));
+                }
+                Err(_) => {
+                    let bytes = frame_end as u64 - offset;
+                    each(Err(Unreadable { offset, bytes }));
+                    break;
+                }
+            }
+        }
+    }
+    end
+}
+
+/// Moves the open flushes on past a header or a cut, as [`scan`] does.
+fn advance(open: &mut Epochs, entry: &Entry) {
+    match entry {
+        Entry::Header { open: start, .. } => {
+            for (slot, &epoch) in open.iter_mut().zip(start) {
+                *slot = (*slot).max(epoch);
+            }
+        }
+        Entry::Cut { kind, epoch } => {
+            if let Some(slot) = open.get_mut(usize::from(*kind)) {
+                *slot = (*slot).max(epoch.saturating_add(1));
+            }
+        }
+        Entry::Announce(_) | Entry::Row(_) => {}
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -208,6 +298,94 @@ mod tests {
             scan.damaged,
             [(path, whole as u64, (first.len() - whole) as u64)]
         );
+        std::fs::remove_dir_all(&dir).unwrap();
+    }
+
+    #[test]
+    fn read_segment_locates_records_and_agrees_with_scan() {
+        let mut head = Vec::new();
+        record::header(&mut head, 3, 77, &[5; KINDS]);
+        let mut rows = Vec::new();
+        record::row(&mut rows, b"a");
+        record::cut(&mut rows, 2, 5);
+        record::row(&mut rows, b"bc");
+        let mut file = segment(&[head.clone(), rows, vec![99, 1, 2]]);
+        let whole = file.len();
+        record::frame(&mut file, b"torn");
+        file.truncate(file.len() - 1);
+
+        // Where the previous segment ended: below the header's flushes.
+        let mut open = [4; KINDS];
+        let mut read = Vec::new();
+        let end = read_segment(&file, &mut open, |located| read.push(located));
+        // Where each frame's payload starts.
+        let frame = |n: usize| n + record::FRAME_HEAD;
+        let first = frame(0);
+        let second = frame(first + head.len());
+        let third = frame(second + 10) as u64;
+        let located = |entry, offset: usize, len: usize, open| Located {
+            entry,
+            offset: offset as u64,
+            len: len as u64,
+            open,
+        };
+        let mut after_cut = [5; KINDS];
+        after_cut[2] = 6;
+        assert_eq!(
+            read,
+            [
+                Ok(located(
+                    Entry::Header {
+                        segment: 3,
+                        database: 77,
+                        open: [5; KINDS]
+                    },
+                    first,
+                    head.len(),
+                    [5; KINDS]
+                )),
+                Ok(located(Entry::Row(b"a".to_vec()), second, 3, [5; KINDS])),
+                Ok(located(
+                    Entry::Cut { kind: 2, epoch: 5 },
+                    second + 3,
+                    3,
+                    after_cut
+                )),
+                Ok(located(
+                    Entry::Row(b"bc".to_vec()),
+                    second + 6,
+                    4,
+                    after_cut
+                )),
+                Err(Unreadable {
+                    offset: third,
+                    bytes: 3
+                }),
+            ]
+        );
+        assert_eq!(
+            end,
+            SegmentEnd {
+                frames: 3,
+                good: whole as u64,
+            }
+        );
+        assert_eq!(open, after_cut);
+
+        let dir = temp_dir("read-segment");
+        std::fs::write(super::super::segment_path(&dir, 3), &file).unwrap();
+        let mut scanned = Vec::new();
+        let scan = scan(&dir, 77, |entry, open| scanned.push((entry, *open))).unwrap();
+        let mut open = [0; KINDS];
+        let mut records = Vec::new();
+        read_segment(&file, &mut open, |read| match read {
+            Ok(l) if matches!(l.entry, Entry::Row(_) | Entry::Announce(_)) => {
+                records.push((l.entry, l.open));
+            }
+            _ => {}
+        });
+        assert_eq!(records, scanned);
+        assert_eq!(open, scan.open);
         std::fs::remove_dir_all(&dir).unwrap();
     }
 
