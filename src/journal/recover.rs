@@ -83,48 +83,43 @@ pub fn scan(
     let found = segments(dir).map_err(|e| ScanError::Io(dir.to_path_buf(), e))?;
     for (number, path) in found {
         let bytes = std::fs::read(&path).map_err(|e| ScanError::Io(path.clone(), e))?;
-        let (frames, good) = record::frames(&bytes);
-        if good < bytes.len() {
-            scan.damaged
-                .push((path.clone(), good as u64, (bytes.len() - good) as u64));
-        }
-        for payload in frames {
-            let mut reader = record::Reader::new(payload);
-            loop {
-                match reader.next_entry() {
-                    Ok(None) => break,
-                    Ok(Some(Entry::Header {
-                        database: other, ..
-                    })) if other != database => {
-                        return Err(ScanError::Foreign {
-                            path,
-                            database: other,
-                        });
-                    }
-                    Ok(Some(Entry::Header { open: start, .. })) => {
-                        for (slot, epoch) in open.iter_mut().zip(start) {
-                            *slot = (*slot).max(epoch);
-                        }
-                    }
-                    Ok(Some(Entry::Cut { kind, epoch })) => {
-                        let slot = &mut open[usize::from(kind)];
-                        *slot = (*slot).max(epoch + 1);
-                    }
-                    Ok(Some(entry)) => {
-                        scan.records += 1;
-                        each(entry, &open);
-                    }
-                    Err(_) => {
-                        // The frame's checksum matched, so this is not a torn write:
-                        // a journal from another version, or damage on disk.
-                        tracing::warn!(
-                            "Journal {}: a record cannot be read; the rest of its frame is skipped",
-                            path.display()
-                        );
-                        break;
-                    }
-                }
+        // A header comes first: once it names another database, nothing of the
+        // segment is handed over.
+        let mut foreign = None;
+        let end = read_segment(&bytes, &mut open, |located| {
+            match located {
+            _ if foreign.is_some() => {}
+            Ok(Located {
+                entry: Entry::Header { database: other, .. },
+                ..
+            }) if other != database => foreign = Some(other),
+            Ok(Located {
+                entry: Entry::Header { .. } | Entry::Cut { .. },
+                ..
+            }) => {}
+            Ok(located) => {
+                scan.records += 1;
+                each(located.entry, &located.open);
             }
+            // The frame's checksum matched, so this is not a torn write: a journal
+            // from another version, or damage on disk.
+            Err(unreadable) => tracing::warn!(
+                "Journal {}: the record at offset {} cannot be read; the rest of its frame ({} bytes) is skipped",
+                path.display(),
+                unreadable.offset,
+                unreadable.bytes
+            ),
+        }
+        });
+        if let Some(other) = foreign {
+            return Err(ScanError::Foreign {
+                path,
+                database: other,
+            });
+        }
+        if end.good < bytes.len() as u64 {
+            scan.damaged
+                .push((path.clone(), end.good, bytes.len() as u64 - end.good));
         }
         scan.segments.push(Closed { number, end: open });
     }
@@ -162,8 +157,8 @@ pub struct SegmentEnd {
     pub good: u64,
 }
 
-/// Reads one segment file's bytes record by record, in order, as [`scan`] does but
-/// checking nothing against a database. `open` holds every table's open flush where
+/// Reads one segment file's bytes record by record, in order (what [`scan`] does for
+/// each segment), checking nothing against a database. `open` holds every table's open flush where
 /// the previous segment ended, and moves on with the headers and cuts read.
 pub fn read_segment(
     bytes: &[u8],
@@ -205,7 +200,7 @@ pub fn read_segment(
     end
 }
 
-/// Moves the open flushes on past a header or a cut, as [`scan`] does.
+/// Moves the open flushes on past a header or a cut.
 fn advance(open: &mut Epochs, entry: &Entry) {
     match entry {
         Entry::Header { open: start, .. } => {
