@@ -8,7 +8,7 @@
 bench/hostile.sh (the make target) builds the tracker or takes BENCH_BINARY, makes sure
 the `chihaya_bench` dataset is loaded, and calls this. Each scenario runs against a
 freshly started tracker (its own directory DIR/<scenario>/ holding config.json,
-tracker.log = stdout and stderr, peer-cache.bin, accounting-spill.jsonl; `addr` on a
+tracker.log = stdout and stderr, peer-cache.bin, accounting-spill.jsonl, journal/; `addr` on a
 free 127.0.0.1 port, `admin_token` set, `log_flushes` false, DB_DSN to the bench
 database), after the accounting columns of the bench database were reset (users'
 transfer to 0, transfer_history / transfer_ips / transfer_ips6 emptied), so every run
@@ -457,6 +457,7 @@ class Tracker:
         self.log_path = os.path.join(self.dir, "tracker.log")
         self.cache_path = os.path.join(self.dir, "peer-cache.bin")
         self.spill_path = os.path.join(self.dir, "accounting-spill.jsonl")
+        self.journal_path = os.path.join(self.dir, "journal")
         env = dict(os.environ)
         env.pop("DB_DSN", None)
         if dsn == "default":
@@ -467,7 +468,8 @@ class Tracker:
         self.t0 = time.monotonic()
         self.proc = subprocess.Popen(
             [h.args.binary, "--config", self.config_path, "--peer-cache", self.cache_path,
-             "--spill", self.spill_path, "--drain-timeout", str(drain_timeout)],
+             "--spill", self.spill_path, "--journal", self.journal_path,
+             "--drain-timeout", str(drain_timeout)],
             stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
             cwd=self.dir, env=env, umask=umask,
         )

@@ -7,7 +7,7 @@
 #   bench/hostile.sh                                   build this checkout, all scenarios
 #   BENCH_BINARY=/work/before/chihaya bench/hostile.sh the same against another build
 #   HOSTILE_ONLY=overflow,oversized bench/hostile.sh   a subset
-#   BENCH_KEEP=1: keep the scenarios' peer caches; BENCH_USERS, BENCH_TORRENTS,
+#   BENCH_KEEP=1: keep the scenarios' peer caches and journals; BENCH_USERS, BENCH_TORRENTS,
 #   BENCH_SEED, BENCH_DB, DATABASE_URL as for make bench
 #
 # Everything listens on 127.0.0.1; hostile.py stops its trackers at exit, also
@@ -43,8 +43,8 @@ cleanup() {
   trap - EXIT INT TERM
   if [[ -n $RUN_DIR ]]; then
     rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt"
-    # The peer caches (a few MB each); BENCH_KEEP=1 keeps them.
-    [[ $BENCH_KEEP == 1 ]] || rm -f "$RUN_DIR"/*/peer-cache.bin*
+    # The peer caches and journals (a few MB each); BENCH_KEEP=1 keeps them.
+    [[ $BENCH_KEEP == 1 ]] || rm -rf "$RUN_DIR"/*/peer-cache.bin* "$RUN_DIR"/*/journal
     ((rc == 0)) || say "FAILED (exit $rc); logs are in $RUN_DIR"
   fi
   exit "$rc"

@@ -58,6 +58,15 @@ def cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
+def io_counters(pid):
+    """The name -> value lines of /proc/PID/io (wchar, write_bytes, ...), or {}."""
+    try:
+        with open(f"/proc/{pid}/io") as f:
+            return {k: int(v) for k, _, v in (line.partition(":") for line in f) if v.strip()}
+    except (OSError, ValueError):
+        return {}
+
+
 def host_busy_seconds():
     """CPU seconds the whole host spent not idle (all CPUs), from /proc/stat."""
     with open("/proc/stat") as f:
@@ -124,6 +133,7 @@ def cmd_measure(args):
         return {name: metric_sum(body, s) for name, s in deltas.items()}
 
     counts = series() if deltas else {}
+    io_before = {name: io_counters(pid) for name, pid in pids.items()}
     before = {name: cpu_seconds(pid) for name, pid in pids.items()}
     host_before = host_busy_seconds()
     command = args.command[1:] if args.command[:1] == ["--"] else args.command
@@ -134,6 +144,7 @@ def cmd_measure(args):
     ended = time.monotonic()
     host_after = host_busy_seconds()
     after = {name: cpu_seconds(pid) for name, pid in pids.items()}
+    io_after = {name: io_counters(pid) for name, pid in pids.items()}
     rss = {name: rss_mb(pid) for name, pid in pids.items()}
     if deltas:
         for name, value in series().items():
@@ -151,6 +162,9 @@ def cmd_measure(args):
         else:
             print(f"{name}_cpu_s={after[name] - before[name]:.3f}")
         print(f"{name}_rss_mb={'' if rss[name] is None else f'{rss[name]:.1f}'}")
+        for field in ("write_bytes", "wchar"):
+            a, b = io_before[name].get(field), io_after[name].get(field)
+            print(f"{name}_{field}={'' if a is None or b is None else b - a}")
     return os.waitstatus_to_exitcode(status)
 
 

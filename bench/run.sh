@@ -5,6 +5,10 @@
 #   bench/run.sh                    the default scenario (make bench)
 #   BENCH_RELOAD=1 bench/run.sh     reload under load + start-up time (make bench-reload)
 #
+# The default scenario runs the tracker twice on the same dataset and load:
+# without the journal (chihaya_commits dropped), then with it, and reports what
+# the journal costs (CPU and bytes per announce).
+#
 # Everything listens on 127.0.0.1 only; the tracker and the baseline are
 # stopped at exit, also on error or Ctrl-C. Output files go to
 # bench/runs/<timestamp>/ (path printed at the end).
@@ -123,9 +127,12 @@ build_bench() {
 }
 
 # ------------------------------------------------------------ processes --
-# start_tracker LABEL DATABASE_RELOAD : start the release tracker, wait for /alive.
+# start_tracker LABEL DATABASE_RELOAD DIR : start the release tracker with its
+# peer cache, spill file and journal in DIR, wait for /alive. Sets
+# R[LABEL.journal] to on or off (off when it warned that chihaya_commits is missing).
 start_tracker() {
-  local label=$1 reload=$2 port t0 cfg=$RUN_DIR/config-$1.json
+  local label=$1 reload=$2 dir=$3 port t0 cfg=$RUN_DIR/config-$1.json log=$RUN_DIR/tracker-$1.log
+  mkdir -p "$dir"
   port=$(probe free-port)
   cat >"$cfg" <<EOF
 {
@@ -137,16 +144,19 @@ start_tracker() {
 EOF
   TRACKER_URL=http://127.0.0.1:$port
   t0=$EPOCHREALTIME
-  DB_DSN=$DSN "$BIN/chihaya" --config "$cfg" --peer-cache "$RUN_DIR/peer-cache.bin" \
-    --spill "$RUN_DIR/accounting-spill.jsonl" --drain-timeout 30 \
-    2>>"$RUN_DIR/tracker-$label.log" &
+  DB_DSN=$DSN "$BIN/chihaya" --config "$cfg" --peer-cache "$dir/peer-cache.bin" \
+    --spill "$dir/accounting-spill.jsonl" --journal "$dir/journal" --drain-timeout 30 \
+    2>>"$log" &
   TRACKER_PID=$!
   if ! R[$label.startup_s]=$(probe wait-alive "$TRACKER_URL/alive" --since "$t0" \
     --pid "$TRACKER_PID" --timeout "$STARTUP_TIMEOUT"); then
-    tail -n 20 "$RUN_DIR/tracker-$label.log" >&2 || true
-    die "the tracker did not start (log: $RUN_DIR/tracker-$label.log)"
+    tail -n 20 "$log" >&2 || true
+    die "the tracker did not start (log: $log)"
   fi
+  R[$label.journal]=on
+  if grep -q 'chihaya_commits is missing' "$log"; then R[$label.journal]=off; fi
   say "tracker [$label] pid $TRACKER_PID on $TRACKER_URL, database_reload $reload s," \
+    "journal $(get "$label.journal") ($dir/journal)," \
     "answered /alive $(get "$label.startup_s") s after start"
 }
 
@@ -182,8 +192,10 @@ cleanup() {
   if [[ -n $TRACKER_PID ]]; then stop_pid "$TRACKER_PID" tracker; fi
   if [[ -n $BASELINE_PID ]]; then stop_pid "$BASELINE_PID" baseline; fi
   if [[ -n $RUN_DIR && $BENCH_KEEP != 1 ]]; then
-    # The big files; BENCH_KEEP=1 keeps them.
-    rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt" "$RUN_DIR"/peer-cache.bin*
+    # The big files (the journal of a run holds every announce of it); BENCH_KEEP=1
+    # keeps them.
+    rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt" "$RUN_DIR"/peer-cache.bin* \
+      "$RUN_DIR"/*/peer-cache.bin* "$RUN_DIR/journal" "$RUN_DIR"/*/journal
   fi
   if ((rc != 0)) && [[ -n $RUN_DIR ]]; then
     say "FAILED (exit $rc); logs are in $RUN_DIR"
@@ -246,19 +258,44 @@ measure() {
     "p99 $(get "$label.p99_ms") ms, failures $(get "$label.failures"), non200 $(get "$label.non200")"
 }
 
-# tracker_run LABEL DATABASE_RELOAD : start, fill, measure, drain, stop.
+# tracker_run LABEL DATABASE_RELOAD DIR [on|off] : start (state files in DIR),
+# fill, measure, drain, stop; with on or off, die unless the tracker's journal is.
 tracker_run() {
-  local label=$1
-  phase "start tracker [$label]" start_tracker "$label" "$2"
+  local label=$1 want=${4:-}
+  phase "start tracker [$label]" start_tracker "$label" "$2" "$3"
+  if [[ -n $want && $(get "$label.journal") != "$want" ]]; then
+    die "tracker [$label]: journal $(get "$label.journal"), expected $want (log: $RUN_DIR/tracker-$label.log)"
+  fi
   phase "populate [$label]" populate "$label"
+  # journal_bytes: chihaya_journal_bytes_total right after the run minus right
+  # before it (the fill excluded); tracker_write_bytes / tracker_wchar from
+  # /proc/<pid>/io over the same run.
   phase "measured run [$label], ${BENCH_DURATION} s, and drain" \
     measure "$label" "$TRACKER_URL" --pid "tracker=$TRACKER_PID" --pid "mariadb=$MARIADB_PID" \
     --metrics "$TRACKER_URL/metrics" --token "$TOKEN" --drain-cap "$DRAIN_CAP" \
     --delta 'reloads=chihaya_reload_seconds_count{type="torrents"}' \
-    --delta 'reload_secs=chihaya_reload_seconds_sum{type="torrents"}'
+    --delta 'reload_secs=chihaya_reload_seconds_sum{type="torrents"}' \
+    --delta 'journal_bytes=chihaya_journal_bytes_total'
   say "drain [$label]: nothing pending $(get "$label.drain_s") s after the run;" \
-    "$(get "$label.reloads") torrent reloads during the run"
+    "$(get "$label.reloads") torrent reloads during the run;" \
+    "$(get "$label.journal_bytes") bytes journaled, $(get "$label.tracker_write_bytes") bytes written to disk"
   phase "stop tracker [$label]" stop_tracker "$label"
+}
+
+# prepare_db LABEL on|off : reload the dataset generated into $RUN_DIR/dataset
+# (the same rows for every run); off: without chihaya_commits, i.e. no journal.
+prepare_db() {
+  load_dataset
+  if [[ $2 == off ]]; then
+    say "dropping chihaya_commits: tracker [$1] runs without the journal"
+    db_client -e 'DROP TABLE chihaya_commits' "$BENCH_DB" || die "cannot drop chihaya_commits"
+  fi
+}
+
+# restore_commits : put chihaya_commits back (database/schema.sql only creates
+# what is missing), so the bench database is complete again for what comes next.
+restore_commits() {
+  db_client "$BENCH_DB" <"$REPO/database/schema.sql" || die "cannot recreate chihaya_commits"
 }
 
 baseline_run() {
@@ -322,10 +359,80 @@ cost_line() {
 }
 
 spill_note() {
-  local f=$RUN_DIR/accounting-spill.jsonl
-  if [[ -s $f ]]; then
-    printf 'bench: WARNING %s rows were spilled to %s\n' "$(wc -l <"$f")" "$f"
+  local f
+  for f in "$RUN_DIR/accounting-spill.jsonl" "$RUN_DIR"/*/accounting-spill.jsonl; do
+    if [[ -s $f ]]; then
+      printf 'bench: WARNING %s rows were spilled to %s\n' "$(wc -l <"$f")" "$f"
+    fi
+  done
+}
+
+# per_1000 CPU_SECONDS REQUESTS : CPU seconds per 1000 requests, or n/a.
+per_1000() {
+  if [[ -z $1 || -z $2 || $2 == 0 ]]; then
+    printf 'n/a'
+  else
+    printf '%.4f' "$(calc "$1 * 1000 / $2")"
   fi
+}
+
+# bytes_per BYTES REQUESTS : bytes per request, or n/a.
+bytes_per() {
+  if [[ -z $1 || -z $2 || $2 == 0 ]]; then
+    printf 'n/a'
+  else
+    printf '%.1f' "$(calc "$1 / $2")"
+  fi
+}
+
+# disk_source : write_bytes from /proc/<pid>/io, or wchar when the former
+# could not be read (then sockets are included).
+disk_source() {
+  if [[ -n $(get main.tracker_write_bytes '') ]]; then printf 'write_bytes'; else printf 'wchar'; fi
+}
+
+# journal_line LABEL : one run's CPU and bytes per announce.
+journal_line() {
+  local l=$1 n src
+  n=$(get "$l.requests" 0)
+  src=$(disk_source)
+  printf 'announces/s %.0f  tracker CPU %s s per 1000 announces  journaled %s bytes/announce  written to disk %s bytes/announce (%s)  write calls %s bytes/announce (wchar)' \
+    "$(get "$l.rps" 0)" "$(per_1000 "$(get "$l.tracker_cpu_s" '')" "$n")" \
+    "$(bytes_per "$(get "$l.journal_bytes" '')" "$n")" \
+    "$(bytes_per "$(get "$l.tracker_$src" '')" "$n")" "$src" \
+    "$(bytes_per "$(get "$l.tracker_wchar" '')" "$n")"
+}
+
+# summary_journal : the journal's cost, journal run (main) against the run without.
+summary_journal() {
+  local on off pct=n/a n src
+  n=$(get main.requests 0)
+  src=$(disk_source)
+  on=$(per_1000 "$(get main.tracker_cpu_s '')" "$n")
+  off=$(per_1000 "$(get nojournal.tracker_cpu_s '')" "$(get nojournal.requests 0)")
+  if [[ $on != n/a && $off != n/a && $(get nojournal.tracker_cpu_s 0) != 0 ]]; then
+    pct=$(printf '%+.1f' "$(calc "100 * ($(get main.tracker_cpu_s) / $n) / ($(get nojournal.tracker_cpu_s) / $(get nojournal.requests)) - 100")")
+  fi
+  local jb db
+  jb=$(bytes_per "$(get main.journal_bytes '')" "$n")
+  db=$(bytes_per "$(get "main.tracker_$src" '')" "$n")
+  printf 'bench: journal off: %s\n' "$(run_line nojournal)"
+  printf 'bench: journal off: %s\n' "$(cost_line nojournal)"
+  printf 'bench: journal off: %s\n' "$(journal_line nojournal)"
+  printf 'bench: journal on:  %s\n' "$(journal_line main)"
+  printf 'bench: journal: %s %% tracker CPU per announce (target ≤ 10 %%), %s bytes/announce journaled (target ≤ 200), %s bytes/announce written to disk\n' \
+    "$pct" "$jb" "$db"
+  printf 'bench: journal-off run: %s\n' "$(host_line nojournal)"
+  printf 'BENCH-JOURNAL order=off,on cpu_pct=%s journal_bytes_per_announce=%s disk_bytes_per_announce=%s disk_source=%s' \
+    "$pct" "$jb" "$db" "$src"
+  local l
+  for l in main nojournal; do
+    printf ' %s_rps=%.1f %s_requests=%s %s_cpu_s_per_1000=%s %s_journal_bytes=%s %s_write_bytes=%s %s_wchar=%s' \
+      "$l" "$(get "$l.rps" 0)" "$l" "$(get "$l.requests" 0)" \
+      "$l" "$(per_1000 "$(get "$l.tracker_cpu_s" '')" "$(get "$l.requests" 0)")" \
+      "$l" "$(get "$l.journal_bytes" '')" "$l" "$(get "$l.tracker_write_bytes" '')" "$l" "$(get "$l.tracker_wchar" '')"
+  done
+  printf '\n'
 }
 
 summary_default() {
@@ -339,8 +446,9 @@ summary_default() {
   [[ $t != n/a && $b != n/a ]] && ratio_fast=$(printf '%.2f' "$(calc "$t / $b")")
   drain=$(get main.drain_s)
   [[ $drain == timeout ]] && drain="> $DRAIN_CAP"
-  printf 'bench: dataset %s users, %s torrents; %s peers (tracker held %s after the fill); wrk 1 thread, %s connections, %s s\n' \
+  printf 'bench: dataset %s users, %s torrents; %s peers (tracker held %s after the fill); wrk 1 thread, %s connections, %s s per run\n' \
     "$BENCH_USERS" "$BENCH_TORRENTS" "$BENCH_PEERS" "$(get main.peers)" "$BENCH_CONNS" "$BENCH_DURATION"
+  printf 'bench: two tracker runs, journal off then on; the lines down to "tracker start-up" are the journal run'"'"'s\n'
   printf 'bench: %s\n' "$(run_line main)"
   printf 'bench: tracker CPU %s µs/announce   baseline CPU %s µs/request at the same rate   ratio %s (target ≤ 1.30)\n' \
     "$t" "$bp" "$ratio"
@@ -354,6 +462,7 @@ summary_default() {
   printf 'bench: baseline run: %s\n' "$(host_line baseline)"
   printf 'bench: paced baseline run: %s\n' "$(host_line baseline_paced)"
   printf 'bench: tracker start-up %s s, shutdown %s s\n' "$(get main.startup_s)" "$(get main.shutdown_s)"
+  summary_journal
   spill_note
 }
 
@@ -422,15 +531,24 @@ main() {
   phase build build_bench
   phase "database" ensure_db
   ensure_wrk
-  phase "dataset ($BENCH_USERS users, $BENCH_TORRENTS torrents)" make_dataset
-
   if [[ $BENCH_RELOAD == 1 ]]; then
+    phase "dataset ($BENCH_USERS users, $BENCH_TORRENTS torrents)" make_dataset
     # The first run also leaves the peer cache the second start-up reads.
-    tracker_run noreload 3600
-    tracker_run reload 2
+    tracker_run noreload 3600 "$RUN_DIR"
+    tracker_run reload 2 "$RUN_DIR"
     summary_reload | tee "$RUN_DIR/summary.txt"
   else
-    tracker_run main 45
+    phase "dataset ($BENCH_USERS users, $BENCH_TORRENTS torrents)" generate_dataset
+    # The same rows, reloaded, for each run; each run's files in its own
+    # directory (no peer cache or journal from one start reaches the other).
+    # Fixed order: without the journal, then with it (the run the baseline is
+    # paced at and the summary's main lines are from).
+    phase "load dataset [nojournal]" prepare_db nojournal off
+    tracker_run nojournal 45 "$RUN_DIR/nojournal" off
+    restore_commits
+    phase "load dataset [main]" prepare_db main on
+    tracker_run main 45 "$RUN_DIR/main" on
+    rm -rf "$RUN_DIR/dataset"
     phase "baseline runs, 2 × ${BENCH_DURATION} s" baseline_run
     summary_default | tee "$RUN_DIR/summary.txt"
   fi
