@@ -141,13 +141,9 @@ async fn a_signal_right_after_announces_writes_everything() {
     assert!(!setup.spill.exists());
 }
 
-// Multi-threaded: the proxy's tasks run while this test blocks waiting for log lines.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
-    let db = TestDb::new().await;
-    // Without the marker table there is no journal: the spill file takes the rows.
-    db.exec("DROP TABLE chihaya_commits").await;
-    let setup = Setup::new("spill");
+/// Runs the traffic through a proxy, cuts MariaDB off and stops the tracker (SIGTERM,
+/// a 2 s drain); returns its log after a clean exit.
+async fn traffic_then_an_outage_at_shutdown(db: &TestDb, setup: &Setup) -> String {
     let proxy = Proxy::start(TestDb::server_addr()).await;
     let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
     traffic(setup.addr).await;
@@ -158,6 +154,17 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
             .await
             .unwrap();
     assert_eq!(status.code(), Some(0), "{log}");
+    log
+}
+
+// Multi-threaded: the proxy's tasks run while this test blocks waiting for log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
+    let db = TestDb::new().await;
+    // Without the marker table there is no journal: the spill file takes the rows.
+    db.exec("DROP TABLE chihaya_commits").await;
+    let setup = Setup::new("spill");
+    let log = traffic_then_an_outage_at_shutdown(&db, &setup).await;
     let saved = format!("Saved 13 unwritten rows to {}", setup.spill.display());
     assert!(log.contains(&saved), "{saved:?} in\n{log}");
 
@@ -197,7 +204,6 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
     );
 
     // MariaDB is back; the next start replays the file before serving.
-    drop(proxy);
     let mut tracker = setup.start(&db.dsn(), &[]);
     let replayed = format!("Replayed 13 spilled rows from {}", setup.spill.display());
     assert!(
@@ -221,16 +227,7 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
 async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start() {
     let db = TestDb::new().await;
     let setup = Setup::new("journal");
-    let proxy = Proxy::start(TestDb::server_addr()).await;
-    let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
-    traffic(setup.addr).await;
-    proxy.cut();
-    tracker.signal("TERM");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
-    assert_eq!(status.code(), Some(0), "{log}");
+    let log = traffic_then_an_outage_at_shutdown(&db, &setup).await;
     let journal = setup.dir.0.join("journal");
     let kept = format!(
         "13 unwritten rows stay in the journal {}; the next start writes them",
@@ -245,7 +242,6 @@ async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start
 
     // MariaDB is back; the next start replays the journal before serving, and a
     // second start after it finds nothing left to write.
-    drop(proxy);
     for round in 0..2 {
         let mut tracker = setup.start(&db.dsn(), &[]);
         let log = tracker.log_text();

@@ -15,13 +15,7 @@ pub const TABLE: &str = "chihaya_commits";
 
 /// Whether the database has the marker table.
 pub async fn exists(store: &Store) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'chihaya_commits'",
-    )
-    .fetch_optional(&store.pool)
-    .await?;
-    Ok(found.is_some())
+    super::table_exists(store, TABLE).await
 }
 
 /// Every writer's last committed flush.

@@ -106,6 +106,18 @@ impl Store {
     }
 }
 
+/// Whether the database has the table `name` (for the optional ones).
+pub async fn table_exists(store: &Store, name: &str) -> Result<bool, sqlx::Error> {
+    let found: Option<i64> = sqlx::query_scalar(
+        "SELECT 1 FROM information_schema.TABLES \
+         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = ?",
+    )
+    .bind(name)
+    .fetch_optional(&store.pool)
+    .await?;
+    Ok(found.is_some())
+}
+
 /// How sqlx reaches the server of `config`.
 pub fn connect_options(config: &DatabaseConfig) -> MySqlConnectOptions {
     let mut options = MySqlConnectOptions::new()

@@ -240,13 +240,7 @@ pub async fn transfer_ips6(
 
 /// Whether the database has the optional `transfer_ips6` table.
 pub async fn has_transfer_ips6(store: &Store) -> Result<bool, sqlx::Error> {
-    let found: Option<i64> = sqlx::query_scalar(
-        "SELECT 1 FROM information_schema.TABLES \
-         WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = 'transfer_ips6'",
-    )
-    .fetch_optional(&store.pool)
-    .await?;
-    Ok(found.is_some())
+    super::table_exists(store, "transfer_ips6").await
 }
 
 fn transfer_ip_upsert<'a, A>(
