@@ -23,7 +23,7 @@ pub mod record;
 pub mod recover;
 
 use std::fs::{File, OpenOptions};
-use std::io::Write;
+use std::io::{Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError, RwLock, RwLockReadGuard};
@@ -206,6 +206,7 @@ impl Journal {
         let writer = Writer {
             journal: Arc::clone(&journal),
             file,
+            file_len: framed.len() as u64,
             current: start.segment,
             closed: start.closed,
             queue: std::collections::VecDeque::new(),
@@ -323,6 +324,8 @@ enum Work {
 struct Writer {
     journal: Arc<Journal>,
     file: File,
+    /// Bytes of whole frames in `file`: where a failed write is cut back to.
+    file_len: u64,
     current: u64,
     closed: Vec<Closed>,
     queue: std::collections::VecDeque<Work>,
@@ -391,11 +394,23 @@ impl Writer {
             let done = match next {
                 Work::Write { bytes, end } => {
                     let end = *end;
-                    self.file.write_all(bytes).map(|()| {
-                        self.journal.counters.bytes.inc_by(bytes.len() as u64);
-                        self.written = end;
-                        self.unsynced = true;
-                    })
+                    match self.file.write_all(bytes) {
+                        Ok(()) => {
+                            self.journal.counters.bytes.inc_by(bytes.len() as u64);
+                            self.file_len += bytes.len() as u64;
+                            self.written = end;
+                            self.unsynced = true;
+                            Ok(())
+                        }
+                        Err(e) => {
+                            // Part of the frame may be in the file: it goes, so that
+                            // the frame written again follows the last whole one
+                            // (a reader stops at the first broken frame).
+                            let _ = self.file.set_len(self.file_len);
+                            let _ = self.file.seek(SeekFrom::Start(self.file_len));
+                            Err(e)
+                        }
+                    }
                 }
                 Work::Rotate(rotation) => {
                     let rotation = *rotation;
@@ -451,6 +466,7 @@ impl Writer {
             end: rotation.open,
         });
         self.file = file;
+        self.file_len = framed.len() as u64;
         self.current = rotation.segment;
         self.journal
             .counters
