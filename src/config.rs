@@ -744,7 +744,7 @@ fn apply_journal(
     for entry in entries(prefix, section(prefix, value)?) {
         let (key, path, value) = entry?;
         match key {
-            "fsync_interval_ms" => journal.fsync_interval_ms = int(&path, value, 0, 3_600_000)?,
+            "fsync_interval_ms" => journal.fsync_interval_ms = int(&path, value, 0, 60_000)?,
             _ => unknown(&path, value, warnings)?,
         }
     }
@@ -1305,7 +1305,7 @@ mod tests {
             (r#"{"limits": {"user_request_burst": 1.5}}"#, "config: limits.user_request_burst: must be an integer >= 0 (got 1.5)"),
             (r#"{"limits": {"max_transfer_rate": 9223372036854775808}}"#, "config: limits.max_transfer_rate: must be an integer between 0 and 9223372036854775807 (got 9223372036854775808)"),
             (r#"{"limits": 5}"#, "config: limits: must be an object (got 5)"),
-            (r#"{"journal": {"fsync_interval_ms": 3600001}}"#, "config: journal.fsync_interval_ms: must be an integer between 0 and 3600000 (got 3600001)"),
+            (r#"{"journal": {"fsync_interval_ms": 60001}}"#, "config: journal.fsync_interval_ms: must be an integer between 0 and 60000 (got 60001)"),
         ];
         for (json, message) in cases {
             assert_eq!(err(json), message, "{json}");

@@ -73,7 +73,9 @@ pub fn save(path: &Path, shared: &crate::state::Shared, now: i64) -> bool {
         .map_err(|e| e.to_string())
         .and_then(|bytes| {
             if let Some(journal) = journal {
-                journal.reached_blocking(journal.position());
+                if !journal.reached_within(journal.position(), journal.patience()) {
+                    return Err("the journal could not be written in time".to_owned());
+                }
             }
             file::write_atomic(path, &bytes).map_err(|e| e.to_string())
         });

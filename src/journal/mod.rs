@@ -39,6 +39,9 @@ pub use record::{Epochs, KINDS};
 const BATCH: Duration = Duration::from_millis(2);
 /// Pause after a failed write or sync before trying again.
 const RETRY: Duration = Duration::from_millis(100);
+/// How long a blocked writer thread keeps retrying once the tracker is stopping, and
+/// how long a peer-cache write waits for the journal.
+pub const GIVE_UP: Duration = Duration::from_secs(10);
 
 /// `journal-<n>.log`, zero-padded so that names sort like numbers.
 pub fn segment_path(dir: &Path, number: u64) -> PathBuf {
@@ -265,15 +268,25 @@ impl Journal {
         let _ = safe.wait_for(|&at| at >= position).await;
     }
 
-    /// The same, for a blocking thread.
-    pub fn reached_blocking(&self, position: u64) {
-        while *self.safe.borrow() < position && !self.stopped_for_good() {
-            std::thread::sleep(Duration::from_millis(1));
-        }
+    /// How long a blocking wait for the journal is worth: a sync's interval, and a
+    /// margin for a slow disk.
+    pub fn patience(&self) -> Duration {
+        GIVE_UP + self.fsync
     }
 
-    fn stopped_for_good(&self) -> bool {
-        self.stop.load(Ordering::SeqCst) && lock(&self.thread).is_none()
+    /// The same, for a blocking thread, giving up after `within` (a disk that fails
+    /// for that long): whether the position was reached.
+    pub fn reached_within(&self, position: u64, within: Duration) -> bool {
+        let until = Instant::now() + within;
+        loop {
+            if *self.safe.borrow() >= position {
+                return true;
+            }
+            if Instant::now() >= until {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+        }
     }
 
     /// The database has flush `epoch` of table `kind` (or it held nothing).
@@ -339,6 +352,7 @@ struct Writer {
 
 impl Writer {
     fn run(mut self) {
+        let mut stopping_since: Option<Instant> = None;
         loop {
             let stopping = self.journal.stop.load(Ordering::SeqCst);
             self.take_buffer();
@@ -349,6 +363,18 @@ impl Writer {
             }
             if stopping && self.queue.is_empty() && worked {
                 return;
+            }
+            if stopping {
+                // A disk that keeps failing must not hold the shutdown forever.
+                let since = *stopping_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= GIVE_UP {
+                    tracing::error!(
+                        "Journal {}: {} records could not be written before shutdown",
+                        self.journal.dir.display(),
+                        self.queue.len()
+                    );
+                    return;
+                }
             }
             std::thread::sleep(if worked { BATCH } else { RETRY });
         }
@@ -612,11 +638,11 @@ mod tests {
         }
         let (taken, cut) = journal.cut(1, || "rows");
         assert_eq!((taken, cut.epoch), ("rows", 1));
-        journal.reached_blocking(cut.position);
+        assert!(journal.reached_within(cut.position, GIVE_UP));
         let segment = journal.rotate();
         assert_eq!(segment, 2);
         journal.append(|out| record::row(out, b"two"));
-        journal.reached_blocking(journal.position());
+        assert!(journal.reached_within(journal.position(), GIVE_UP));
         wait_until("the second segment exists", || {
             segment_path(&dir, 2).exists()
         });
@@ -652,7 +678,7 @@ mod tests {
         let dir = temp_dir("sync");
         let journal = Journal::open(start(&dir, Duration::from_millis(50)), counters()).unwrap();
         journal.append(|out| record::row(out, b"x"));
-        journal.reached_blocking(journal.position());
+        assert!(journal.reached_within(journal.position(), GIVE_UP));
         assert!(*journal.safe.borrow() >= journal.position());
         journal.close();
         std::fs::remove_dir_all(&dir).unwrap();
