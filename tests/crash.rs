@@ -1305,3 +1305,57 @@ async fn a_torn_journal_tail_is_skipped_with_a_warning() {
         [["1000"]]
     );
 }
+
+// ---------------------------------------------------------------------------------
+// Test 4: a journal that is not this tracker's to replay.
+
+/// A journal belongs to one database and one process: pointed at another database it
+/// stops start-up rather than replaying that database's deltas into this one, and a
+/// second tracker on the same journal directory stops too.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_journal_of_another_database_or_in_use_stops_start_up() {
+    let first = TestDb::new().await;
+    let binary = Binary::new("foreign", r#""flush": 1"#);
+    let process = binary.start(&first.dsn()).await;
+    let a = Announce::new(PASSKEY_1, HASH_3, "foreign-a", 0);
+    assert!(get(binary.addr, &a.target(), &[])
+        .await
+        .text()
+        .starts_with("d8:complete"));
+
+    // Same files, same config, a second process: the journal is taken.
+    let failed = |dsn: String| {
+        let (config, args) = (binary.config.clone(), binary.args());
+        blocking(move || {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            let mut second = Process::start(&config, &dsn, &args);
+            let status = second.wait(Duration::from_secs(20));
+            (status, second.log_text())
+        })
+    };
+    let (status, log) = failed(first.dsn()).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    let journal = binary.dir.0.join("journal");
+    let held = format!(
+        "[E] Couldn't take the journal {} - another process holds {}",
+        journal.display(),
+        journal.join("lock").display()
+    );
+    assert!(log.contains(&held), "{held:?} in\n{log}");
+    let (status, log) = process.terminate(Duration::from_secs(30)).await;
+    assert_eq!(status.code(), Some(0), "{log}");
+
+    // Another database: refused, and nothing of the first one's traffic lands in it.
+    let other = TestDb::new().await;
+    let history = "SELECT uid, fid, uploaded, downloaded FROM transfer_history ORDER BY uid, fid";
+    let before = other.rows(history).await;
+    let (status, log) = failed(other.dsn()).await;
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(
+        log.contains("belongs to another database (journal id ")
+            && log.contains("move the journal away or point --journal elsewhere"),
+        "{log}"
+    );
+    assert!(!log.contains(READY), "{log}");
+    assert_eq!(other.rows(history).await, before);
+}
