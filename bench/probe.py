@@ -152,6 +152,18 @@ def cmd_measure(args):
             print(f"{name}={int(grew) if grew == int(grew) else grew}")
     if args.metrics:
         print(f"drain_s={wait_pending(args.metrics, args.token, args.drain_cap, 0.05, ended)}")
+        # The database's bill includes the writes of the drain: the same deltas and
+        # CPU counted again once nothing is pending (suffix _total).
+        if deltas:
+            for name, value in series().items():
+                grew = value - counts[name]
+                print(f"{name}_total={int(grew) if grew == int(grew) else grew}")
+        for name, pid in pids.items():
+            drained = cpu_seconds(pid)
+            if before[name] is None or drained is None:
+                print(f"{name}_cpu_total_s=")
+            else:
+                print(f"{name}_cpu_total_s={drained - before[name]:.3f}")
     print(f"wall_s={ended - t0:.3f}")
     print(f"cmd_cpu_s={usage.ru_utime + usage.ru_stime:.3f}")
     print(f"host_cpu_s={host_after - host_before:.3f}")

@@ -258,6 +258,16 @@ measure() {
     "p99 $(get "$label.p99_ms") ms, failures $(get "$label.failures"), non200 $(get "$label.non200")"
 }
 
+# The tables whose writes the summary counts, and the probe options that count
+# them: rows written and write statements sent, per table (chihaya_rows_written_total,
+# chihaya_statements_total), over the run and, with the suffix _total, the drain.
+WRITE_TABLES=(users torrents transfer_history transfer_ips snatches)
+WRITE_DELTAS=()
+for t in "${WRITE_TABLES[@]}"; do
+  WRITE_DELTAS+=(--delta "rows_$t=chihaya_rows_written_total{type=\"$t\"}")
+  WRITE_DELTAS+=(--delta "statements_$t=chihaya_statements_total{type=\"$t\"}")
+done
+
 # tracker_run LABEL DATABASE_RELOAD DIR [on|off] : start (state files in DIR),
 # fill, measure, drain, stop; with on or off, die unless the tracker's journal is.
 tracker_run() {
@@ -275,7 +285,8 @@ tracker_run() {
     --metrics "$TRACKER_URL/metrics" --token "$TOKEN" --drain-cap "$DRAIN_CAP" \
     --delta 'reloads=chihaya_reload_seconds_count{type="torrents"}' \
     --delta 'reload_secs=chihaya_reload_seconds_sum{type="torrents"}' \
-    --delta 'journal_bytes=chihaya_journal_bytes_total'
+    --delta 'journal_bytes=chihaya_journal_bytes_total' \
+    "${WRITE_DELTAS[@]}"
   say "drain [$label]: nothing pending $(get "$label.drain_s") s after the run;" \
     "$(get "$label.reloads") torrent reloads during the run;" \
     "$(get "$label.journal_bytes") bytes journaled, $(get "$label.tracker_write_bytes") bytes written to disk"
@@ -403,6 +414,20 @@ journal_line() {
     "$(bytes_per "$(get "$l.tracker_wchar" '')" "$n")"
 }
 
+# writes_line LABEL : what one run (load and drain) cost the database: rows
+# written per announce and statements, per table, and MariaDB's CPU per announce.
+writes_line() {
+  local l=$1 n t rows=0 out=''
+  n=$(get "$l.requests" 0)
+  for t in "${WRITE_TABLES[@]}"; do
+    out+=$(printf '%s %s rows/announce in %s statements, ' "$t" \
+      "$(bytes_per "$(get "$l.rows_${t}_total" '')" "$n")" "$(get "$l.statements_${t}_total" n/a)")
+    rows=$(calc "$rows + $(get "$l.rows_${t}_total" 0)")
+  done
+  printf '%sall %s rows/announce; MariaDB CPU %s µs/announce over the run and the drain' \
+    "$out" "$(bytes_per "$rows" "$n")" "$(per_request "$(get "$l.mariadb_cpu_total_s" '')" "$n")"
+}
+
 # summary_journal : the journal's cost, journal run (main) against the run without.
 summary_journal() {
   local on off pct=n/a n src
@@ -423,6 +448,8 @@ summary_journal() {
   printf 'bench: journal: %s %% tracker CPU per announce (target ≤ 10 %%), %s bytes/announce journaled (target ≤ 200), %s bytes/announce written to disk\n' \
     "$pct" "$jb" "$db"
   printf 'bench: journal-off run: %s\n' "$(host_line nojournal)"
+  printf 'bench: database writes, journal off: %s\n' "$(writes_line nojournal)"
+  printf 'bench: database writes, journal on:  %s\n' "$(writes_line main)"
   printf 'BENCH-JOURNAL order=off,on cpu_pct=%s journal_bytes_per_announce=%s disk_bytes_per_announce=%s disk_source=%s' \
     "$pct" "$jb" "$db" "$src"
   local l

@@ -96,6 +96,8 @@ pub struct Metrics {
     pub spilled_rows: IntCounterVec,
     pub replayed_rows: IntCounterVec,
     pub rows_written: IntCounterVec,
+    /// Write statements sent to the database, by table (retries included).
+    pub statements: IntCounterVec,
     pub skipped_rows: IntCounterVec,
     pub recorder_dropped: IntCounter,
     pub announce_duration: Histogram,
@@ -321,6 +323,11 @@ impl Metrics {
             "Number of coalesced rows written to database",
             &["type"],
         );
+        let statements = counter_vec(
+            "chihaya_statements_total",
+            "Number of write statements sent to database, retries included",
+            &["type"],
+        );
         let recorder_dropped = counter(
             &admin,
             "chihaya_recorder_dropped_total",
@@ -410,6 +417,7 @@ impl Metrics {
             spilled_rows,
             replayed_rows,
             rows_written,
+            statements,
             skipped_rows,
             recorder_dropped,
             announce_duration,

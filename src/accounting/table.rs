@@ -459,6 +459,8 @@ pub struct TableStats {
     pub spilled: IntCounter,
     pub replayed: IntCounter,
     pub rows_written: IntCounter,
+    /// Write statements sent (each batch, each attempt).
+    pub statements: IntCounter,
     /// One observation per committed batch (`chihaya_flush_seconds`).
     pub flush_seconds: Histogram,
     /// Rows per committed batch (`chihaya_<x>_channel_len`), for the five main tables.
@@ -477,6 +479,7 @@ impl TableStats {
             spilled: metrics.spilled_rows.with_label_values(&[name]),
             replayed: metrics.replayed_rows.with_label_values(&[name]),
             rows_written: metrics.rows_written.with_label_values(&[name]),
+            statements: metrics.statements.with_label_values(&[name]),
             flush_seconds: metrics.flush_seconds.with_label_values(&[name]),
             channel_len,
         }

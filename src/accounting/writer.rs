@@ -187,7 +187,10 @@ impl Writers {
             }
             let started = std::time::Instant::now();
             let written = match R::pool(&self.store).acquire().await {
-                Ok(mut conn) => R::write(&self.store, &mut conn, batch).await,
+                Ok(mut conn) => {
+                    stats.statements.inc();
+                    R::write(&self.store, &mut conn, batch).await
+                }
                 Err(error) => Err(error),
             };
             match written {
@@ -295,7 +298,9 @@ impl Writers {
         }
         refused.clear();
         let mut todo = batches(rows, R::table(&self.sink).capacity);
+        let statements = &R::table(&self.sink).stats.statements;
         while let Some(batch) = todo.pop() {
+            statements.inc();
             match R::write(&self.store, &mut transaction, &batch).await {
                 Ok(_) => {}
                 Err(error) if crate::store::retry::classify(&error) == Reason::Data => {
