@@ -167,7 +167,8 @@ pub struct IntervalsConfig {
     /// Period of the peer-cache write.
     pub database_serialize: u32,
     pub purge_inactive_peers: u32,
-    /// Flush period while a writer is below half its capacity.
+    /// Period of every table's flush (an earlier one only past the memory guard,
+    /// `accounting::table::EARLY_FLUSH_STATEMENTS`).
     pub flush: u32,
 }
 

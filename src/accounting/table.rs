@@ -557,12 +557,21 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// A table is written every `intervals.flush` seconds, so that each key's deltas of
+/// the whole interval coalesce into one row (the database's cost goes by rows and
+/// statements, not by announces). Only when this many statements' worth of keys
+/// (`channels.*` rows each) is pending does it flush before its period, to bound the
+/// memory of a burst of distinct keys: 320,000 rows at the default 5,000.
+pub const EARLY_FLUSH_STATEMENTS: usize = 64;
+
 /// One table's pending rows, its writer's wake-up and its counters.
 pub struct Table<R: Row> {
     pending: Pending<R::Key, R>,
     /// Most rows per statement.
     pub capacity: usize,
-    /// Pending keys at which the writer flushes without waiting for its period.
+    /// Pending keys at which the writer flushes without waiting for its period: a
+    /// memory guard ([`EARLY_FLUSH_STATEMENTS`] statements' worth), not the usual
+    /// trigger.
     threshold: usize,
     pub wake: Notify,
     pub stats: TableStats,
@@ -576,14 +585,14 @@ impl<R: Row> Table<R> {
         Table {
             pending: Pending::new(),
             capacity,
-            threshold: (capacity / 2).max(1),
+            threshold: capacity.saturating_mul(EARLY_FLUSH_STATEMENTS),
             wake: Notify::new(),
             stats: TableStats::new(metrics, R::KIND),
             writing: AtomicUsize::new(0),
         }
     }
 
-    /// Merges a row into the pending ones; wakes the writer at half capacity.
+    /// Merges a row into the pending ones; wakes the writer past the memory guard.
     pub fn add(&self, row: R) {
         if self.pending.add(row.key(), row) >= self.threshold {
             self.wake.notify_one();

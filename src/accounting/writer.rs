@@ -380,8 +380,8 @@ impl Writers {
         }
     }
 
-    /// A table's writer: flushes every `period`, or at once when the table reaches half
-    /// its capacity, until `stop` turns true.
+    /// A table's writer: flushes every `period`, or at once when the table passes its
+    /// memory guard, until `stop` turns true.
     pub async fn run<R: Row>(
         self: Arc<Self>,
         period: Duration,
