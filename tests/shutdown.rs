@@ -145,14 +145,10 @@ async fn a_signal_right_after_announces_writes_everything() {
 /// a 2 s drain); returns its log after a clean exit.
 async fn traffic_then_an_outage_at_shutdown(db: &TestDb, setup: &Setup) -> String {
     let proxy = Proxy::start(TestDb::server_addr()).await;
-    let mut tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
+    let tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
     traffic(setup.addr).await;
     proxy.cut();
-    tracker.signal("TERM");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
+    let (status, log) = tracker.stop_with("TERM", WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     log
 }
@@ -204,18 +200,14 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
     );
 
     // MariaDB is back; the next start replays the file before serving.
-    let mut tracker = setup.start(&db.dsn(), &[]);
+    let tracker = setup.start(&db.dsn(), &[]);
     let replayed = format!("Replayed 13 spilled rows from {}", setup.spill.display());
     assert!(
         tracker.log_text().contains(&replayed),
         "{}",
         tracker.log_text()
     );
-    tracker.signal("INT");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
+    let (status, log) = tracker.stop_with("INT", WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     assert_traffic_written(&db).await;
     assert!(!setup.spill.exists(), "renamed after replay");
@@ -243,7 +235,7 @@ async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start
     // MariaDB is back; the next start replays the journal before serving, and a
     // second start after it finds nothing left to write.
     for round in 0..2 {
-        let mut tracker = setup.start(&db.dsn(), &[]);
+        let tracker = setup.start(&db.dsn(), &[]);
         let log = tracker.log_text();
         let recovered = log.contains("rows the database does not have yet");
         assert_eq!(recovered, round == 0, "{log}");
@@ -253,11 +245,7 @@ async fn an_outage_at_shutdown_leaves_the_rows_in_the_journal_for_the_next_start
                 "{log}"
             );
         }
-        tracker.signal("INT");
-        let (status, log) =
-            tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-                .await
-                .unwrap();
+        let (status, log) = tracker.stop_with("INT", WAIT).await;
         assert_eq!(status.code(), Some(0), "{log}");
         assert_traffic_written(&db).await;
     }
@@ -333,13 +321,9 @@ async fn a_bad_spill_line_stops_start_up_but_a_torn_last_line_does_not() {
 async fn log_flushes_false_keeps_flushes_out_of_the_log() {
     let db = TestDb::new().await;
     let setup = Setup::with("quiet", r#", "log_flushes": false"#);
-    let mut tracker = setup.start(&db.dsn(), &[]);
+    let tracker = setup.start(&db.dsn(), &[]);
     traffic(setup.addr).await;
-    tracker.signal("TERM");
-    let (status, log) =
-        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
-            .await
-            .unwrap();
+    let (status, log) = tracker.stop_with("TERM", WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(!log.contains("Flushing"), "{log}");
     assert_traffic_written(&db).await;

@@ -76,21 +76,9 @@ impl<K: Eq + Hash, V: Merge> Pending<K, V> {
         }
     }
 
-    /// Takes every pending row; deltas arriving afterwards gather separately.
-    pub fn take(&self) -> Vec<(K, V)> {
-        let mut out = Vec::with_capacity(self.len());
-        for index in 0..SHARDS {
-            let mut rows = self.lock_shard(index);
-            rows.oldest = None;
-            let before = out.len();
-            out.extend(rows.by_key.drain());
-            self.keys.fetch_sub(out.len() - before, Ordering::Relaxed);
-        }
-        out
-    }
-
-    /// Takes every pending row without copying it: what the journal's cut does while
-    /// announces wait, so it costs the same whatever the number of rows.
+    /// Takes every pending row (deltas arriving afterwards gather separately),
+    /// without copying it: what the journal's cut does while announces wait, so it
+    /// costs the same whatever the number of rows.
     pub fn detach(&self) -> Detached<K, V> {
         let mut maps = Vec::with_capacity(SHARDS);
         for index in 0..SHARDS {
@@ -186,14 +174,14 @@ mod tests {
         assert_eq!(pending.add(1, Sum(7, 2)), 1);
         assert_eq!(pending.add(2, Sum(1, 1)), 2);
         assert!(pending.oldest().is_some());
-        let mut taken = pending.take();
+        let mut taken: Vec<_> = pending.detach().into_rows().collect();
         taken.sort_by_key(|(k, _)| *k);
         assert_eq!(taken, vec![(1, Sum(12, 2)), (2, Sum(1, 1))]);
         assert!(pending.is_empty() && pending.oldest().is_none());
 
         pending.add(1, Sum(100, 9));
         pending.restore(taken);
-        let mut again = pending.take();
+        let mut again: Vec<_> = pending.detach().into_rows().collect();
         again.sort_by_key(|(k, _)| *k);
         assert_eq!(again, vec![(1, Sum(112, 9)), (2, Sum(1, 1))]);
     }

@@ -627,14 +627,7 @@ impl<R: Row> Table<R> {
 
     /// Takes every pending row, sorted by key.
     pub fn take(&self) -> Vec<R> {
-        let mut rows: Vec<R> = self
-            .pending
-            .take()
-            .into_iter()
-            .map(|(_, row)| row)
-            .collect();
-        rows.sort_unstable_by_key(Row::key);
-        rows
+        Self::sorted(self.pending.detach())
     }
 
     /// Puts rows that were not written back under any newer ones.

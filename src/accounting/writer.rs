@@ -53,6 +53,14 @@ async fn deadline_passed(deadline: &mut Deadline) {
     }
 }
 
+/// The back-off before a retry; Abandoned if the deadline passes first.
+async fn pause(wait: Duration, deadline: &mut Deadline) -> Result<(), Abandoned> {
+    tokio::select! {
+        () = tokio::time::sleep(wait) => Ok(()),
+        () = deadline_passed(deadline) => Err(Abandoned),
+    }
+}
+
 fn is_past(deadline: &Deadline) -> bool {
     deadline.borrow().is_some_and(|at| at <= Instant::now())
 }
@@ -207,9 +215,8 @@ impl Writers {
                     if reason == Reason::Data {
                         return Outcome::Refused(refusal(&error));
                     }
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = deadline_passed(deadline) => return Outcome::Abandoned,
+                    if pause(wait, deadline).await.is_err() {
+                        return Outcome::Abandoned;
                     }
                 }
             }
@@ -219,7 +226,8 @@ impl Writers {
     /// With commit markers: the whole flush, its marker included, in one transaction,
     /// once the journal holds its cut. Each attempt first reads the marker (locking
     /// it): after a failure that may have come after the commit (a lost connection),
-    /// it tells whether the flush is in, so a flush is never written twice.
+    /// it tells whether the flush is in, so a flush is never written twice. Rows not
+    /// written by the deadline are put back.
     async fn flush_marked<R: Row>(
         &self,
         journal: &Journal,
@@ -228,46 +236,14 @@ impl Writers {
         deadline: &mut Deadline,
     ) -> Result<(), Abandoned> {
         let table = R::table(&self.sink);
-        tokio::select! {
-            () = journal.reached(cut.position) => {}
-            () = deadline_passed(deadline) => {
-                table.restore(rows);
-                return Err(Abandoned);
-            }
-        }
-        let mut attempts = Attempts::default();
         let mut refused: Vec<(R, String)> = Vec::new();
         let started = std::time::Instant::now();
-        loop {
-            if is_past(deadline) {
-                table.restore(rows);
-                return Err(Abandoned);
-            }
-            match self.try_marked(&rows, cut.epoch, &mut refused).await {
-                Ok(Marked::Committed) => break,
-                Ok(Marked::AlreadyIn) => {
-                    tracing::info!(
-                        "{} flush {} was committed although its reply was lost",
-                        R::KIND.log_name(),
-                        cut.epoch
-                    );
-                    break;
-                }
-                Err(error) => {
-                    let (reason, wait) =
-                        self.store
-                            .policy
-                            .on_failure(&self.store.stats, &mut attempts, &error);
-                    table.stats.retry(reason);
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = deadline_passed(deadline) => {
-                            table.restore(rows);
-                            return Err(Abandoned);
-                        }
-                    }
-                }
-            }
+        if let Err(abandoned) = self
+            .commit_marked(journal, cut, &rows, &mut refused, deadline)
+            .await
+        {
+            table.restore(rows);
+            return Err(abandoned);
         }
         journal.committed(R::KIND.index(), cut.epoch);
         table
@@ -278,6 +254,46 @@ impl Writers {
             self.set_aside(row, error);
         }
         Ok(())
+    }
+
+    /// Waits for the journal, then tries the flush's transaction until it is in.
+    async fn commit_marked<R: Row>(
+        &self,
+        journal: &Journal,
+        cut: Cut,
+        rows: &[R],
+        refused: &mut Vec<(R, String)>,
+        deadline: &mut Deadline,
+    ) -> Result<(), Abandoned> {
+        tokio::select! {
+            () = journal.reached(cut.position) => {}
+            () = deadline_passed(deadline) => return Err(Abandoned),
+        }
+        let mut attempts = Attempts::default();
+        loop {
+            if is_past(deadline) {
+                return Err(Abandoned);
+            }
+            match self.try_marked(rows, cut.epoch, refused).await {
+                Ok(Marked::Committed) => return Ok(()),
+                Ok(Marked::AlreadyIn) => {
+                    tracing::info!(
+                        "{} flush {} was committed although its reply was lost",
+                        R::KIND.log_name(),
+                        cut.epoch
+                    );
+                    return Ok(());
+                }
+                Err(error) => {
+                    let (reason, wait) =
+                        self.store
+                            .policy
+                            .on_failure(&self.store.stats, &mut attempts, &error);
+                    R::table(&self.sink).stats.retry(reason);
+                    pause(wait, deadline).await?;
+                }
+            }
+        }
     }
 
     /// One attempt at a marked flush. A batch the database refuses for its data is
@@ -371,9 +387,8 @@ impl Writers {
                             .policy
                             .on_failure(&self.store.stats, &mut attempts, &error);
                     self.sink.inactive_peers.retry(reason);
-                    tokio::select! {
-                        () = tokio::time::sleep(wait) => {}
-                        () = deadline_passed(deadline) => return,
+                    if pause(wait, deadline).await.is_err() {
+                        return;
                     }
                 }
             }

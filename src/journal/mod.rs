@@ -173,16 +173,8 @@ impl Journal {
     /// Creates the first segment of this run and starts the writing thread.
     pub fn open(start: Start, counters: Counters) -> std::io::Result<Arc<Journal>> {
         create_private_dir(&start.dir)?;
-        let mut first = Vec::new();
-        record::header(&mut first, start.segment, start.database, &start.open);
-        let mut framed = Vec::new();
-        record::frame(&mut framed, &first);
-        let path = segment_path(&start.dir, start.segment);
-        let mut file = crate::cache::file::open_private(
-            &path,
-            OpenOptions::new().create(true).truncate(true).write(true),
-        )?;
-        file.write_all(&framed)?;
+        let (file, file_len) =
+            create_segment(&start.dir, start.segment, start.database, &start.open)?;
         file.sync_data()?;
         sync_dir(&start.dir)?;
         counters.segments.set(start.closed.len() as i64 + 1);
@@ -209,7 +201,7 @@ impl Journal {
         let writer = Writer {
             journal: Arc::clone(&journal),
             file,
-            file_len: framed.len() as u64,
+            file_len,
             current: start.segment,
             closed: start.closed,
             queue: std::collections::VecDeque::new(),
@@ -468,21 +460,12 @@ impl Writer {
     }
 
     fn start_segment(&mut self, rotation: Rotation) -> std::io::Result<()> {
-        let mut header = Vec::new();
-        record::header(
-            &mut header,
+        let (file, file_len) = create_segment(
+            &self.journal.dir,
             rotation.segment,
             self.journal.database,
             &rotation.open,
-        );
-        let mut framed = Vec::new();
-        record::frame(&mut framed, &header);
-        let path = segment_path(&self.journal.dir, rotation.segment);
-        let mut file = crate::cache::file::open_private(
-            &path,
-            OpenOptions::new().create(true).truncate(true).write(true),
         )?;
-        file.write_all(&framed)?;
         // The old segment is complete: it is synced once, whatever the cadence, so
         // that a power cut cannot leave a gap before the new one.
         self.file.sync_data()?;
@@ -492,7 +475,7 @@ impl Writer {
             end: rotation.open,
         });
         self.file = file;
-        self.file_len = framed.len() as u64;
+        self.file_len = file_len;
         self.current = rotation.segment;
         self.journal
             .counters
@@ -565,6 +548,26 @@ impl Writer {
             journal.counters.segments.set(self.closed.len() as i64 + 1);
         }
     }
+}
+
+/// Creates segment `segment` holding its header frame (not synced); returns the file
+/// and its length.
+fn create_segment(
+    dir: &Path,
+    segment: u64,
+    database: u64,
+    open: &Epochs,
+) -> std::io::Result<(File, u64)> {
+    let mut header = Vec::new();
+    record::header(&mut header, segment, database, open);
+    let mut framed = Vec::new();
+    record::frame(&mut framed, &header);
+    let mut file = crate::cache::file::open_private(
+        &segment_path(dir, segment),
+        OpenOptions::new().create(true).truncate(true).write(true),
+    )?;
+    file.write_all(&framed)?;
+    Ok((file, framed.len() as u64))
 }
 
 fn create_private_dir(dir: &Path) -> std::io::Result<()> {

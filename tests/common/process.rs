@@ -181,8 +181,13 @@ impl Process {
 
     /// SIGTERM, then the exit status and the whole log, waited for off the async
     /// workers (a test's proxy or tracker tasks keep running meanwhile).
-    pub async fn terminate(mut self, within: Duration) -> (ExitStatus, String) {
-        self.signal("TERM");
+    pub async fn terminate(self, within: Duration) -> (ExitStatus, String) {
+        self.stop_with("TERM", within).await
+    }
+
+    /// The same with another signal (`INT`).
+    pub async fn stop_with(mut self, signal: &str, within: Duration) -> (ExitStatus, String) {
+        self.signal(signal);
         tokio::task::spawn_blocking(move || (self.wait(within), self.log_text()))
             .await
             .expect("waiting for chihaya")
