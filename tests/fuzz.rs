@@ -1,6 +1,6 @@
 //! Fuzzing on stable Rust, as property tests: every parser of untrusted bytes (the
 //! announce/scrape query, bencode, the `bencode` tool's JSON, the peer cache and its
-//! JSON dump, the spill file) is fed random bytes and mutations of valid inputs, and
+//! JSON dump, the spill file, the journal) is fed random bytes and mutations of valid inputs, and
 //! must never panic nor allocate more than its input justifies. A counting global
 //! allocator measures, per thread and per call, the largest single request and the
 //! peak of live bytes. Cheap round trips are checked on whatever decodes.
@@ -27,6 +27,7 @@ use chihaya::cache::format::{
     self, CacheFile, CachedEndpoint, CachedPeer, CachedTorrent, CachedUser,
 };
 use chihaya::http::query::{self, announce_request, decode_path_segment, Query};
+use chihaya::journal;
 use chihaya::tracker::ip;
 use proptest::collection::{btree_map, vec};
 use proptest::prelude::*;
@@ -1568,6 +1569,179 @@ fn spill_file() {
                 let again = spill::parse(path, &text).expect("written lines parse");
                 prop_assert_eq!(again.lines, replayed.lines);
                 prop_assert_eq!(again.torn_tail, None);
+            }
+            Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 6. The journal's segments (a file the tracker wrote, but that a crash or a bad disk
+// may have damaged).
+
+/// One announce record with the given counters: a dual-stack peer, every optional
+/// part present.
+fn journal_announce(counters: [u64; 4], removed: bool) -> Vec<u8> {
+    use chihaya::tracker::{
+        AnnounceDeltas, ClientId, Endpoint, HistoryDelta, Peer, PeerChange, PeerId, PeerKey,
+        SnatchDelta, TorrentDelta, TorrentId, TransferIp, TransferIpDelta, UserDelta, UserId,
+    };
+    let [up, down, left, time] = counters;
+    let time = i64::try_from(time >> 1).unwrap_or(i64::MAX);
+    let seen = std::num::NonZeroU32::MIN;
+    let peer = Peer {
+        v4: Some(Endpoint {
+            ip: Ipv4Addr::new(10, 0, 0, 1),
+            port: 6881,
+            seen,
+        }),
+        v6: Some(Endpoint {
+            ip: Ipv6Addr::LOCALHOST,
+            port: 6881,
+            seen,
+        }),
+        uploaded: up,
+        downloaded: down,
+        left,
+        start_time: 1,
+        client_id: ClientId(2),
+        completed_over: None,
+    };
+    let (user, torrent) = (UserId(3), TorrentId(4));
+    let row = TransferIpDelta {
+        user,
+        torrent,
+        client: ClientId(2),
+        ip: (),
+        port: 6881,
+        uploaded: up,
+        downloaded: down,
+        start_time: time,
+        last_announce: time,
+    };
+    let deltas = AnnounceDeltas {
+        torrent: TorrentDelta {
+            id: torrent,
+            snatched: 1,
+            seeders: 2,
+            leechers: 3,
+            last_action: time,
+        },
+        history: HistoryDelta {
+            user,
+            torrent,
+            uploaded: up,
+            downloaded: down,
+            seeding: left == 0,
+            start_time: time,
+            last_announce: time,
+            active_time: time,
+            seed_time: -time,
+            active: !removed,
+            snatched: 1,
+            remaining: left,
+        },
+        user: Some(UserDelta {
+            id: user,
+            uploaded: up,
+            downloaded: down,
+            rawup: up,
+            rawdl: down,
+        }),
+        transfer_ip: if removed {
+            TransferIp::V6(row.with_ip([7; 16]))
+        } else {
+            TransferIp::V4(row.with_ip(0x0a00_0001))
+        },
+        snatch: Some(SnatchDelta {
+            user,
+            torrent,
+            snatched_time: time,
+            start_time: time,
+        }),
+        unprune: Some(torrent),
+    };
+    let change = PeerChange {
+        torrent,
+        key: PeerKey {
+            user,
+            peer_id: PeerId([5; 20]),
+        },
+        peer: (!removed).then_some((&peer, true)),
+        evicted: &[PeerId([6; 20])],
+    };
+    let mut out = Vec::new();
+    journal::record::announce(&mut out, &change, &deltas);
+    out
+}
+
+/// Record payloads: headers, cuts, rows and announces, in any order.
+fn journal_seed() -> BoxedStrategy<Vec<u8>> {
+    let one = prop_oneof![
+        (any::<u64>(), any::<u64>(), any::<[u64; 8]>()).prop_map(|(segment, database, open)| {
+            let mut out = Vec::new();
+            journal::record::header(&mut out, segment, database, &open);
+            out
+        }),
+        (0u8..8, any::<u64>()).prop_map(|(kind, epoch)| {
+            let mut out = Vec::new();
+            journal::record::cut(&mut out, kind, epoch);
+            out
+        }),
+        vec(any::<u8>(), 0..40).prop_map(|line| {
+            let mut out = Vec::new();
+            journal::record::row(&mut out, &line);
+            out
+        }),
+        (any::<[u64; 4]>(), any::<bool>())
+            .prop_map(|(counters, removed)| journal_announce(counters, removed)),
+    ];
+    vec(one, 1..6).prop_map(|records| records.concat()).boxed()
+}
+
+const JOURNAL_TOKENS: &[&[u8]] = &[
+    b"\x01",
+    b"\x02",
+    b"\x03",
+    b"\x04",
+    b"\x00",
+    b"\xff",
+    b"\x80\x80\x80\x80\x80\x80\x80\x80\x80\x80\x01",
+    b"\xff\xff\xff\x7f",
+];
+
+/// Read back, a segment's records cost their own bytes at most (rows are copied, an
+/// announce is a fixed-size box, the frames a list of slices): never more than a few
+/// times the file.
+const JOURNAL: Target = Target {
+    name: "journal",
+    cases: 600,
+    bounds: Bounds { k1: 8, k2: 8 },
+};
+
+#[test]
+fn journal_segment() {
+    fuzz(
+        &JOURNAL,
+        inputs(
+            journal_seed(),
+            b"\x00\x01\x02\x03\x04\x7f\x80\xff",
+            JOURNAL_TOKENS,
+        ),
+        |seen, Bytes(payload)| {
+            // As a file of raw bytes (a damaged one), and as the payload of one frame
+            // whose checksum holds, so that the records themselves are decoded.
+            let mut framed = Vec::new();
+            journal::record::frame(&mut framed, &payload);
+            for file in [&payload, &framed] {
+                let len = file.len();
+                let mut open = [0; journal::KINDS];
+                let mut records = 0usize;
+                let (end, usage) = measure(file, || {
+                    journal::recover::read_segment(file, &mut open, |_| records += 1)
+                });
+                seen.check(&JOURNAL, "journal::recover::read_segment", len, usage)?;
+                prop_assert!(end.good <= len as u64);
             }
             Ok(())
         },
