@@ -1,6 +1,7 @@
 //! The purge of inactive peers (SPEC §8.8): peers that have not announced within
 //! `peer_inactivity` leave memory torrent by torrent, their torrents' new counts are
-//! queued, and the transfer_history writer is asked to mark their rows inactive.
+//! queued, and the transfer_history writer is asked to mark their rows inactive (by
+//! key; over the whole table only now and then, see `accounting::Deactivation`).
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -10,24 +11,35 @@ use tokio::sync::watch;
 use crate::accounting::Sink;
 use crate::log::fmt_duration;
 use crate::state::{unix_now, Shared};
-use crate::tracker::{Snapshots, TorrentDelta};
+use crate::tracker::{Snapshots, TorrentDelta, TorrentId, UserId};
 
 /// Delay before the first purge after start.
 const FIRST_RUN: Duration = Duration::from_secs(2);
 
+/// What one purge took out of memory.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Purged {
+    pub peers: usize,
+    /// The (user, torrent) pairs of those peers, for `transfer_history.active`; a
+    /// user with two peers gone from one torrent is named once.
+    pub rows: Vec<(UserId, TorrentId)>,
+}
+
 /// Removes peers that last announced before `cutoff`, one torrent lock at a time;
-/// queues the new counts of every torrent that lost peers. Returns how many went.
-pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> usize {
+/// queues the new counts of every torrent that lost peers.
+pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> Purged {
     let torrents = snapshots.torrents.load_full();
-    let mut purged = 0;
+    let mut purged = Purged::default();
+    let mut users = Vec::new();
     for (_, torrent) in torrents.iter() {
         let mut state = torrent.lock();
-        let gone = state.swarm.purge(cutoff);
+        users.clear();
+        let gone = state.swarm.purge_telling(cutoff, |user| users.push(user));
         snapshots.peers.remove(gone);
         if gone.peers == 0 {
             continue;
         }
-        purged += usize::try_from(gone.peers).unwrap_or(0);
+        purged.peers += usize::try_from(gone.peers).unwrap_or(0);
         let delta = TorrentDelta {
             id: torrent.id,
             snatched: 0,
@@ -37,13 +49,33 @@ pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> usize {
         };
         drop(state);
         sink.torrent(delta);
+        users.sort_unstable();
+        users.dedup();
+        purged
+            .rows
+            .extend(users.iter().map(|&user| (user, torrent.id)));
     }
     purged
+}
+
+/// The whole-table update of `transfer_history.active` runs at most this often,
+/// however short `peer_inactivity` is.
+const SCAN_EVERY_AT_LEAST: Duration = Duration::from_secs(3600);
+
+/// Whether this purge asks for the whole-table update of `transfer_history.active`:
+/// at the first purge (rows an earlier process left active), then once every `every`
+/// (rows whose peers left memory without a purge naming them: a torrent deleted from
+/// the site). Otherwise only the rows of the peers purged are updated.
+fn scan_due(last_scan: Option<Instant>, now: Instant, every: Duration) -> bool {
+    last_scan.is_none_or(|at| now.duration_since(at) >= every)
 }
 
 /// Purges 2 s after start, then `period` after each run ended, until `stop`.
 pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receiver<bool>) {
     let mut wait = FIRST_RUN;
+    let inactivity = Duration::from_secs(u64::from(shared.config.intervals.peer_inactivity));
+    let scan_every = inactivity.max(SCAN_EVERY_AT_LEAST);
+    let mut last_scan = None;
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
@@ -66,14 +98,37 @@ pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receive
                     .observe(started.elapsed().as_secs_f64());
                 tracing::info!(
                     "Purged {} inactive peers from memory ({})",
-                    purged,
+                    purged.peers,
                     fmt_duration(started.elapsed())
                 );
-                shared.sink.deactivate_before(cutoff);
+                let scan = scan_due(last_scan, started, scan_every);
+                if scan {
+                    last_scan = Some(started);
+                }
+                shared.sink.deactivate(cutoff, purged.rows, scan);
                 // Users whose request budget is full again need no entry.
                 shared.limiter.forget_idle(shared.micros());
             }
             Err(e) => tracing::error!("Purge of inactive peers failed: {}", e),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_whole_table_at_the_first_purge_then_once_per_inactivity() {
+        let start = Instant::now();
+        let hour = Duration::from_secs(3600);
+        assert!(scan_due(None, start, hour));
+        assert!(!scan_due(Some(start), start + hour / 2, hour));
+        assert!(!scan_due(
+            Some(start),
+            start + hour - Duration::from_secs(1),
+            hour
+        ));
+        assert!(scan_due(Some(start), start + hour, hour));
     }
 }

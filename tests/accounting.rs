@@ -443,6 +443,50 @@ async fn inactive_peers_are_purged_from_memory_and_marked_in_the_database() {
 }
 
 #[tokio::test]
+async fn the_purge_reads_only_its_own_rows_after_one_pass_over_the_table() {
+    // Rows (1, 1) and (2, 1) were left active by an earlier process: no peer of theirs
+    // is in memory, so no purge names them. The first purge's pass over the whole
+    // table reaches them.
+    let db = TestDb::new().await;
+    db.exec("UPDATE transfer_history SET active = 1 WHERE fid = 1")
+        .await;
+    let t = TestTracker::on(
+        db,
+        r#""intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 1, "peer_inactivity": 1, "purge_inactive_peers": 1}"#,
+    )
+    .await;
+    let active = |uid: u32, fid: u32| {
+        let db = &t.db;
+        async move {
+            db.rows(&format!(
+                "SELECT active FROM transfer_history WHERE uid = {uid} AND fid = {fid}"
+            ))
+            .await
+        }
+    };
+    let passed = eventually(Duration::from_secs(8), || async {
+        active(1, 1).await == strings(&["0"]) && active(2, 1).await == strings(&["0"])
+    })
+    .await;
+    assert!(passed, "the first purge marks every idle row inactive");
+    // From now on a purge updates the rows of the peers it took out of memory, and
+    // no other: an idle row it does not name stays as it is (until the next pass, an
+    // hour later).
+    t.db.exec("UPDATE transfer_history SET active = 1 WHERE uid = 1 AND fid = 1")
+        .await;
+    t.announce(&Announce::new(PASSKEY_1, HASH_3, "a", 0)).await;
+    t.announce(&Announce::new(PASSKEY_2, HASH_3, "b", 0)).await;
+    let purged = eventually(Duration::from_secs(8), || async {
+        active(1, 3).await == strings(&["0"]) && active(2, 3).await == strings(&["0"])
+    })
+    .await;
+    assert!(purged, "the purged peers' rows are marked inactive");
+    assert_eq!(active(1, 1).await, strings(&["1"]), "a row no purge named");
+    assert_eq!(active(2, 1).await, strings(&["0"]));
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn a_seeder_unprunes_and_the_row_is_updated() {
     let t = TestTracker::with_config(MANUAL).await;
     let leech = Announce::new(PASSKEY_1, HASH_1, "l", 9);

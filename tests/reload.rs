@@ -67,6 +67,39 @@ async fn users_added_changed_and_disabled() {
 }
 
 #[tokio::test]
+async fn hit_and_runs_follow_the_users_whose_downloads_are_disabled() {
+    // Only user 2's downloads are disabled: user 1's hit-and-runs change no answer and
+    // are not loaded (a reload reads no user's rows but user 2's).
+    let db = TestDb::new().await;
+    db.exec("UPDATE transfer_history SET hnr = 1 WHERE uid = 1 AND fid = 1")
+        .await;
+    db.exec("INSERT INTO transfer_history (uid, fid, hnr) VALUES (1, 3, 1)")
+        .await;
+    let t = TestTracker::on(db, &format!(r#"{FAST}, "admin_token": "t0k3n""#)).await;
+    let hnrs = || async {
+        let r = get(t.addr, "/metrics", &[("Authorization", "Bearer t0k3n")]).await;
+        prom::parse(&r.text()).value("chihaya_hnrs", &[])
+    };
+    assert_eq!(hnrs().await, Some(1.0));
+    // User 1's downloads get disabled: it may still leech its hit-and-run (torrent 3),
+    // and nothing else.
+    t.db.exec("UPDATE users_main SET DisableDownload = 1 WHERE ID = 1")
+        .await;
+    let hnr = Announce::new(PASSKEY_1, HASH_3, "h", 5);
+    let other = Announce::new(PASSKEY_1, HASH_2, "o", 5);
+    assert!(
+        within_a_reload(|| async {
+            t.announce(&other).await.text()
+                == failure_body("Your download privileges are disabled", 3600)
+        })
+        .await
+    );
+    assert!(within_a_reload(|| async { hnrs().await == Some(3.0) }).await);
+    assert!(t.announce(&hnr).await.text().starts_with("d8:complete"));
+    t.stop().await;
+}
+
+#[tokio::test]
 async fn torrents_added_changed_and_removed_keep_swarms() {
     let t = TestTracker::with_config(FAST).await;
     let seed = Announce::new(PASSKEY_1, HASH_3, "s", 0);

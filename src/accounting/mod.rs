@@ -4,6 +4,7 @@
 //! while an announce is being answered; what the database never took by the end of a
 //! shutdown goes to the spill file and comes back at the next start.
 
+mod inactive;
 mod merge;
 mod pending;
 pub mod spill;
@@ -13,6 +14,7 @@ pub mod writer;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock, PoisonError};
 
+pub use inactive::{Deactivation, MAX_PENDING_KEYS};
 pub use merge::{GroupBump, Unprune};
 pub use pending::{Merge, Pending};
 pub use table::{AnyTable, Kind, RetryCounters, Row, Table, TableStats};
@@ -49,8 +51,8 @@ pub struct Sink {
     pub announces: AtomicU64,
     /// Retries of the purge's `active = 0` update (type `inactive_peers`).
     pub inactive_peers: RetryCounters,
-    /// The latest purge cutoff not yet applied to `transfer_history.active`.
-    deactivate_before: Mutex<Option<i64>>,
+    /// What purges asked of `transfer_history.active` and was not applied yet.
+    inactive: Mutex<inactive::Pending>,
     /// The journal, when the database has commit markers (set once at start).
     journal: OnceLock<Arc<Journal>>,
 }
@@ -72,7 +74,7 @@ impl Sink {
             groups: Table::new(channels.torrent, metrics),
             announces: AtomicU64::new(0),
             inactive_peers: RetryCounters::new(metrics, "inactive_peers"),
-            deactivate_before: Mutex::new(None),
+            inactive: Mutex::new(inactive::Pending::default()),
             journal: OnceLock::new(),
         }
     }
@@ -150,18 +152,24 @@ impl Sink {
         self.torrents.add(delta);
     }
 
-    /// Asks the transfer_history writer to mark rows idle since before `cutoff`
-    /// inactive; a newer cutoff replaces one not yet applied.
-    pub fn deactivate_before(&self, cutoff: i64) {
-        *self
-            .deactivate_before
+    /// Asks the transfer_history writer to mark inactive the rows of `keys` (users
+    /// and torrents whose peers a purge took out of memory), or with `scan` every
+    /// row, where idle since before `cutoff`. Requests not yet applied merge.
+    pub fn deactivate(
+        &self,
+        cutoff: i64,
+        keys: impl IntoIterator<Item = (UserId, TorrentId)>,
+        scan: bool,
+    ) {
+        self.inactive
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) = Some(cutoff);
+            .unwrap_or_else(PoisonError::into_inner)
+            .add(cutoff, keys, scan);
         self.history.wake.notify_one();
     }
 
-    pub(crate) fn take_deactivation(&self) -> Option<i64> {
-        self.deactivate_before
+    pub(crate) fn take_deactivation(&self) -> Option<Deactivation> {
+        self.inactive
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -210,14 +218,14 @@ impl Sink {
     }
 
     /// Whether nothing waits to be written: no pending or in-flight row and no purge
-    /// cutoff left to apply.
+    /// request left to apply.
     pub fn is_idle(&self) -> bool {
         Kind::ALL.iter().all(|&kind| self.unwritten(kind) == 0)
             && self
-                .deactivate_before
+                .inactive
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .is_none()
+                .is_empty()
     }
 
     /// Wakes every writer to flush now instead of at its next period.

@@ -11,7 +11,7 @@ use tokio::time::Instant;
 
 use super::spill::{Spill, SpillLine};
 use super::table::{Kind, Row, Table};
-use super::{GroupBump, Sink, Unprune};
+use super::{Deactivation, GroupBump, Sink, Unprune};
 use crate::journal::{Cut, Journal};
 use crate::log::fmt_duration;
 use crate::store::retry::{Attempts, Reason};
@@ -360,27 +360,61 @@ impl Writers {
         }
     }
 
-    /// Applies the latest purge cutoff to `transfer_history.active`. Not spilled: the
-    /// next purge asks again.
+    /// Applies what purges asked of `transfer_history.active`: by key, in statements
+    /// of at most [`write::MAX_BATCH_ROWS`] rows, or over the whole table. Neither
+    /// spilled nor journaled: what the deadline leaves unapplied, the next start's
+    /// first purge covers with its update over the whole table.
     async fn deactivate(&self, deadline: &mut Deadline) {
-        let Some(cutoff) = self.sink.take_deactivation() else {
+        let Some(request) = self.sink.take_deactivation() else {
             return;
         };
         let started = std::time::Instant::now();
+        let mut changed = 0;
+        match request {
+            Deactivation::Scan { cutoff } => {
+                let scan = || write::deactivate_history(&self.store, cutoff);
+                match self.retry_deactivation(scan, deadline).await {
+                    Some(rows) => changed += rows,
+                    None => return,
+                }
+            }
+            Deactivation::Keys { cutoff, keys } => {
+                let mut rest = keys.as_slice();
+                for size in write::batch_sizes(keys.len(), write::MAX_BATCH_ROWS) {
+                    let (batch, after) = rest.split_at(size);
+                    rest = after;
+                    let update = || async {
+                        let mut conn = self.store.pool.acquire().await?;
+                        write::deactivate_history_rows(&mut conn, cutoff, batch).await
+                    };
+                    match self.retry_deactivation(update, deadline).await {
+                        Some(rows) => changed += rows,
+                        None => return,
+                    }
+                }
+            }
+        }
+        tracing::info!(
+            "Updated {} inactive peers in database ({})",
+            changed,
+            fmt_duration(started.elapsed())
+        );
+    }
+
+    /// Runs one deactivation statement until it succeeds (its rows changed), or None
+    /// once the deadline passed.
+    async fn retry_deactivation<F, Fut>(&self, statement: F, deadline: &mut Deadline) -> Option<u64>
+    where
+        F: Fn() -> Fut,
+        Fut: std::future::Future<Output = Result<u64, sqlx::Error>>,
+    {
         let mut attempts = Attempts::default();
         loop {
             if is_past(deadline) {
-                return;
+                return None;
             }
-            match write::deactivate_history(&self.store, cutoff).await {
-                Ok(changed) => {
-                    tracing::info!(
-                        "Updated {} inactive peers in database ({})",
-                        changed,
-                        fmt_duration(started.elapsed())
-                    );
-                    return;
-                }
+            match statement().await {
+                Ok(changed) => return Some(changed),
                 Err(error) => {
                     let (reason, wait) =
                         self.store
@@ -388,7 +422,7 @@ impl Writers {
                             .on_failure(&self.store.stats, &mut attempts, &error);
                     self.sink.inactive_peers.retry(reason);
                     if pause(wait, deadline).await.is_err() {
-                        return;
+                        return None;
                     }
                 }
             }

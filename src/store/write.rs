@@ -16,7 +16,7 @@ use super::limits::saturating_add;
 use super::Store;
 use crate::tracker::{
     HistoryDelta, SnatchDelta, TorrentDelta, TorrentId, TransferIp6Delta, TransferIpDelta,
-    UserDelta,
+    UserDelta, UserId,
 };
 
 /// MariaDB refuses prepared statements with more placeholders than this.
@@ -340,7 +340,37 @@ pub async fn bump_groups(
     Ok(changed)
 }
 
-/// Peers purged from memory: their `transfer_history` rows stop being active.
+/// The rows of (user, torrent) pairs whose peers a purge took out of memory stop
+/// being active, unless they announced since `cutoff` (another peer of the user, say).
+/// Looked up by primary key: no row but these is read. Returns the rows changed.
+pub async fn deactivate_history_rows(
+    conn: &mut MySqlConnection,
+    cutoff: i64,
+    keys: &[(UserId, TorrentId)],
+) -> Result<u64, sqlx::Error> {
+    if keys.is_empty() {
+        return Ok(0);
+    }
+    let mut sql = QueryBuilder::<MySql>::new(
+        "UPDATE transfer_history SET active = 0 WHERE active = 1 AND last_announce < ",
+    );
+    sql.push_bind(cutoff);
+    sql.push(" AND (uid, fid) IN (");
+    let mut list = sql.separated(", ");
+    for (user, torrent) in keys {
+        list.push("(");
+        list.push_bind_unseparated(user.0);
+        list.push_unseparated(", ");
+        list.push_bind_unseparated(torrent.0);
+        list.push_unseparated(")");
+    }
+    sql.push(")");
+    execute(conn, sql).await
+}
+
+/// Every row idle since before `cutoff` stops being active: the whole table is read.
+/// For rows whose peers left memory without a purge naming them (see
+/// `accounting::Deactivation`).
 pub async fn deactivate_history(store: &Store, cutoff: i64) -> Result<u64, sqlx::Error> {
     let done = sqlx::query(
         "UPDATE transfer_history SET active = 0 WHERE last_announce < ? AND active = 1",
@@ -354,7 +384,6 @@ pub async fn deactivate_history(store: &Store, cutoff: i64) -> Result<u64, sqlx:
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::UserId;
 
     #[test]
     fn batches_come_in_powers_of_two() {

@@ -158,15 +158,21 @@ impl Peer {
     }
 }
 
-/// Expires `peer`'s stale endpoints, adding what went to `gone`; true when the peer
-/// has no endpoint left (and goes too).
-fn expire_counting(peer: &mut Peer, cutoff: i64, gone: &mut Tally) -> bool {
-    let before = Tally::of(peer);
-    let empty = peer.expire(cutoff);
+/// Expires the stale endpoints of the peer in `entry`, adding what went to `gone`;
+/// true when the peer has no endpoint left (and goes too: `left` is told its user).
+fn expire_counting(
+    entry: &mut Entry,
+    cutoff: i64,
+    gone: &mut Tally,
+    left: &mut impl FnMut(UserId),
+) -> bool {
+    let before = Tally::of(&entry.peer);
+    let empty = entry.peer.expire(cutoff);
     *gone += if empty {
+        left(entry.key.user);
         before
     } else {
-        before - Tally::of(peer)
+        before - Tally::of(&entry.peer)
     };
     empty
 }
@@ -404,14 +410,14 @@ impl Indexed {
         entry
     }
 
-    /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
-    /// what went.
-    fn purge(&mut self, cutoff: i64) -> Tally {
+    /// Drops endpoints last seen before `cutoff`, and peers left without one (telling
+    /// `left` their users); returns what went.
+    fn purge(&mut self, cutoff: i64, left: &mut impl FnMut(UserId)) -> Tally {
         let before = self.entries.len();
         // retain keeps the order, so seeders stay first.
         let mut gone = Tally::default();
         self.entries
-            .retain_mut(|entry| !expire_counting(&mut entry.peer, cutoff, &mut gone));
+            .retain_mut(|entry| !expire_counting(entry, cutoff, &mut gone, left));
         if self.entries.len() != before {
             self.seeders = self.entries.iter().take_while(|e| e.seeding).count();
             // The index is stale: emptied before shrinking (which rehashes), then rebuilt.
@@ -657,14 +663,20 @@ impl Swarm {
     /// Drops endpoints last seen before `cutoff`, and peers left without one; returns
     /// what went (endpoints of peers that stay included).
     pub fn purge(&mut self, cutoff: i64) -> Tally {
+        self.purge_telling(cutoff, |_| {})
+    }
+
+    /// [`Swarm::purge`], telling `left` the user of each peer that went (once per
+    /// peer: a user with two peers gone is told twice).
+    pub fn purge_telling(&mut self, cutoff: i64, mut left: impl FnMut(UserId)) -> Tally {
         let gone = match &mut self.repr {
             Repr::Empty => Tally::default(),
             Repr::Small(list) => {
                 let mut gone = Tally::default();
-                list.retain_mut(|e| !expire_counting(&mut e.peer, cutoff, &mut gone));
+                list.retain_mut(|e| !expire_counting(e, cutoff, &mut gone, &mut left));
                 gone
             }
-            Repr::Large(indexed) => indexed.purge(cutoff),
+            Repr::Large(indexed) => indexed.purge(cutoff, &mut left),
         };
         self.settle();
         gone
@@ -1163,8 +1175,18 @@ mod tests {
                             for v in model.values_mut() {
                                 v.2 = (fresh(v.2 .0), fresh(v.2 .1));
                             }
+                            let mut gone: Vec<UserId> = model
+                                .iter()
+                                .filter(|(_, v)| v.2 == (None, None))
+                                .map(|(k, _)| k.user)
+                                .collect();
                             model.retain(|_, v| v.2 != (None, None));
-                            prop_assert_eq!(swarm.purge(cutoff).peers, (before - model.len()) as i64);
+                            let mut told = Vec::new();
+                            let tally = swarm.purge_telling(cutoff, |user| told.push(user));
+                            prop_assert_eq!(tally.peers, (before - model.len()) as i64);
+                            gone.sort_unstable();
+                            told.sort_unstable();
+                            prop_assert_eq!(told, gone, "each peer gone names its user once");
                         }
                     }
                     let seeders = model.values().filter(|v| v.1).count();
