@@ -419,16 +419,32 @@ fn bind_socket(addr: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListene
     Ok(socket.into())
 }
 
-/// Waits for SIGINT or SIGTERM.
-async fn signal() -> std::io::Result<()> {
-    use tokio::signal::unix::{signal, SignalKind};
-    let mut interrupt = signal(SignalKind::interrupt())?;
-    let mut terminate = signal(SignalKind::terminate())?;
-    tokio::select! {
-        _ = interrupt.recv() => {}
-        _ = terminate.recv() => {}
+/// SIGINT and SIGTERM, watched from start-up to exit by one pair of streams. A
+/// stream only reports signals that came after it was made, and the process no longer
+/// dies of one once the first stream exists: streams made anew for each wait would
+/// lose a signal that came between two waits (one sent right after `Ready`, say), and
+/// the process would never stop.
+struct Signals {
+    interrupt: tokio::signal::unix::Signal,
+    terminate: tokio::signal::unix::Signal,
+}
+
+impl Signals {
+    fn watch() -> std::io::Result<Signals> {
+        use tokio::signal::unix::{signal, SignalKind};
+        Ok(Signals {
+            interrupt: signal(SignalKind::interrupt())?,
+            terminate: signal(SignalKind::terminate())?,
+        })
     }
-    Ok(())
+
+    /// The next SIGINT or SIGTERM (or one that came since the previous call).
+    async fn next(&mut self) {
+        tokio::select! {
+            _ = self.interrupt.recv() => {}
+            _ = self.terminate.recv() => {}
+        }
+    }
 }
 
 /// The whole life of the `chihaya` process; returns its exit code.
@@ -449,9 +465,16 @@ pub async fn run(options: Options) -> u8 {
         journal: options.journal.clone(),
         events: PathBuf::from("events"),
     };
+    let mut signals = match Signals::watch() {
+        Ok(signals) => signals,
+        Err(e) => {
+            tracing::error!("Cannot watch signals: {}", e);
+            return 1;
+        }
+    };
     let started = tokio::select! {
         started = Tracker::start(loaded.config, files, None) => started,
-        _ = signal() => {
+        () = signals.next() => {
             // Nothing is pending before the tracker listens: there is nothing to drain.
             tracing::info!("Caught interrupt, shutting down...");
             tracing::info!("Shutdown complete");
@@ -465,18 +488,15 @@ pub async fn run(options: Options) -> u8 {
             return 1;
         }
     };
-    if let Err(e) = signal().await {
-        tracing::error!("Cannot watch signals: {}", e);
-    }
+    signals.next().await;
     tracing::info!("Caught interrupt, shutting down...");
     let deadline = tracker.deadline();
     deadline.send_replace(Some(Instant::now() + options.drain_timeout));
     // A second signal makes the deadline now; later ones are ignored.
     let hurry = tokio::spawn(async move {
-        if signal().await.is_ok() {
-            tracing::warn!("Second interrupt: no new database write will start");
-            deadline.send_replace(Some(Instant::now()));
-        }
+        signals.next().await;
+        tracing::warn!("Second interrupt: no new database write will start");
+        deadline.send_replace(Some(Instant::now()));
     });
     tracker.shutdown(options.drain_timeout).await;
     hurry.abort();
