@@ -87,13 +87,22 @@ def rss_mb(pid):
 
 
 def metric_sum(text, name):
-    """Sum of the samples of NAME (any labels), or of the one series NAME{...}."""
+    """Sum of the samples of NAME (any labels), or of the one series NAME{...}; None
+    when the tracker exports no such series (an older build)."""
     ends = (" ",) if "{" in name else ("{", " ")
-    total = 0.0
+    total = None
     for line in text.decode("utf-8", "replace").splitlines():
         if line.startswith(name) and line[len(name) : len(name) + 1] in ends:
-            total += float(line.rsplit(None, 1)[1])
+            total = (total or 0.0) + float(line.rsplit(None, 1)[1])
     return total
+
+
+def growth(before, after):
+    """AFTER - BEFORE as printed in name=value lines: empty when either is missing."""
+    if before is None or after is None:
+        return ""
+    grew = after - before
+    return int(grew) if grew == int(grew) else grew
 
 
 def cmd_free_port(_args):
@@ -148,16 +157,14 @@ def cmd_measure(args):
     rss = {name: rss_mb(pid) for name, pid in pids.items()}
     if deltas:
         for name, value in series().items():
-            grew = value - counts[name]
-            print(f"{name}={int(grew) if grew == int(grew) else grew}")
+            print(f"{name}={growth(counts[name], value)}")
     if args.metrics:
         print(f"drain_s={wait_pending(args.metrics, args.token, args.drain_cap, 0.05, ended)}")
         # The database's bill includes the writes of the drain: the same deltas and
         # CPU counted again once nothing is pending (suffix _total).
         if deltas:
             for name, value in series().items():
-                grew = value - counts[name]
-                print(f"{name}_total={int(grew) if grew == int(grew) else grew}")
+                print(f"{name}_total={growth(counts[name], value)}")
         for name, pid in pids.items():
             drained = cpu_seconds(pid)
             if before[name] is None or drained is None:
@@ -201,7 +208,10 @@ def cmd_pending(args):
 def cmd_metric(args):
     _, body = get(args.url, args.token)
     value = metric_sum(body, args.name)
-    print(int(value) if value == int(value) else value)
+    if value is None:
+        print("n/a")
+    else:
+        print(int(value) if value == int(value) else value)
 
 
 def main():

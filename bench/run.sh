@@ -40,16 +40,21 @@ BENCH_SEED=${BENCH_SEED:-1}
 BENCH_DB=${BENCH_DB:-chihaya_bench}
 BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-}
 BENCH_KEEP=${BENCH_KEEP:-0}
+BENCH_BINARY=${BENCH_BINARY:-}
 CARGO=${CARGO:-cargo}
 
 WRK_TIMEOUT=5s
 FLUSH_INTERVAL=3 # the tracker's default intervals.flush
+DATABASE_RELOAD=45 # the tracker's default intervals.database_reload
+PURGE_PERIOD=120   # the tracker's default intervals.purge_inactive_peers
+PEER_INACTIVITY=3900 # the tracker's default intervals.peer_inactivity
 DRAIN_CAP=60
 STARTUP_TIMEOUT=180
 
 # ---------------------------------------------------------------- state --
 RUN_DIR=''
 BIN=''
+TRACKER_BIN='' # $BIN/chihaya, or BENCH_BINARY
 DSN=''
 MARIADB_PID=''
 TOKEN=''
@@ -122,8 +127,15 @@ per_request() {
 # --------------------------------------------------------------- setup --
 # build, ensure_db, ensure_wrk and make_dataset are in bench/lib.sh.
 build_bench() {
-  build --example baseline
-  [[ -x $BIN/examples/baseline ]] || die "built binaries not found in $BIN"
+  build --example baseline --example bench_reads
+  [[ -x $BIN/examples/baseline && -x $BIN/examples/bench_reads ]] ||
+    die "built binaries not found in $BIN"
+  TRACKER_BIN=$BIN/chihaya
+  if [[ -n $BENCH_BINARY ]]; then
+    [[ -x $BENCH_BINARY ]] || die "BENCH_BINARY=$BENCH_BINARY is not an executable"
+    TRACKER_BIN=$(cd "$(dirname "$BENCH_BINARY")" && pwd)/$(basename "$BENCH_BINARY")
+    say "tracker under test: $TRACKER_BIN (BENCH_BINARY; the baseline and bench_reads are this checkout's)"
+  fi
 }
 
 # ------------------------------------------------------------ processes --
@@ -144,7 +156,7 @@ start_tracker() {
 EOF
   TRACKER_URL=http://127.0.0.1:$port
   t0=$EPOCHREALTIME
-  DB_DSN=$DSN "$BIN/chihaya" --config "$cfg" --peer-cache "$dir/peer-cache.bin" \
+  DB_DSN=$DSN "$TRACKER_BIN" --config "$cfg" --peer-cache "$dir/peer-cache.bin" \
     --spill "$dir/accounting-spill.jsonl" --journal "$dir/journal" --drain-timeout 30 \
     2>>"$log" &
   TRACKER_PID=$!
@@ -293,6 +305,22 @@ tracker_run() {
   phase "stop tracker [$label]" stop_tracker "$label"
 }
 
+# reads : what the tracker's periodic reads cost MariaDB on the database the
+# journal run left (its tracker stopped, so nothing else runs there):
+# examples/bench_reads runs the library's loads and purge updates and prints a
+# BENCH-READS line, kept as R[reads.*].
+reads() {
+  local out line
+  out=$("$BIN/examples/bench_reads" --dsn "$DSN" --mariadb-pid "$MARIADB_PID" \
+    --inactivity "$PEER_INACTIVITY" --seed "$BENCH_SEED" 2>"$RUN_DIR/reads.log") || {
+    cat "$RUN_DIR/reads.log" >&2
+    die "bench_reads failed, see $RUN_DIR/reads.log"
+  }
+  cat "$RUN_DIR/reads.log" >&2
+  line=$(grep '^BENCH-READS ' <<<"$out" | tail -n 1) || die "no result from bench_reads"
+  load_kv reads "$line"
+}
+
 # prepare_db LABEL on|off : reload the dataset generated into $RUN_DIR/dataset
 # (the same rows for every run); off: without chihaya_commits, i.e. no journal.
 prepare_db() {
@@ -428,6 +456,60 @@ writes_line() {
     "$out" "$(bytes_per "$rows" "$n")" "$(per_request "$(get "$l.mariadb_cpu_total_s" '')" "$n")"
 }
 
+# amortized MS PERIOD_S LABEL : MariaDB CPU in µs per announce of a read costing
+# MS ms that runs every PERIOD_S seconds, at the announce rate of run LABEL.
+amortized() {
+  local rate
+  rate=$(get "$3.rps" 0)
+  if [[ $1 == n/a || $rate == 0 ]]; then
+    printf 'n/a'
+  else
+    printf '%.3f' "$(calc "$1 * 1000 / ($2 * $rate)")"
+  fi
+}
+
+# summary_db : the database's bill for the journal run: writes (run and
+# drain, per table), then the reads, amortized over their periods at the run's
+# rate. The targets and starting figures are those of issue 14.
+summary_db() {
+  local n writes rows reload scan keys t
+  n=$(get main.requests 0)
+  writes=$(per_request "$(get main.mariadb_cpu_total_s '')" "$n")
+  rows=0
+  for t in "${WRITE_TABLES[@]}"; do rows=$(calc "$rows + $(get "main.rows_${t}_total" 0)"); done
+  printf 'bench: database bill (journal run): writes %s µs of MariaDB CPU per announce over the run and the drain (target ≤ 15; 43.6 before issue 14), %s rows written per announce (target ≤ 2.7; 3.5 before)\n' \
+    "$writes" "$(bytes_per "$rows" "$n")"
+  if [[ -z ${R[reads.reload_mariadb_ms]:-} ]]; then
+    printf 'bench: database reads: not measured\n'
+    return 0
+  fi
+  reload=$(get reads.reload_mariadb_ms)
+  scan=$(get reads.purge_scan_mariadb_ms)
+  keys=$(get reads.keys 1)
+  printf 'bench: database reads (%s transfer_history rows), MariaDB CPU and rows read each time:' "$(get reads.history_rows)"
+  local r
+  for r in users hit_and_runs torrents group_freeleech global_freeleech clients purge_scan hit_and_runs_before; do
+    printf ' %s %.1f ms %.0f rows;' "$r" "$(get "reads.${r}_mariadb_ms" 0)" "$(get "reads.${r}_rows_read" 0)"
+  done
+  printf ' purge by key %.1f µs %.1f rows per purged peer\n' \
+    "$(calc "$(get reads.purge_keys_mariadb_ms 0) * 1000 / $keys")" "$(calc "$(get reads.purge_keys_rows_read 0) / $keys")"
+  local before
+  before=$(get reads.reload_before_mariadb_ms)
+  printf 'bench: database reads before issue 14: hit-and-runs of every user %.1f ms %.0f rows read, a reload cycle %.1f ms %.0f rows read\n' \
+    "$(get reads.hit_and_runs_before_mariadb_ms 0)" "$(get reads.hit_and_runs_before_rows_read 0)" \
+    "$before" "$(get reads.reload_before_rows_read 0)"
+  printf 'bench: database reads per announce at %.0f announces/s: reload cycle %s ms every %s s = %s µs (before: %s µs); purge over the whole table %s ms every %s s = %s µs (before: every purge, %s s = %s µs); by key %s µs per purged peer\n' \
+    "$(get main.rps 0)" "$(printf '%.1f' "$reload")" "$DATABASE_RELOAD" "$(amortized "$reload" "$DATABASE_RELOAD" main)" \
+    "$(amortized "$before" "$DATABASE_RELOAD" main)" \
+    "$(printf '%.1f' "$scan")" "$PEER_INACTIVITY" "$(amortized "$scan" "$PEER_INACTIVITY" main)" \
+    "$PURGE_PERIOD" "$(amortized "$scan" "$PURGE_PERIOD" main)" \
+    "$(printf '%.1f' "$(calc "$(get reads.purge_keys_mariadb_ms 0) * 1000 / $keys")")"
+  printf 'BENCH-DB writes_us_per_announce=%s rows_per_announce=%s reload_ms=%s reload_us_per_announce=%s reload_before_us_per_announce=%s purge_scan_ms=%s purge_scan_us_per_announce=%s purge_scan_before_us_per_announce=%s\n' \
+    "$writes" "$(bytes_per "$rows" "$n")" "$reload" "$(amortized "$reload" "$DATABASE_RELOAD" main)" \
+    "$(amortized "$before" "$DATABASE_RELOAD" main)" \
+    "$scan" "$(amortized "$scan" "$PEER_INACTIVITY" main)" "$(amortized "$scan" "$PURGE_PERIOD" main)"
+}
+
 # summary_journal : the journal's cost, journal run (main) against the run without.
 summary_journal() {
   local on off pct=n/a n src
@@ -490,6 +572,7 @@ summary_default() {
   printf 'bench: paced baseline run: %s\n' "$(host_line baseline_paced)"
   printf 'bench: tracker start-up %s s, shutdown %s s\n' "$(get main.startup_s)" "$(get main.shutdown_s)"
   summary_journal
+  summary_db
   spill_note
 }
 
@@ -571,11 +654,16 @@ main() {
     # Fixed order: without the journal, then with it (the run the baseline is
     # paced at and the summary's main lines are from).
     phase "load dataset [nojournal]" prepare_db nojournal off
-    tracker_run nojournal 45 "$RUN_DIR/nojournal" off
+    tracker_run nojournal "$DATABASE_RELOAD" "$RUN_DIR/nojournal" off
     restore_commits
     phase "load dataset [main]" prepare_db main on
-    tracker_run main 45 "$RUN_DIR/main" on
+    tracker_run main "$DATABASE_RELOAD" "$RUN_DIR/main" on
     rm -rf "$RUN_DIR/dataset"
+    if [[ -n $MARIADB_PID ]]; then
+      phase "database reads (reload, purge) on the journal run's rows" reads
+    else
+      say "MariaDB is not a local process: the reads are not measured"
+    fi
     phase "baseline runs, 2 × ${BENCH_DURATION} s" baseline_run
     summary_default | tee "$RUN_DIR/summary.txt"
   fi

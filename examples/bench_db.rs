@@ -60,11 +60,9 @@ const PREPARED_SIZES: [usize; 6] = [64, 256, 1024, 4096, 8192, 16384];
 const TEXT_SIZES: [usize; 3] = [1024, 4096, 16384];
 /// The first flush's clock (a Unix time); every flush moves it on by one.
 const CLOCK0: i64 = 1_800_000_000;
-/// The server counts as idle after a window with at most one tick of CPU.
-const QUIET_WINDOW: Duration = Duration::from_millis(250);
-const QUIET_CAP: Duration = Duration::from_secs(10);
-
-type Error = Box<dyn std::error::Error>;
+#[path = "support/cpu.rs"]
+mod cpu;
+use cpu::{clock_ticks_per_second, host_ticks, own_cpu, process_ticks, wait_quiet, Error};
 
 struct Options {
     dsn: String,
@@ -140,70 +138,6 @@ fn parse_args() -> Result<Options, String> {
         return Err("--pairs must be at most half of users × torrents".to_owned());
     }
     Ok(o)
-}
-
-// ------------------------------------------------------------------ CPU --
-
-/// utime + stime of a process, in clock ticks.
-fn process_ticks(pid: u32) -> Result<u64, Error> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat"))?;
-    // Fields after "(comm)": state is field 3, utime 14, stime 15.
-    let rest = &stat[stat.rfind(')').ok_or("bad /proc stat")? + 2..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
-    let field = |n: usize| -> Result<u64, Error> { Ok(fields[n - 3].parse()?) };
-    Ok(field(14)? + field(15)?)
-}
-
-/// Busy and total ticks of the whole host (first line of /proc/stat).
-fn host_ticks() -> Result<(u64, u64), Error> {
-    let stat = std::fs::read_to_string("/proc/stat")?;
-    let line = stat.lines().next().ok_or("empty /proc/stat")?;
-    let values: Vec<u64> = line
-        .split_whitespace()
-        .skip(1)
-        .take(8)
-        .map(|v| v.parse().unwrap_or(0))
-        .collect();
-    let total: u64 = values.iter().sum();
-    let idle = values.get(3).copied().unwrap_or(0) + values.get(4).copied().unwrap_or(0);
-    Ok((total - idle, total))
-}
-
-fn clock_ticks_per_second() -> f64 {
-    // SAFETY: sysconf has no preconditions.
-    let ticks = unsafe { libc::sysconf(libc::_SC_CLK_TCK) };
-    if ticks > 0 {
-        ticks as f64
-    } else {
-        100.0
-    }
-}
-
-/// This process's user + system CPU time (all threads), at microsecond resolution.
-fn own_cpu() -> Duration {
-    // SAFETY: getrusage only writes the struct it is given.
-    let usage = unsafe {
-        let mut usage: libc::rusage = std::mem::zeroed();
-        libc::getrusage(libc::RUSAGE_SELF, &mut usage);
-        usage
-    };
-    let time = |t: libc::timeval| Duration::new(t.tv_sec as u64, t.tv_usec as u32 * 1000);
-    time(usage.ru_utime) + time(usage.ru_stime)
-}
-
-/// Waits until mariadbd has used at most one tick in a window (or the cap passed);
-/// returns how long it waited.
-async fn wait_quiet(pid: u32) -> Result<Duration, Error> {
-    let started = Instant::now();
-    let mut before = process_ticks(pid)?;
-    loop {
-        tokio::time::sleep(QUIET_WINDOW).await;
-        let now = process_ticks(pid)?;
-        if now - before <= 1 || started.elapsed() >= QUIET_CAP {
-            return Ok(started.elapsed());
-        }
-        before = now;
-    }
 }
 
 // --------------------------------------------------------------- tables --
