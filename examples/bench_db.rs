@@ -60,6 +60,8 @@ const PREPARED_SIZES: [usize; 6] = [64, 256, 1024, 4096, 8192, 16384];
 const TEXT_SIZES: [usize; 3] = [1024, 4096, 16384];
 /// The first flush's clock (a Unix time); every flush moves it on by one.
 const CLOCK0: i64 = 1_800_000_000;
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/cpu.rs"]
 mod cpu;
 use cpu::{clock_ticks_per_second, host_ticks, own_cpu, process_ticks, wait_quiet, Error};
@@ -94,18 +96,8 @@ fn parse_args() -> Result<Options, String> {
         out: None,
         max_seconds: 900,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(USAGE.to_owned());
-        }
-        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{arg}: not a positive integer: {v}"))
-        };
+    for (arg, value) in cli::pairs(USAGE)? {
+        let number = |v: &str| cli::positive(&arg, v);
         match arg.as_str() {
             "--dsn" => o.dsn = value,
             "--mariadb-pid" => o.mariadb_pid = number(&value)? as u32,
@@ -1422,29 +1414,9 @@ async fn run(options: Options) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
     // One thread: the client CPU measured is the writer's alone.
-    let runtime = match tokio::runtime::Builder::new_current_thread()
+    let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("bench-db: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-db: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    cli::main("bench-db", parse_args(), runtime, run)
 }

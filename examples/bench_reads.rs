@@ -39,6 +39,8 @@ use rand::SeedableRng;
 use sqlx::mysql::MySqlConnection;
 use sqlx::{Connection, Row as _};
 
+#[path = "support/cli.rs"]
+mod cli;
 #[path = "support/cpu.rs"]
 mod cpu;
 use cpu::{clock_ticks_per_second, own_cpu, process_ticks, wait_quiet, Error};
@@ -72,18 +74,8 @@ fn parse_args() -> Result<Options, String> {
         keys: write::MAX_BATCH_ROWS,
         seed: 1,
     };
-    let mut args = std::env::args().skip(1);
-    while let Some(arg) = args.next() {
-        if arg == "-h" || arg == "--help" {
-            return Err(USAGE.to_owned());
-        }
-        let value = args.next().ok_or_else(|| format!("{arg} needs a value"))?;
-        let number = |v: &str| {
-            v.parse::<u64>()
-                .ok()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| format!("{arg}: not a positive integer: {v}"))
-        };
+    for (arg, value) in cli::pairs(USAGE)? {
+        let number = |v: &str| cli::positive(&arg, v);
         match arg.as_str() {
             "--dsn" => o.dsn = value,
             "--mariadb-pid" => o.mariadb_pid = u32::try_from(number(&value)?).unwrap_or(0),
@@ -291,29 +283,9 @@ async fn run(options: Options) -> Result<(), Error> {
 }
 
 fn main() -> ExitCode {
-    let options = match parse_args() {
-        Ok(options) => options,
-        Err(message) => {
-            eprintln!("{message}");
-            return ExitCode::from(2);
-        }
-    };
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
+    let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(e) => {
-            eprintln!("bench-reads: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(run(options)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
-            eprintln!("bench-reads: {e}");
-            ExitCode::FAILURE
-        }
-    }
+        .build();
+    cli::main("bench-reads", parse_args(), runtime, run)
 }
