@@ -3,17 +3,17 @@
 //! accounting sink. `cargo bench --bench hot_path`.
 
 use std::net::Ipv4Addr;
-use std::sync::Arc;
 
+use arc_swap::ArcSwap;
 use chihaya::accounting::Sink;
 use chihaya::config::ChannelsConfig;
 use chihaya::http::query::{announce_request, Query};
 use chihaya::http::response::{self, PeerFormat};
 use chihaya::metrics::Metrics;
 use chihaya::tracker::{
-    announce, announce_with, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash,
-    Peer, PeerChange, PeerGauges, PeerId, PeerKey, Settings, Torrent, TorrentId, TorrentMeta,
-    TorrentRow, TorrentType, Torrents, TransferIp, User, UserId, View,
+    announce, announce_with, Catalogue, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns,
+    InfoHash, Peer, PeerChange, PeerGauges, PeerId, PeerKey, Settings, Swarms, TorrentId,
+    TorrentMeta, TorrentRow, TorrentType, TransferIp, User, UserId, View,
 };
 use criterion::{black_box, criterion_group, criterion_main, Criterion};
 use rand::rngs::SmallRng;
@@ -47,7 +47,8 @@ struct World {
     clients: Clients,
     hit_and_runs: HitAndRuns,
     group_freeleech: GroupFreeleech,
-    torrents: Torrents,
+    catalogue: ArcSwap<Catalogue>,
+    swarms: Swarms,
     peers: PeerGauges,
     settings: Settings,
 }
@@ -65,13 +66,12 @@ fn world() -> World {
         snatched: 0,
         status: 0,
     };
-    let mut torrents = Torrents::default();
-    torrents.insert(HASH, Arc::new(Torrent::new(&row)));
     World {
         clients: Clients::new(vec![(b"-TR".to_vec().into(), ClientId(1))]),
         hit_and_runs: HitAndRuns::default(),
         group_freeleech: GroupFreeleech::default(),
-        torrents,
+        catalogue: ArcSwap::from_pointee(Catalogue::from_rows(1, [0, 0], [row])),
+        swarms: Swarms::default(),
         peers: PeerGauges::default(),
         settings: Settings {
             announce_interval: 1800,
@@ -104,7 +104,8 @@ fn hot_path(c: &mut Criterion) {
         hit_and_runs: &w.hit_and_runs,
         group_freeleech: &w.group_freeleech,
         global_freeleech: false,
-        torrents: &w.torrents,
+        catalogue: &w.catalogue,
+        swarms: &w.swarms,
         peers: &w.peers,
     };
     let metrics = Metrics::new(&ChannelsConfig::default());

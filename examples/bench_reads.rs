@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use chihaya::config::Config;
 use chihaya::metrics::Metrics;
 use chihaya::store::{self, connect_options, write, Store};
-use chihaya::tracker::{TorrentId, Torrents, UserId};
+use chihaya::tracker::{TorrentId, UserId};
 use rand::rngs::SmallRng;
 use rand::seq::SliceRandom;
 use rand::SeedableRng;
@@ -205,6 +205,13 @@ async fn run(options: Options) -> Result<(), Error> {
         pairs.len()
     );
 
+    // As the tracker loads it: with the commit markers read in each part's snapshot
+    // when the database has them.
+    let marks = if store::commits::exists(&store).await? {
+        store::Marks::Read(["torrents", "unprune"])
+    } else {
+        store::Marks::Assumed(0)
+    };
     let s = &store;
     let mut results = vec![
         bench
@@ -219,8 +226,8 @@ async fn run(options: Options) -> Result<(), Error> {
             .await?,
         bench
             .measure("torrents", || async {
-                let (torrents, _) = store::load_torrents(s, &Torrents::default()).await?;
-                Ok(torrents.len() as u64)
+                let (catalogue, _) = store::load_catalogue(s, 1, marks, 0).await?;
+                Ok(catalogue.len() as u64)
             })
             .await?,
         bench

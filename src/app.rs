@@ -1,6 +1,7 @@
 //! Start-up, background tasks and shutdown of the tracker process (SPEC §1.1, §9):
 //! the composition root that wires config, store, snapshots, sink and HTTP together.
 
+use std::collections::HashMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
@@ -14,7 +15,7 @@ use tokio::time::Instant;
 
 use crate::accounting::spill::{self, Spill};
 use crate::accounting::writer::Writers;
-use crate::accounting::Sink;
+use crate::accounting::{Sink, Unprune};
 use crate::cache;
 use crate::config::{Config, Host, HostPort, ListenAddr};
 use crate::metrics::Metrics;
@@ -24,6 +25,7 @@ use crate::recovery;
 use crate::reload::{self, LoadError};
 use crate::state::{unix_now, Shared};
 use crate::store::{self, Store};
+use crate::tracker::{InfoHash, TorrentId};
 
 /// Command-line options of `chihaya`.
 #[derive(Clone, Debug)]
@@ -89,6 +91,14 @@ impl Tracker {
         let metrics = Arc::new(Metrics::new(&config.channels));
         let mut store = Store::new(&config.database, &metrics);
         store.ping().await.map_err(StartError::Ping)?;
+        // Known before the first catalogue load, which reads the markers when there
+        // are some (what of our own writes its rows show).
+        store.commits = store::commits::exists(&store).await.map_err(|e| {
+            StartError::Journal(format!(
+                "Couldn't tell whether {} exists - {e}",
+                store::commits::TABLE
+            ))
+        })?;
         let shared = Arc::new(Shared::new(Arc::new(config), metrics));
         // The peer cache is read on a blocking thread while the database loads; its
         // swarms then go to the torrents the database still has.
@@ -99,7 +109,12 @@ impl Tracker {
             .map_err(StartError::Load)?;
         if let Ok(Some(restored)) = cache.await {
             let snapshots = &shared.snapshots;
-            cache::state::adopt(restored, &snapshots.torrents.load(), &snapshots.peers);
+            cache::state::adopt(
+                restored,
+                &snapshots.catalogue.load(),
+                &snapshots.swarms,
+                &snapshots.peers,
+            );
         }
         // transfer_ips6 is optional: without it IPv6 per-IP rows are skipped and
         // counted, and nothing else changes. Known before the spill file is replayed.
@@ -122,8 +137,8 @@ impl Tracker {
         }
         // With commit markers the journal of the previous run is replayed (what the
         // database lacks) before anything new happens, and this run's journal starts.
-        match store::commits::exists(&store).await {
-            Ok(true) => {
+        match store.commits {
+            true => {
                 let read = |e: sqlx::Error| {
                     StartError::Journal(format!("Couldn't read {} - {e}", store::commits::TABLE))
                 };
@@ -140,16 +155,11 @@ impl Tracker {
                 let journal = recovery::recover(&shared, &files.journal, database, &markers)?;
                 shared.sink.set_journal(journal);
             }
-            Ok(false) => recovery::warn_unmarked(&files.journal),
-            Err(e) => {
-                return Err(StartError::Journal(format!(
-                    "Couldn't tell whether {} exists - {e}",
-                    store::commits::TABLE
-                )))
-            }
+            false => recovery::warn_unmarked(&files.journal),
         }
         let spill = Arc::new(Spill::new(files.spill));
         replay_spill(&shared.sink, &spill)?;
+        count_replayed_writes(&shared);
         if shared.config.record {
             let events =
                 |e: std::io::Error| StartError::Events(files.events.display().to_string(), e);
@@ -168,6 +178,7 @@ impl Tracker {
         let config = &shared.config;
         let writers = Arc::new(Writers {
             sink: Arc::clone(&shared.sink),
+            swarms: Arc::clone(&shared.snapshots.swarms),
             store: store.clone(),
             spill,
             log_flushes: config.log_flushes,
@@ -237,6 +248,17 @@ impl Tracker {
     }
 
     /// A handle that sets the drain deadline from outside (signals).
+    /// Runs a reload cycle now and returns once it is done (for tests and tools:
+    /// failed loads are logged, as in a periodic cycle).
+    pub async fn reload_now(&self) {
+        self.shared.reload_trigger.run_now().await;
+    }
+
+    /// Runs a purge now and returns once it is done.
+    pub async fn purge_now(&self) {
+        self.shared.purge_trigger.run_now().await;
+    }
+
     pub fn deadline(&self) -> watch::Sender<Option<Instant>> {
         self.deadline.clone()
     }
@@ -323,6 +345,38 @@ pub struct Files {
 
 /// Merges the rows of a previous run's spill file into the sink and renames the file
 /// `<path>.replayed-<unix seconds>` (SPEC §9).
+/// The completions and unprunes the replays queued (the journal, the spill file) are
+/// not in the catalogue yet: they count in `downloaded` and in the status announces
+/// see until a catalogue shows them, like those of this run.
+fn count_replayed_writes(shared: &Shared) {
+    let sink = &shared.sink;
+    let (torrents, unprunes) = (sink.torrents.take(), sink.unprune.take());
+    let completions: Vec<_> = torrents.iter().filter(|row| row.snatched > 0).collect();
+    if !completions.is_empty() || !unprunes.is_empty() {
+        let catalogue = shared.snapshots.catalogue.load();
+        let hashes: HashMap<TorrentId, InfoHash> = catalogue
+            .iter()
+            .map(|(hash, listing)| (listing.id, *hash))
+            .collect();
+        let swarms = &shared.snapshots.swarms;
+        for row in completions {
+            if let Some(hash) = hashes.get(&row.id) {
+                swarms
+                    .shard(row.id)
+                    .enter(row.id, *hash)
+                    .completed(row.snatched);
+            }
+        }
+        for Unprune(id) in &unprunes {
+            if let Some(hash) = hashes.get(id) {
+                swarms.shard(*id).enter(*id, *hash).unprune();
+            }
+        }
+    }
+    sink.torrents.restore(torrents);
+    sink.unprune.restore(unprunes);
+}
+
 fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
     let path = spill.path();
     let text = match std::fs::read(path) {

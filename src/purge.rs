@@ -25,36 +25,37 @@ pub struct Purged {
     pub rows: Vec<(UserId, TorrentId)>,
 }
 
-/// Removes peers that last announced before `cutoff`, one torrent lock at a time;
-/// queues the new counts of every torrent that lost peers.
+/// Removes peers that last announced before `cutoff` from the live swarms, one shard
+/// lock at a time; queues the new counts of every torrent that lost peers, and drops
+/// the entries left with nothing in them.
 pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> Purged {
-    let torrents = snapshots.torrents.load_full();
+    let catalogue = snapshots.catalogue.load();
     let mut purged = Purged::default();
     let mut users = Vec::new();
-    for (_, torrent) in torrents.iter() {
-        let mut state = torrent.lock();
-        users.clear();
-        let gone = state.swarm.purge_telling(cutoff, |user| users.push(user));
-        snapshots.peers.remove(gone);
-        if gone.peers == 0 {
-            continue;
-        }
-        purged.peers += usize::try_from(gone.peers).unwrap_or(0);
-        let delta = TorrentDelta {
-            id: torrent.id,
-            snatched: 0,
-            seeders: u32::try_from(state.swarm.seeders()).unwrap_or(u32::MAX),
-            leechers: u32::try_from(state.swarm.leechers()).unwrap_or(u32::MAX),
-            last_action: state.last_action,
-        };
-        drop(state);
-        sink.torrent(delta);
-        users.sort_unstable();
-        users.dedup();
-        purged
-            .rows
-            .extend(users.iter().map(|&user| (user, torrent.id)));
-    }
+    snapshots.swarms.for_each_shard(|shard| {
+        shard.retain(|&id, live| {
+            users.clear();
+            let gone = live.swarm.purge_telling(cutoff, |user| users.push(user));
+            snapshots.peers.remove(gone);
+            if let Some(listing) = catalogue.get(&live.info_hash).filter(|l| l.id == id) {
+                live.settle(&catalogue, listing);
+            }
+            if gone.peers > 0 {
+                purged.peers += usize::try_from(gone.peers).unwrap_or(0);
+                sink.torrent(TorrentDelta {
+                    id,
+                    snatched: 0,
+                    seeders: u32::try_from(live.swarm.seeders()).unwrap_or(u32::MAX),
+                    leechers: u32::try_from(live.swarm.leechers()).unwrap_or(u32::MAX),
+                    last_action: live.last_action,
+                });
+                users.sort_unstable();
+                users.dedup();
+                purged.rows.extend(users.iter().map(|&user| (user, id)));
+            }
+            !live.is_idle()
+        });
+    });
     purged
 }
 
@@ -70,22 +71,26 @@ fn scan_due(last_scan: Option<Instant>, now: Instant, every: Duration) -> bool {
     last_scan.is_none_or(|at| now.duration_since(at) >= every)
 }
 
-/// Purges 2 s after start, then `period` after each run ended, until `stop`.
+/// Purges 2 s after start, then `period` after each run ended (or when asked, through
+/// `shared.purge_trigger`), until `stop`.
 pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receiver<bool>) {
     let mut wait = FIRST_RUN;
     let inactivity = Duration::from_secs(u64::from(shared.config.intervals.peer_inactivity));
     let scan_every = inactivity.max(SCAN_EVERY_AT_LEAST);
     let mut last_scan = None;
+    let trigger = &shared.purge_trigger;
     loop {
         tokio::select! {
             () = tokio::time::sleep(wait) => {}
+            () = trigger.asked() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+        trigger.begin();
         wait = period;
         let cutoff = unix_now() - i64::from(shared.config.intervals.peer_inactivity);
         let started = Instant::now();
         let worker = Arc::clone(&shared);
-        // Walking every torrent is CPU work: keep it off the async workers.
+        // Walking every live swarm is CPU work: keep it off the async workers.
         let purged =
             tokio::task::spawn_blocking(move || purge(&worker.snapshots, &worker.sink, cutoff))
                 .await;
@@ -111,6 +116,7 @@ pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receive
             }
             Err(e) => tracing::error!("Purge of inactive peers failed: {}", e),
         }
+        trigger.finish();
     }
 }
 

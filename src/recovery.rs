@@ -14,7 +14,7 @@ use crate::journal::record::{Announce, Entry};
 use crate::journal::{self, Counters, Epochs, Journal, KINDS};
 use crate::log::fmt_duration;
 use crate::state::Shared;
-use crate::tracker::{PeerKey, Tally, Torrent};
+use crate::tracker::{InfoHash, PeerKey, Tally, TorrentId};
 
 /// Replays the journal in `dir` and opens this run's; `markers` are the database's
 /// commit markers by writer name.
@@ -27,10 +27,10 @@ pub fn recover(
     let started = Instant::now();
     let committed: Epochs =
         std::array::from_fn(|i| markers.get(Kind::ALL[i].name()).copied().unwrap_or(0));
-    let torrents = shared.snapshots.torrents.load();
-    let by_id: HashMap<u32, &Arc<Torrent>> = torrents
+    let catalogue = shared.snapshots.catalogue.load();
+    let hashes: HashMap<TorrentId, InfoHash> = catalogue
         .iter()
-        .map(|(_, torrent)| (torrent.id.0, torrent))
+        .map(|(hash, listing)| (listing.id, *hash))
         .collect();
     let lock = journal::lock_dir(dir).map_err(|e| {
         StartError::Journal(format!("Couldn't take the journal {} - {e}", dir.display()))
@@ -41,8 +41,8 @@ pub fn recover(
         let pending = |kind: Kind| open[kind.index()] > committed[kind.index()];
         match entry {
             Entry::Announce(announce) => {
-                if let Some(torrent) = by_id.get(&announce.torrent.0) {
-                    apply(shared, torrent, &announce);
+                if let Some(hash) = hashes.get(&announce.torrent) {
+                    apply(shared, *hash, &announce);
                     peer_changes += 1;
                 }
                 shared.sink.recover(&announce.deltas, pending);
@@ -113,8 +113,10 @@ fn unwritten(shared: &Shared) -> usize {
 
 /// Puts a peer as its record says it is (or takes it out), with the same user's
 /// evicted peers.
-fn apply(shared: &Shared, torrent: &Torrent, announce: &Announce) {
-    let mut state = torrent.lock();
+fn apply(shared: &Shared, info_hash: InfoHash, announce: &Announce) {
+    let swarms = &shared.snapshots.swarms;
+    let mut shard = swarms.shard(announce.torrent);
+    let state = shard.enter(announce.torrent, info_hash);
     let mut change = Tally::default();
     let gone =
         std::iter::once(announce.key).chain(announce.evicted.iter().map(|&peer_id| PeerKey {
@@ -130,6 +132,7 @@ fn apply(shared: &Shared, torrent: &Torrent, announce: &Announce) {
         change += Tally::of(peer);
         state.swarm.insert(announce.key, peer.clone(), *seeding);
     }
+    shard.leave_if_idle(announce.torrent);
     shared.snapshots.peers.apply(change);
 }
 

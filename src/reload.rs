@@ -109,20 +109,31 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
             n
         }
         Kind::Torrents => {
-            let previous = snapshots.torrents.load_full();
-            let (torrents, duplicates) =
-                store::load_torrents(store, &previous).await.map_err(fail)?;
+            let swarms = &snapshots.swarms;
+            let expected = snapshots.catalogue.load().len();
+            let number = swarms.begin_load();
+            let marks = if store.commits {
+                let writers = [
+                    crate::accounting::Kind::Torrents,
+                    crate::accounting::Kind::Unprune,
+                ];
+                store::Marks::Read(writers.map(crate::accounting::Kind::name))
+            } else {
+                store::Marks::Assumed(number - 1)
+            };
+            let (catalogue, duplicates) = store::load_catalogue(store, number, marks, expected)
+                .await
+                .map_err(fail)?;
             for id in duplicates {
                 tracing::warn!("Skipping torrents row {}: duplicate info_hash", id.0);
             }
-            let n = torrents.len();
-            let next = Arc::new(torrents);
-            snapshots.torrents.store(Arc::clone(&next));
-            // Torrents the site deleted (or gave another id) take their peers out of
-            // the gauges; announces still holding the old snapshot find them retired.
-            for dropped in previous.dropped_in(&next) {
-                snapshots.peers.remove(dropped.retire());
-            }
+            let n = catalogue.len();
+            let next = Arc::new(catalogue);
+            snapshots.catalogue.store(Arc::clone(&next));
+            // Torrents the site deleted (or whose hash is another id's now) lose their
+            // swarms and take their peers out of the gauges; an announce that took the
+            // previous catalogue reads the new one before touching a swept shard.
+            swarms.sweep(&next, &snapshots.peers);
             n
         }
         Kind::GroupFreeleech => {
@@ -181,21 +192,26 @@ pub async fn reload_all(store: &Store, shared: &Shared) {
     crate::memory::release_free_pages();
 }
 
-/// Reloads `period` after the previous cycle ended, until `stop` turns true.
+/// Reloads `period` after the previous cycle ended (or when asked, through
+/// `shared.reload_trigger`), until `stop` turns true.
 pub async fn run(
     store: Store,
     shared: Arc<crate::state::Shared>,
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) {
+    let trigger = &shared.reload_trigger;
     loop {
         tokio::select! {
             () = tokio::time::sleep(period) => {}
+            () = trigger.asked() => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+        trigger.begin();
         tokio::select! {
             () = reload_all(&store, &shared) => {}
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
+        trigger.finish();
     }
 }

@@ -2,8 +2,11 @@
 //! snapshots, the accounting sink and the metrics. Passed around as an
 //! `Arc<Shared>`; there are no globals.
 
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{watch, Notify};
 
 use crate::accounting::Sink;
 use crate::config::Config;
@@ -14,6 +17,10 @@ use crate::tracker::{RequestLimiter, Settings, Snapshots, MAX_PEERS_PER_USER};
 
 pub struct Shared {
     pub config: Arc<Config>,
+    /// Asks for a reload cycle now, rather than at the end of its period.
+    pub reload_trigger: Trigger,
+    /// Asks for a purge now.
+    pub purge_trigger: Trigger,
     pub settings: Settings,
     pub snapshots: Snapshots,
     pub sink: Arc<Sink>,
@@ -30,6 +37,8 @@ pub struct Shared {
 impl Shared {
     pub fn new(config: Arc<Config>, metrics: Arc<Metrics>) -> Shared {
         Shared {
+            reload_trigger: Trigger::default(),
+            purge_trigger: Trigger::default(),
             settings: settings(&config),
             sink: Arc::new(Sink::new(&config.channels, &metrics)),
             limiter: RequestLimiter::new(
@@ -83,4 +92,50 @@ pub fn unix_now_ms() -> i64 {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+/// A periodic task's "now, please": the task runs when its period ends or when asked,
+/// whichever comes first, and numbers the runs it begins and finishes, so that
+/// whoever asks can wait for a run that began after asking.
+#[derive(Debug)]
+pub struct Trigger {
+    asked: Notify,
+    begun: AtomicU64,
+    finished: watch::Sender<u64>,
+}
+
+impl Default for Trigger {
+    fn default() -> Trigger {
+        Trigger {
+            asked: Notify::new(),
+            begun: AtomicU64::new(0),
+            finished: watch::Sender::new(0),
+        }
+    }
+}
+
+impl Trigger {
+    /// Resolves when the task is asked to run (for the task's own wait).
+    pub async fn asked(&self) {
+        self.asked.notified().await;
+    }
+
+    /// The task begins a run.
+    pub fn begin(&self) {
+        self.begun.fetch_add(1, Ordering::SeqCst);
+    }
+
+    /// The task finished the run it began.
+    pub fn finish(&self) {
+        self.finished.send_modify(|runs| *runs += 1);
+    }
+
+    /// Asks for a run and waits until one that began after this call has finished
+    /// (the task running, and runs finishing in the order they began).
+    pub async fn run_now(&self) {
+        let mut finished = self.finished.subscribe();
+        let begun = self.begun.load(Ordering::SeqCst);
+        self.asked.notify_one();
+        let _ = finished.wait_for(|runs| *runs > begun).await;
+    }
 }

@@ -288,18 +288,24 @@ async fn a_member_over_its_request_budget_is_told_to_come_back_later() {
     t.stop().await;
 }
 
-/// Holds the lock of every torrent on a thread of its own until the returned sender
-/// is dropped.
+/// Holds the lock of every swarm shard (so of every torrent) on a thread of its own
+/// until the returned sender is dropped.
 fn hold_every_torrent(t: &TestTracker) -> mpsc::Sender<()> {
-    let torrents = t.tracker().shared.snapshots.torrents.load_full();
+    let swarms = std::sync::Arc::clone(&t.tracker().shared.snapshots.swarms);
     let (locked_tx, locked) = mpsc::channel();
     let (release, released) = mpsc::channel::<()>();
     std::thread::spawn(move || {
-        let guards: Vec<_> = torrents.iter().map(|(_, torrent)| torrent.lock()).collect();
+        let guards: Vec<_> = (0..chihaya::tracker::SHARDS)
+            .filter_map(|at| swarms.shard_at(at))
+            .collect();
         let _ = locked_tx.send(guards.len());
         let _ = released.recv();
     });
-    assert_eq!(locked.recv().ok(), Some(3), "all three torrents locked");
+    assert_eq!(
+        locked.recv().ok(),
+        Some(chihaya::tracker::SHARDS),
+        "every shard locked"
+    );
     release
 }
 

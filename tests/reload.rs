@@ -223,7 +223,7 @@ async fn announces_are_answered_while_reloads_run() {
     // Several reload cycles of the 20k-torrent table happen meanwhile.
     tokio::time::sleep(Duration::from_secs(4)).await;
     let grew =
-        within_a_reload(|| async { t.tracker().shared.snapshots.torrents.load().len() == 20_003 })
+        within_a_reload(|| async { t.tracker().shared.snapshots.catalogue.load().len() == 20_003 })
             .await;
     stop.store(true, Ordering::Relaxed);
     for w in workers {
@@ -239,5 +239,86 @@ async fn announces_are_answered_while_reloads_run() {
     // The swarm survived every reload.
     let r = t.announce(&Announce::new(PASSKEY_1, HASH_3, "w0", 0)).await;
     assert_eq!(r.body, announce_body(4, 0, 0, Some(b"0:")));
+    t.stop().await;
+}
+
+/// Reloads only when a test asks (`reload_now`), flushes only when asked.
+const ASKED: &str = r#""intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 3600}"#;
+
+/// The `downloaded` a scrape of `hash` shows.
+async fn downloaded(t: &TestTracker, hash: &str) -> String {
+    let r = t
+        .get(&format!(
+            "/{PASSKEY_1}/scrape?info_hash={}",
+            escape(&unhex(hash))
+        ))
+        .await;
+    let text = r.text();
+    let at = text.find("10:downloadedi").expect("a downloaded count") + 14;
+    text[at..].split('e').next().unwrap_or_default().to_owned()
+}
+
+#[tokio::test]
+async fn a_torrent_load_that_fails_halfway_changes_nothing() {
+    let t = TestTracker::with_config(ASKED).await;
+    assert_eq!(downloaded(&t, HASH_3).await, "0");
+    // The torrents query fails on the row of torrent 2, after the part holding
+    // torrent 3 (each torrent is a part of its own here) has been read: the view
+    // reads the real table and raises an error for ID 2.
+    for sql in [
+        "CREATE FUNCTION chihaya_test_fail(id INT) RETURNS INT DETERMINISTIC \
+         BEGIN IF id = 2 THEN SIGNAL SQLSTATE '45000' SET MESSAGE_TEXT = 'no torrent 2'; \
+         END IF; RETURN 0; END",
+        "RENAME TABLE torrents TO torrents_kept",
+        "CREATE VIEW torrents AS SELECT ID, GroupID, TorrentType, info_hash, Leechers, \
+         Seeders, last_action, Snatched + chihaya_test_fail(ID) AS Snatched, \
+         DownMultiplier, UpMultiplier, Status FROM torrents_kept",
+        // What the failing load would bring: torrent 3 pruned, and 77 snatches.
+        "UPDATE torrents_kept SET Status = 1, Snatched = 77 WHERE ID = 3",
+    ] {
+        t.db.exec(sql).await;
+    }
+    t.tracker().reload_now().await;
+    // Nothing of the load is taken: not the snatches, not the status.
+    assert_eq!(downloaded(&t, HASH_3).await, "0");
+    let leech = Announce::new(PASSKEY_1, HASH_3, "l", 5);
+    assert!(t.announce(&leech).await.text().starts_with("d8:complete"));
+    // Once the load succeeds, all of it is.
+    t.db.exec("DROP VIEW torrents").await;
+    t.db.exec("RENAME TABLE torrents_kept TO torrents").await;
+    t.tracker().reload_now().await;
+    assert_eq!(downloaded(&t, HASH_3).await, "77");
+    assert_eq!(
+        t.announce(&leech.clone().left(4)).await.text(),
+        failure_body("This torrent does not exist (status: 1, left: 4)", 300)
+    );
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn downloaded_never_decreases_across_a_reload_with_a_completion_pending() {
+    let t = TestTracker::with_config(ASKED).await;
+    let peer = Announce::new(PASSKEY_1, HASH_3, "c", 5);
+    t.announce(&peer).await;
+    t.announce(&peer.clone().left(0).event("completed")).await;
+    assert_eq!(downloaded(&t, HASH_3).await, "1");
+    // The completion is not written yet: the catalogue says 0, and shows 1 anyway.
+    t.tracker().reload_now().await;
+    assert_eq!(downloaded(&t, HASH_3).await, "1");
+    // Written; the catalogue of the reload after says 1: it is counted once.
+    t.flush().await;
+    assert_eq!(
+        t.db.rows("SELECT Snatched FROM torrents WHERE ID = 3")
+            .await,
+        vec![vec!["1".to_owned()]]
+    );
+    assert_eq!(downloaded(&t, HASH_3).await, "1");
+    t.tracker().reload_now().await;
+    assert_eq!(downloaded(&t, HASH_3).await, "1");
+    // The site adds snatches of its own: they show after the next reload.
+    t.db.exec("UPDATE torrents SET Snatched = Snatched + 5 WHERE ID = 3")
+        .await;
+    t.tracker().reload_now().await;
+    assert_eq!(downloaded(&t, HASH_3).await, "6");
     t.stop().await;
 }

@@ -18,7 +18,8 @@ use crate::metrics::Metrics;
 use crate::store::retry::Reason;
 use crate::store::{write, Store};
 use crate::tracker::{
-    HistoryDelta, SnatchDelta, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
+    HistoryDelta, SnatchDelta, Swarms, Tag, TorrentDelta, TransferIp6Delta, TransferIpDelta,
+    UserDelta, Written,
 };
 
 /// What a row is written to; the `type` label of the metrics and the spill `kind`.
@@ -103,6 +104,13 @@ pub trait Row: Merge + Copy + Send + Sync + 'static {
     /// Runs after a batch committed.
     fn after_commit(_sink: &Sink, _batch: &[Self], _flush_groups: bool) {}
 
+    /// The rows went into the flush tagged `tag`: the swarms follow the writes a
+    /// catalogue can show (completions, unprunes) until one does.
+    fn flushed(_swarms: &Swarms, _rows: &[Self], _tag: Tag) {}
+
+    /// The row will never reach the database (it was refused).
+    fn dropped(_swarms: &Swarms, _row: &Self) {}
+
     /// The pool this table's batches are written through.
     fn pool(store: &Store) -> &MySqlPool;
 
@@ -136,6 +144,18 @@ impl Row for TorrentDelta {
             for row in batch {
                 sink.groups.add(GroupBump(row.id));
             }
+        }
+    }
+
+    fn flushed(swarms: &Swarms, rows: &[Self], tag: Tag) {
+        for row in rows.iter().filter(|row| row.snatched > 0) {
+            swarms.flushed(Written::Snatched, row.id, row.snatched, tag);
+        }
+    }
+
+    fn dropped(swarms: &Swarms, row: &Self) {
+        if row.snatched > 0 {
+            swarms.dropped(Written::Snatched, row.id, row.snatched);
         }
     }
 
@@ -377,6 +397,16 @@ impl Row for Unprune {
 
     fn table(sink: &Sink) -> &Table<Self> {
         &sink.unprune
+    }
+
+    fn flushed(swarms: &Swarms, rows: &[Self], tag: Tag) {
+        for row in rows {
+            swarms.flushed(Written::Unprune, row.0, 1, tag);
+        }
+    }
+
+    fn dropped(swarms: &Swarms, row: &Self) {
+        swarms.dropped(Written::Unprune, row.0, 1);
     }
 
     fn pool(store: &Store) -> &MySqlPool {

@@ -17,7 +17,7 @@ use crate::log::fmt_duration;
 use crate::store::retry::{Attempts, Reason};
 use crate::store::{commits, write, Store};
 use crate::tracker::{
-    HistoryDelta, SnatchDelta, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
+    HistoryDelta, SnatchDelta, Swarms, TorrentDelta, TransferIp6Delta, TransferIpDelta, UserDelta,
 };
 
 /// The shutdown drain deadline: None while running normally; set at the first signal,
@@ -108,6 +108,8 @@ enum Marked {
 /// Everything a writer needs; shared by all writer tasks.
 pub struct Writers {
     pub sink: Arc<Sink>,
+    /// Told which flush took the writes a catalogue can show (completions, unprunes).
+    pub swarms: Arc<Swarms>,
     pub store: Store,
     pub spill: Arc<Spill>,
     pub log_flushes: bool,
@@ -141,6 +143,11 @@ impl Writers {
             return Ok(());
         }
         R::prepare(&self.sink, &mut rows);
+        // With commit markers a flush's number is its tag at once: a catalogue shows
+        // the flush exactly when its marker says it committed, whenever that is.
+        if let Some(cut) = cut {
+            R::flushed(&self.swarms, &rows, cut.epoch);
+        }
         if self.log_flushes {
             tracing::info!("{} Flushing {}", R::KIND.log_name(), rows.len());
         }
@@ -162,8 +169,16 @@ impl Writers {
         let mut todo = batches(&rows, table.capacity);
         while let Some(batch) = todo.pop() {
             match self.write_batch(&batch, deadline).await {
-                Outcome::Written => R::after_commit(&self.sink, &batch, self.flush_groups),
-                Outcome::Refused(error) if batch.len() == 1 => self.set_aside(&batch[0], &error),
+                Outcome::Written => {
+                    // Without markers the tag is the last catalogue load begun: the
+                    // loads after it read the batch.
+                    R::flushed(&self.swarms, &batch, self.swarms.loads_begun());
+                    R::after_commit(&self.sink, &batch, self.flush_groups);
+                }
+                Outcome::Refused(error) if batch.len() == 1 => {
+                    R::dropped(&self.swarms, &batch[0]);
+                    self.set_aside(&batch[0], &error);
+                }
                 Outcome::Refused(_) => {
                     // Halve until the refused row is alone; the others get written.
                     let (first, second) = batch.split_at(batch.len() / 2);

@@ -1,17 +1,16 @@
-//! Between the tracker's in-memory state and the peer cache file: capture the swarms
-//! torrent by torrent (each lock held only to copy that torrent's peers; encoding
+//! Between the tracker's in-memory state and the peer cache file: capture the live
+//! swarms shard by shard (each lock held only to copy that shard's peers; encoding
 //! happens after it is released) and rebuild them at start.
 
 use std::net::IpAddr;
-use std::sync::Arc;
 
 use super::format::{
     decode_with, CachedEndpoint, CachedPeer, CachedTorrent, CachedUser, DecodeError, EncodeError,
     Encoder,
 };
 use crate::tracker::{
-    peer_time, ClientId, GroupId, InfoHash, Peer, PeerGauges, PeerId, PeerKey, Snapshots, Swarm,
-    Torrent, TorrentId, TorrentMeta, TorrentState, TorrentType, Torrents, UserId,
+    peer_time, Catalogue, ClientId, InfoHash, Peer, PeerGauges, PeerId, PeerKey, Snapshots, Swarm,
+    Swarms, TorrentId, UserId, SHARDS,
 };
 
 /// Encodes the current users and swarms as a cache file written at `now`.
@@ -39,64 +38,72 @@ pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> 
     // Only torrents with peers: a peerless one holds nothing the database lacks (its
     // LastAction, the one value not loaded from it, is written there as a maximum),
     // and leaving them out keeps the file, and the start-up that reads it, in
-    // proportion to the swarms rather than to the catalogue.
-    let torrents = snapshots.torrents.load_full();
+    // proportion to the swarms rather than to the catalogue. The metadata written
+    // beside the peers is the catalogue's (`cc` shows it; a start takes the
+    // database's).
+    let catalogue = snapshots.catalogue.load_full();
     encoder.open_torrents();
-    let mut cached = CachedTorrent {
-        info_hash: [0; 20],
-        id: 0,
-        group_id: 0,
-        torrent_type: "".into(),
-        status: 0,
-        snatched: 0,
-        last_action: 0,
-        up_multiplier: 1.0,
-        down_multiplier: 1.0,
-        peers: Vec::new(),
-    };
-    for (info_hash, torrent) in torrents.iter() {
-        {
-            let state = torrent.lock();
-            if state.swarm.is_empty() {
-                continue;
+    let mut copied: Vec<CachedTorrent> = Vec::new();
+    for index in 0..SHARDS {
+        copied.clear();
+        if let Some(shard) = snapshots.swarms.shard_at(index) {
+            for (&id, live) in shard.iter() {
+                if live.swarm.is_empty() {
+                    continue;
+                }
+                let Some(listing) = catalogue.get(&live.info_hash).filter(|l| l.id == id) else {
+                    continue;
+                };
+                copied.push(CachedTorrent {
+                    info_hash: live.info_hash.0,
+                    id: id.0,
+                    group_id: listing.meta.group_id.0,
+                    torrent_type: listing.meta.torrent_type.name().into(),
+                    status: live.status(&catalogue, listing),
+                    snatched: live.downloaded(&catalogue, listing),
+                    last_action: live.last_action,
+                    up_multiplier: listing.meta.up_multiplier,
+                    down_multiplier: listing.meta.down_multiplier,
+                    peers: live
+                        .swarm
+                        .iter()
+                        .filter_map(|(key, peer, seeding)| to_cached(key, peer, seeding))
+                        .collect(),
+                });
             }
-            cached.info_hash = info_hash.0;
-            cached.id = torrent.id.0;
-            cached.group_id = state.meta.group_id.0;
-            cached.torrent_type = state.meta.torrent_type.name().into();
-            cached.status = state.status;
-            cached.snatched = state.snatched;
-            cached.last_action = state.last_action;
-            cached.up_multiplier = state.meta.up_multiplier;
-            cached.down_multiplier = state.meta.down_multiplier;
-            cached.peers.clear();
-            cached.peers.extend(
-                state
-                    .swarm
-                    .iter()
-                    .filter_map(|(key, peer, seeding)| to_cached(key, peer, seeding)),
-            );
         }
-        encoder.torrent(&cached)?;
+        // Encoded once the shard's lock is released.
+        for torrent in &copied {
+            encoder.torrent(torrent)?;
+        }
     }
     encoder.finish()
+}
+
+/// One torrent's swarm from a cache file.
+pub struct RestoredTorrent {
+    pub info_hash: InfoHash,
+    pub id: TorrentId,
+    pub last_action: i64,
+    pub swarm: Swarm,
 }
 
 /// What a cache file gave back.
 pub struct Restored {
     /// The torrents with peers.
-    pub torrents: Torrents,
+    pub torrents: Vec<RestoredTorrent>,
     pub users: usize,
     /// Torrents in the file, with or without peers.
     pub torrents_in_file: usize,
     pub peers: usize,
 }
 
-/// Decodes a cache file into the torrents that have peers, with their swarms.
-/// Metadata comes from the database load, which also creates the torrents without
-/// peers, so nothing else is built.
+/// Decodes a cache file into the swarms of the torrents that have peers. Their
+/// metadata in the file is not kept: the database load gives it (and a type name new
+/// to the process is therefore never interned: a file could otherwise fill the
+/// process-wide table of type names, each leaked).
 pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
-    let mut torrents = Torrents::default();
+    let mut torrents = Vec::new();
     let (mut users, mut torrents_in_file, mut peers) = (0, 0, 0);
     decode_with(
         bytes,
@@ -117,29 +124,12 @@ pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
                     swarm.insert(key, restored, peer.seeding);
                 }
             }
-            let state = TorrentState {
-                meta: TorrentMeta {
-                    group_id: GroupId(cached.group_id),
-                    // Only the swarm and last action outlive `adopt`; the database
-                    // gives the metadata. A name new to the process is not interned:
-                    // the file could fill the process-wide table of type names (each
-                    // leaked) and leave the database's own types without a name.
-                    torrent_type: TorrentType::known(&cached.torrent_type)
-                        .unwrap_or(TorrentType::UNNAMED),
-                    up_multiplier: cached.up_multiplier,
-                    down_multiplier: cached.down_multiplier,
-                },
-                status: cached.status,
-                snatched: cached.snatched,
+            torrents.push(RestoredTorrent {
+                info_hash: InfoHash(cached.info_hash),
+                id: TorrentId(cached.id),
                 last_action: cached.last_action,
-                unprune_pending: false,
-                retired: false,
                 swarm,
-            };
-            torrents.insert(
-                InfoHash(cached.info_hash),
-                Arc::new(Torrent::with_state(TorrentId(cached.id), state)),
-            );
+            });
         },
     )?;
     Ok(Restored {
@@ -150,21 +140,26 @@ pub fn restore(bytes: &[u8]) -> Result<Restored, DecodeError> {
     })
 }
 
-/// Gives the restored swarms to the torrents of the freshly loaded snapshot that are
-/// still the same torrent (same hash and id), with their last action; the database
+/// Gives the restored swarms, with their last action, to the torrents of the freshly
+/// loaded catalogue that are still the same torrent (same hash and id); the database
 /// keeps the say on everything else. Torrents gone from the database are dropped.
-/// The adopted peers are added to `gauges`.
-pub fn adopt(restored: Restored, current: &Torrents, gauges: &PeerGauges) -> usize {
+/// The adopted peers are added to `gauges`. Returns how many swarms were adopted.
+pub fn adopt(
+    restored: Restored,
+    catalogue: &Catalogue,
+    swarms: &Swarms,
+    gauges: &PeerGauges,
+) -> usize {
     let mut adopted = 0;
-    for (info_hash, cached) in restored.torrents.iter() {
-        let Some(torrent) = current.get(info_hash).filter(|t| t.id == cached.id) else {
+    for torrent in restored.torrents {
+        if !catalogue.has(&torrent.info_hash, torrent.id) {
             continue;
-        };
-        let mut from = cached.lock();
-        let mut to = torrent.lock();
-        let replaced = std::mem::replace(&mut to.swarm, std::mem::take(&mut from.swarm));
-        gauges.apply(to.swarm.tally() - replaced.tally());
-        to.last_action = from.last_action;
+        }
+        let mut shard = swarms.shard(torrent.id);
+        let live = shard.enter(torrent.id, torrent.info_hash);
+        let replaced = std::mem::replace(&mut live.swarm, torrent.swarm);
+        gauges.apply(live.swarm.tally() - replaced.tally());
+        live.last_action = torrent.last_action;
         adopted += 1;
     }
     adopted
@@ -222,8 +217,11 @@ fn to_peer(peer: &CachedPeer) -> Option<Peer> {
 
 #[cfg(test)]
 mod tests {
+    use std::sync::Arc;
+
     use super::*;
     use crate::cache::format::decode;
+    use crate::tracker::{GroupId, TorrentMeta, TorrentRow, TorrentType};
 
     fn key(user: u32, tag: u8) -> PeerKey {
         PeerKey {
@@ -256,35 +254,38 @@ mod tests {
             ),
             (key(3, 3), peer("2001:db8::3", 7001, 1_700_000_400), false),
         ];
-        let mut swarm = Swarm::default();
-        for (key, peer, seeding) in &peers {
-            swarm.insert(*key, peer.clone(), *seeding);
-        }
-        let state = |swarm| TorrentState {
+        let snapshots = Snapshots::default();
+        let row = |id: u32, hash: u8| TorrentRow {
+            id: TorrentId(id),
+            info_hash: InfoHash([hash; 20]),
             meta: TorrentMeta {
                 group_id: GroupId(2),
                 torrent_type: TorrentType::from_name("music"),
                 up_multiplier: 1.0,
                 down_multiplier: 0.5,
             },
-            status: 0,
             snatched: 5,
-            last_action: 1_700_000_000,
-            unprune_pending: false,
-            retired: false,
-            swarm,
+            status: 0,
         };
-        let mut torrents = Torrents::default();
-        torrents.insert(
-            InfoHash([7; 20]),
-            Arc::new(Torrent::with_state(TorrentId(3), state(swarm))),
-        );
-        torrents.insert(
-            InfoHash([8; 20]),
-            Arc::new(Torrent::with_state(TorrentId(4), state(Swarm::default()))),
-        );
-        let snapshots = Snapshots::default();
-        snapshots.torrents.store(Arc::new(torrents));
+        snapshots.catalogue.store(Arc::new(Catalogue::from_rows(
+            1,
+            [0, 0],
+            [row(3, 7), row(4, 8)],
+        )));
+        {
+            let mut shard = snapshots.swarms.shard(TorrentId(3));
+            let live = shard.enter(TorrentId(3), InfoHash([7; 20]));
+            live.last_action = 1_700_000_000;
+            for (key, peer, seeding) in &peers {
+                live.swarm.insert(*key, peer.clone(), *seeding);
+            }
+        }
+        // A live entry without peers (a pending write, say) is not written.
+        snapshots
+            .swarms
+            .shard(TorrentId(4))
+            .enter(TorrentId(4), InfoHash([8; 20]))
+            .completed(1);
         (snapshots, peers)
     }
 
@@ -340,50 +341,71 @@ mod tests {
             (restored.users, restored.torrents_in_file, restored.peers),
             (0, 1, 3)
         );
-        let torrent = restored.torrents.get(&InfoHash([7; 20])).unwrap();
-        assert_eq!(torrent.id, TorrentId(3));
-        let state = torrent.lock();
-        assert_eq!((state.swarm.seeders(), state.swarm.leechers()), (1, 2));
+        assert_eq!(restored.torrents.len(), 1);
+        let torrent = &restored.torrents[0];
+        assert_eq!(
+            (torrent.info_hash, torrent.id, torrent.last_action),
+            (InfoHash([7; 20]), TorrentId(3), 1_700_000_000)
+        );
+        let swarm = &torrent.swarm;
+        assert_eq!((swarm.seeders(), swarm.leechers()), (1, 2));
         for (key, peer, seeding) in &peers {
-            let (got, got_seeding) = state.swarm.get(key).unwrap();
+            let (got, got_seeding) = swarm.get(key).unwrap();
             assert_eq!((got, got_seeding), (peer, *seeding), "{key:?}");
         }
-        let (dual, _) = state.swarm.get(&key(1, 1)).unwrap();
+        let (dual, _) = swarm.get(&key(1, 1)).unwrap();
         assert_eq!(dual.last_announce(), 1_700_000_200);
+
+        // Adopted by the torrents the database still has, under the same id.
+        let again = Snapshots::default();
+        again.catalogue.store(snapshots.catalogue.load_full());
+        let adopted = adopt(
+            restore(&capture(&snapshots, 1_700_001_000).unwrap()).unwrap(),
+            &again.catalogue.load(),
+            &again.swarms,
+            &again.peers,
+        );
+        assert_eq!(adopted, 1);
+        assert_eq!(again.peers.counts().peers, 3);
+        let moved = Snapshots::default();
+        moved
+            .catalogue
+            .store(Arc::new(Catalogue::from_rows(2, [0, 0], [])));
+        let adopted = adopt(
+            restore(&capture(&snapshots, 1_700_001_000).unwrap()).unwrap(),
+            &moved.catalogue.load(),
+            &moved.swarms,
+            &moved.peers,
+        );
+        assert_eq!((adopted, moved.swarms.count()), (0, 0));
     }
 
     /// Found by tests/fuzz.rs: each new torrent type name in a cache file was interned
     /// for good (the table grew across files, up to 65 535 leaked names).
     #[test]
     fn restore_interns_no_type_names() {
-        let restored_type = |name: &'static str| {
-            let mut encoder = Encoder::new(0);
-            encoder.users([].iter()).unwrap();
-            encoder.torrent_count(1).unwrap();
-            let (_, peer, seeding) = &snapshots().1[0];
-            let peer = to_cached(&key(1, 1), peer, *seeding).unwrap();
-            encoder
-                .torrent(&CachedTorrent {
-                    info_hash: [9; 20],
-                    id: 3,
-                    group_id: 2,
-                    torrent_type: name.into(),
-                    status: 0,
-                    snatched: 0,
-                    last_action: 0,
-                    up_multiplier: 1.0,
-                    down_multiplier: 1.0,
-                    peers: vec![peer],
-                })
-                .unwrap();
-            let restored = restore(&encoder.finish().unwrap()).unwrap();
-            let torrent = restored.torrents.get(&InfoHash([9; 20])).unwrap();
-            let torrent_type = torrent.lock().meta.torrent_type;
-            torrent_type
-        };
         let name = "type-only-in-a-cache-file";
-        assert_eq!(restored_type(name), TorrentType::UNNAMED);
+        let mut encoder = Encoder::new(0);
+        encoder.users([].iter()).unwrap();
+        encoder.torrent_count(1).unwrap();
+        let (_, peer, seeding) = &snapshots().1[0];
+        let peer = to_cached(&key(1, 1), peer, *seeding).unwrap();
+        encoder
+            .torrent(&CachedTorrent {
+                info_hash: [9; 20],
+                id: 3,
+                group_id: 2,
+                torrent_type: name.into(),
+                status: 0,
+                snatched: 0,
+                last_action: 0,
+                up_multiplier: 1.0,
+                down_multiplier: 1.0,
+                peers: vec![peer],
+            })
+            .unwrap();
+        let restored = restore(&encoder.finish().unwrap()).unwrap();
+        assert_eq!(restored.torrents.len(), 1);
         assert_eq!(TorrentType::known(name), None);
-        assert_eq!(restored_type("anime"), TorrentType::Anime);
     }
 }

@@ -36,7 +36,9 @@ pub fn respond(shared: &Shared, admin: bool) -> HttpResponse {
     let snapshots = &shared.snapshots;
     let count = |n: usize| i64::try_from(n).unwrap_or(i64::MAX);
     metrics.users.set(count(snapshots.users.load().len()));
-    metrics.torrents.set(count(snapshots.torrents.load().len()));
+    metrics
+        .torrents
+        .set(count(snapshots.catalogue.load().len()));
     metrics.clients.set(count(snapshots.clients.load().len()));
     metrics.hnrs.set(count(snapshots.hit_and_runs.load().len()));
     let peers = snapshots.peers.counts();

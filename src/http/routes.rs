@@ -188,18 +188,18 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
             ip::resolve(query.ipv4.as_deref(), query.ip.as_deref(), &source)
         })?;
     let snapshots = &shared.snapshots;
-    let (clients, hit_and_runs, group_freeleech, torrents) = (
+    let (clients, hit_and_runs, group_freeleech) = (
         snapshots.clients.load(),
         snapshots.hit_and_runs.load(),
         snapshots.group_freeleech.load(),
-        snapshots.torrents.load(),
     );
     let view = View {
         clients: &clients,
         hit_and_runs: &hit_and_runs,
         group_freeleech: &group_freeleech,
         global_freeleech: snapshots.global_freeleech(),
-        torrents: &torrents,
+        catalogue: &snapshots.catalogue,
+        swarms: &snapshots.swarms,
         peers: &snapshots.peers,
     };
     let now = unix_now();
@@ -318,12 +318,13 @@ fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse
         return failure(&Failure::TooManyInfoHashes);
     }
     let mut files = Vec::new();
-    let (torrents, hit_and_runs) = (
-        shared.snapshots.torrents.load(),
+    let (catalogue, hit_and_runs) = (
+        shared.snapshots.catalogue.load(),
         shared.snapshots.hit_and_runs.load(),
     );
     tracker::scrape(
-        &torrents,
+        &catalogue,
+        &shared.snapshots.swarms,
         &hit_and_runs,
         user,
         &query.info_hashes,

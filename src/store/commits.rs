@@ -65,6 +65,26 @@ pub async fn create_rows(store: &Store, writers: &[&str]) -> Result<(), sqlx::Er
     Ok(())
 }
 
+/// The markers of `writers` (0 for one without a row), read in `conn`'s transaction:
+/// a catalogue load reads them in the snapshot it reads its rows in.
+pub async fn epochs(
+    conn: &mut MySqlConnection,
+    writers: [&str; 2],
+) -> Result<[u64; 2], sqlx::Error> {
+    let rows: Vec<(String, u64)> =
+        sqlx::query_as("SELECT writer, epoch FROM chihaya_commits WHERE writer IN (?, ?)")
+            .bind(writers[0])
+            .bind(writers[1])
+            .fetch_all(conn)
+            .await?;
+    let epoch = |writer: &str| {
+        rows.iter()
+            .find(|(name, _)| name == writer)
+            .map_or(0, |&(_, epoch)| epoch)
+    };
+    Ok([epoch(writers[0]), epoch(writers[1])])
+}
+
 /// Inside a flush's transaction, first: the writer's last committed flush, its row
 /// locked until the transaction ends. An earlier attempt whose connection was lost
 /// has then either committed (and this shows it) or is rolled back: it can never

@@ -12,8 +12,8 @@ use super::retry::Attempts;
 use super::row::{bytes, id_for_log, int, text, Col, Multipliers};
 use super::Store;
 use crate::tracker::{
-    ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash, Passkey, TorrentId,
-    TorrentMeta, TorrentRow, TorrentType, Torrents, TorrentsBuilder, User, UserId, Users,
+    Catalogue, CatalogueBuilder, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash,
+    Passkey, Seen, TorrentId, TorrentMeta, TorrentRow, TorrentType, User, UserId, Users,
 };
 
 /// Runs a load, retrying lock conflicts up to `deadlock_retries` attempts; any other
@@ -150,15 +150,37 @@ const TORRENT_CHUNK: usize = 4096;
 /// Chunks decoded but not yet taken by the builder, over all parts.
 const CHUNKS_IN_FLIGHT: usize = 8;
 
-/// Every torrent, built into the next snapshot on top of `previous` (so its torrents'
-/// swarms carry over: see [`TorrentsBuilder`]); also the IDs refused as duplicates.
-/// The builder takes the ranges' rows as they come.
-pub async fn load_torrents(
+/// How a catalogue load learns which of the tracker's own writes its rows show.
+#[derive(Clone, Copy, Debug)]
+pub enum Marks {
+    /// Each part reads, in the same consistent snapshot as its rows, the commit
+    /// markers of these writers: the one adding completions to `Snatched`, the one
+    /// setting `Status` back to 0 (their flush numbers are the writes' tags).
+    Read([&'static str; 2]),
+    /// No markers: the writes tagged up to this (the last load number begun before
+    /// this load) are taken as shown.
+    Assumed(u64),
+}
+
+/// Rows of one part of a load, with what that part's rows show.
+struct Chunk {
+    part: usize,
+    seen: Seen,
+    rows: Vec<TorrentRow>,
+}
+
+/// The catalogue of every torrent, built aside as load number `load` (room made for
+/// `expected` torrents), and the IDs refused as duplicates. The builder takes the
+/// parts' rows as they come; nothing is swapped anywhere here, so a load that fails
+/// changes nothing.
+pub async fn load_catalogue(
     store: &Store,
-    previous: &Torrents,
-) -> Result<(Torrents, Vec<TorrentId>), sqlx::Error> {
+    load: u64,
+    marks: Marks,
+    expected: usize,
+) -> Result<(Catalogue, Vec<TorrentId>), sqlx::Error> {
     let (built, skipped) = with_retry(store, || async {
-        let mut builder = TorrentsBuilder::new(previous);
+        let mut builder = CatalogueBuilder::new(load, expected);
         let mut skipped = Vec::new();
         let Some((low, high)) = torrent_ids(store).await? else {
             return Ok((builder.finish(), skipped));
@@ -166,15 +188,27 @@ pub async fn load_torrents(
         let (chunks, mut received) = tokio::sync::mpsc::channel(CHUNKS_IN_FLIGHT);
         let parts: Vec<_> = split_ids(low, high, TORRENT_PARTS)
             .into_iter()
-            .map(|(from, to)| {
-                tokio::spawn(decode_torrents(store.clone(), from, to, chunks.clone()))
+            .enumerate()
+            .map(|(part, (from, to))| {
+                tokio::spawn(decode_torrents(
+                    store.clone(),
+                    part,
+                    marks,
+                    (from, to),
+                    chunks.clone(),
+                ))
             })
             .collect();
         // The channel closes when the last part is done with its sender.
         drop(chunks);
+        let mut numbered: Vec<Option<u8>> = vec![None; parts.len()];
         while let Some(chunk) = received.recv().await {
-            for row in chunk {
-                builder.add(row);
+            let Some(slot) = numbered.get_mut(chunk.part) else {
+                continue;
+            };
+            let number = *slot.get_or_insert_with(|| builder.part(chunk.seen));
+            for row in chunk.rows {
+                builder.add(number, row);
             }
         }
         for part in parts {
@@ -218,12 +252,45 @@ fn split_ids(low: i64, high: i64, parts: u64) -> Vec<(i64, i64)> {
 }
 
 /// Decodes the torrents with IDs in `from..=to`, by ascending ID, into chunks; returns
-/// the rows it skipped. Stops early when nobody receives any more.
+/// the rows it skipped. Stops early when nobody receives any more. With markers to
+/// read, the markers and the rows are read in one consistent snapshot, so the part
+/// shows exactly the flushes its markers say.
 async fn decode_torrents(
     store: Store,
-    from: i64,
-    to: i64,
-    chunks: tokio::sync::mpsc::Sender<Vec<TorrentRow>>,
+    part: usize,
+    marks: Marks,
+    range: (i64, i64),
+    chunks: tokio::sync::mpsc::Sender<Chunk>,
+) -> Result<Vec<(String, String)>, sqlx::Error> {
+    let mut conn = store.pool.acquire().await?;
+    match marks {
+        Marks::Assumed(tag) => stream_torrents(&mut conn, part, [tag; 2], range, &chunks).await,
+        Marks::Read(writers) => {
+            // A consistent snapshot needs REPEATABLE READ, whatever the server's default.
+            // (Not `raw_sql`: its future is not `Send` for the compiler in a spawned task.)
+            sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+                .execute(&mut *conn)
+                .await?;
+            let mut transaction = sqlx::Connection::begin_with(
+                &mut *conn,
+                "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
+            )
+            .await?;
+            let seen = super::commits::epochs(&mut transaction, writers).await?;
+            let skipped = stream_torrents(&mut transaction, part, seen, range, &chunks).await?;
+            transaction.commit().await?;
+            Ok(skipped)
+        }
+    }
+}
+
+/// Streams one part's rows into chunks for the builder.
+async fn stream_torrents(
+    conn: &mut sqlx::MySqlConnection,
+    part: usize,
+    seen: Seen,
+    (from, to): (i64, i64),
+    chunks: &tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     const SQL: &str = "SELECT ID, info_hash, DownMultiplier, UpMultiplier, \
                        Snatched, Status, GroupID, TorrentType \
@@ -231,7 +298,7 @@ async fn decode_torrents(
     let mut skipped = Vec::new();
     let mut multipliers = Multipliers::default();
     let mut chunk = Vec::with_capacity(TORRENT_CHUNK);
-    let mut rows = sqlx::query(SQL).bind(from).bind(to).fetch(&store.pool);
+    let mut rows = sqlx::query(SQL).bind(from).bind(to).fetch(&mut *conn);
     while let Some(row) = rows.try_next().await? {
         match torrent_row(&row, &mut multipliers) {
             Ok(torrent) => chunk.push(torrent),
@@ -239,15 +306,25 @@ async fn decode_torrents(
         }
         if chunk.len() == TORRENT_CHUNK {
             let full = std::mem::replace(&mut chunk, Vec::with_capacity(TORRENT_CHUNK));
-            if chunks.send(full).await.is_err() {
+            let sent = chunks.send(Chunk {
+                part,
+                seen,
+                rows: full,
+            });
+            if sent.await.is_err() {
                 // The load was given up; the rest is moot.
                 return Ok(skipped);
             }
         }
     }
-    if !chunk.is_empty() {
-        let _ = chunks.send(chunk).await;
-    }
+    // Sent even empty, so that every part says what it saw.
+    let _ = chunks
+        .send(Chunk {
+            part,
+            seen,
+            rows: chunk,
+        })
+        .await;
     Ok(skipped)
 }
 

@@ -16,8 +16,8 @@ use sqlx::{ConnectOptions, Connection};
 use crate::config::{DatabaseConfig, DbEndpoint};
 use crate::metrics::Metrics;
 pub use load::{
-    load_clients, load_global_freeleech, load_group_freeleech, load_hit_and_runs, load_torrents,
-    load_users,
+    load_catalogue, load_clients, load_global_freeleech, load_group_freeleech, load_hit_and_runs,
+    load_users, Marks,
 };
 use retry::{RetryPolicy, RetryStats};
 
@@ -32,6 +32,8 @@ pub struct Store {
     pub stats: RetryStats,
     /// What the accounting columns hold (read at start, [`limits::load`]).
     pub limits: std::sync::Arc<limits::ColumnLimits>,
+    /// Whether the database has the commit-marker table ([`commits`]); known at start.
+    pub commits: bool,
 }
 
 /// One single-connection pool per accounting table. A table's writer works
@@ -78,6 +80,7 @@ impl Store {
             },
             stats: RetryStats::new(metrics),
             limits: Default::default(),
+            commits: false,
         }
     }
 

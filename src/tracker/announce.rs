@@ -2,15 +2,19 @@
 //! the accounting deltas. Pure: time and randomness come in as arguments.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
+use std::sync::{Arc, MutexGuard};
 
+use arc_swap::{ArcSwap, Guard};
 use rand::Rng;
 
+use super::catalogue::Catalogue;
 use super::deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIpDelta, UserDelta,
 };
 use super::failure::Failure;
-use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, PeerGauges, Torrents, User};
+use super::snapshot::{Clients, GroupFreeleech, HitAndRuns, PeerGauges, User};
 use super::swarm::{Family, Peer, PeerKey, SelectedPeer, Tally};
+use super::swarms::{Shard, Swarms};
 use super::types::{InfoHash, PeerId, TorrentId};
 
 /// Largest value the database's signed BIGINT columns hold.
@@ -76,9 +80,35 @@ pub struct View<'a> {
     pub hit_and_runs: &'a HitAndRuns,
     pub group_freeleech: &'a GroupFreeleech,
     pub global_freeleech: bool,
-    pub torrents: &'a Torrents,
+    /// The catalogue in service; an announce that finds it replaced while it waited
+    /// for its swarm's lock reads it again (see [`lock_swarm`]).
+    pub catalogue: &'a ArcSwap<Catalogue>,
+    pub swarms: &'a Swarms,
     /// The peer gauges, moved as this announce changes the swarm.
     pub peers: &'a PeerGauges,
+}
+
+/// The catalogue and the locked shard of the torrent `info_hash` names, once the
+/// shard is swept to that catalogue or to none newer: a reload swaps a catalogue in,
+/// then sweeps every shard to it (dropping the swarms of torrents it lost), so a
+/// request that took the catalogue before the swap must not act on a shard swept
+/// after. It takes the catalogue again instead, once (a newer one is never older
+/// than the one the shards are swept to).
+pub fn lock_swarm<'v>(
+    view: &View<'v>,
+    info_hash: &InfoHash,
+) -> Result<(Guard<Arc<Catalogue>>, MutexGuard<'v, Shard>), Failure> {
+    let mut catalogue = view.catalogue.load();
+    for attempt in 0..2 {
+        let id = catalogue.get(info_hash).ok_or(Failure::UnknownTorrent)?.id;
+        let shard = view.swarms.shard(id);
+        if attempt == 1 || catalogue.load() >= view.swarms.in_service() {
+            return Ok((catalogue, shard));
+        }
+        drop(shard);
+        catalogue = view.catalogue.load();
+    }
+    Err(Failure::UnknownTorrent)
 }
 
 /// A successful announce: the response fields (peers go to the caller's buffer) and
@@ -180,40 +210,40 @@ pub fn announce_with(
         .clients
         .matching(&request.peer_id)
         .ok_or(Failure::ClientNotApproved(request.peer_id))?;
-    let torrent = view
-        .torrents
-        .get(&request.info_hash)
-        .ok_or(Failure::UnknownTorrent)?;
     let seeding = request.left == 0;
     let stopped = request.event == Event::Stopped;
     let completed = request.event == Event::Completed;
 
-    let mut state = torrent.lock();
-    // Dropped from the catalogue by a reload after this request took its snapshot.
-    if state.retired {
-        return Err(Failure::UnknownTorrent);
+    let (catalogue, mut shard) = lock_swarm(view, &request.info_hash)?;
+    let listing = catalogue
+        .get(&request.info_hash)
+        .ok_or(Failure::UnknownTorrent)?;
+    let id = listing.id;
+    let status = shard
+        .get(id)
+        .map_or(listing.status, |live| live.status(&catalogue, listing));
+    let revive = status == 1 && seeding;
+    if status != 0 && !revive {
+        return Err(Failure::TorrentStatus {
+            status,
+            left: request.left,
+        });
     }
-    let mut unprune = None;
-    if state.status != 0 {
-        if state.status == 1 && seeding {
-            state.status = 0;
-            state.unprune_pending = true;
-            unprune = Some(torrent.id);
-        } else {
-            return Err(Failure::TorrentStatus {
-                status: state.status,
-                left: request.left,
-            });
-        }
-    }
-    if !seeding && download_disabled(user, torrent.id, view.hit_and_runs) {
+    if !seeding && download_disabled(user, id, view.hit_and_runs) {
         return Err(Failure::DownloadDisabled);
+    }
+    let live = shard.enter(id, request.info_hash);
+    live.settle(&catalogue, listing);
+    let mut unprune = None;
+    if revive {
+        live.unprune();
+        unprune = Some(id);
     }
 
     let group = view
         .group_freeleech
-        .get(state.meta.group_id, state.meta.torrent_type);
-    let (torrent_up, torrent_down) = (state.meta.up_multiplier, state.meta.down_multiplier);
+        .get(listing.meta.group_id, listing.meta.torrent_type);
+    let (torrent_up, torrent_down) = (listing.meta.up_multiplier, listing.meta.down_multiplier);
 
     let key = PeerKey {
         user: user.id,
@@ -234,7 +264,7 @@ pub fn announce_with(
     } else {
         settings.peers_per_user
     };
-    let (peer, existed) = state.swarm.place(
+    let (peer, existed) = live.swarm.place(
         key,
         seeding,
         cap,
@@ -323,20 +353,20 @@ pub fn announce_with(
     let after = (!stopped).then(|| peer.clone());
 
     if seeding {
-        state.last_action = now;
+        live.last_action = now;
     }
     if stopped {
-        state.swarm.remove(&key);
+        live.swarm.remove(&key);
     } else {
         change += placed;
     }
     view.peers.apply(change);
     if snatch {
-        state.snatched = state.snatched.saturating_add(1);
+        live.completed(1);
     }
     let snatched = u32::from(snatch);
-    let complete = count(state.swarm.seeders());
-    let incomplete = count(state.swarm.leechers());
+    let complete = count(live.swarm.seeders());
+    let incomplete = count(live.swarm.leechers());
     let numwant = usize::from(
         request
             .numwant
@@ -345,16 +375,16 @@ pub fn announce_with(
     );
     let include_peers = numwant > 0 && !stopped;
     if include_peers {
-        state.swarm.select(user.id, seeding, numwant, rng, peers);
+        live.swarm.select(user.id, seeding, numwant, rng, peers);
     }
     let torrent_delta = TorrentDelta {
-        id: torrent.id,
+        id,
         snatched,
         seeders: complete,
         leechers: incomplete,
-        last_action: state.last_action,
+        last_action: live.last_action,
     };
-    let downloaded = state.snatched;
+    let downloaded = live.downloaded(&catalogue, listing);
 
     let user_delta = UserDelta {
         id: user.id,
@@ -367,7 +397,7 @@ pub fn announce_with(
         torrent: torrent_delta,
         history: HistoryDelta {
             user: user.id,
-            torrent: torrent.id,
+            torrent: id,
             uploaded: raw_up,
             downloaded: raw_down,
             seeding,
@@ -384,7 +414,7 @@ pub fn announce_with(
             // TrackerHide stores the loopback address of the endpoint's family.
             let row = TransferIpDelta {
                 user: user.id,
-                torrent: torrent.id,
+                torrent: id,
                 client,
                 ip: (),
                 port: request.port,
@@ -406,7 +436,7 @@ pub fn announce_with(
         },
         snatch: snatch.then_some(SnatchDelta {
             user: user.id,
-            torrent: torrent.id,
+            torrent: id,
             snatched_time: now,
             start_time,
         }),
@@ -414,14 +444,17 @@ pub fn announce_with(
     };
     changed(
         &PeerChange {
-            torrent: torrent.id,
+            torrent: id,
             key,
             peer: after.as_ref().map(|peer| (peer, seeding)),
             evicted: &evicted_ids,
         },
         &deltas,
     );
-    drop(state);
+    if stopped {
+        shard.leave_if_idle(id);
+    }
+    drop(shard);
     Ok(Announced {
         complete,
         downloaded,

@@ -1,10 +1,12 @@
-//! The tracker core: swarms, peer selection, announce and scrape, deltas.
+//! The tracker core: the catalogue, swarms, peer selection, announce and scrape,
+//! deltas.
 //!
 //! Pure by design: no tokio, sqlx or actix here, and no clock or random source of its
 //! own — callers pass `now` and an `Rng`. That keeps every rule of the announce
 //! testable without a network or a database.
 
 mod announce;
+mod catalogue;
 mod deltas;
 mod failure;
 pub mod hash;
@@ -13,6 +15,7 @@ mod limit;
 mod scrape;
 mod snapshot;
 mod swarm;
+mod swarms;
 mod types;
 
 #[cfg(test)]
@@ -22,6 +25,9 @@ pub use announce::{
     announce, announce_with, credit, download_disabled, plausible, AnnounceRequest, Announced,
     Event, Implausible, PeerChange, Settings, View, MAX_COUNTER,
 };
+pub use catalogue::{
+    Catalogue, CatalogueBuilder, Listing, Seen, Tag, TorrentMeta, TorrentRow, Written,
+};
 pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
     TransferIpDelta, UserDelta,
@@ -30,10 +36,11 @@ pub use failure::{Failure, RATE_LIMIT_RETRY_SECS};
 pub use limit::{RequestLimiter, RetryAfter};
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
 pub use snapshot::{
-    Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, Torrent,
-    TorrentMeta, TorrentRow, TorrentState, Torrents, TorrentsBuilder, User, Users,
+    Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, User,
+    Users,
 };
 pub use swarm::{
     peer_time, Endpoint, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally, MAX_PEERS_PER_USER,
 };
+pub use swarms::{Live, Shard, Swarms, SHARDS};
 pub use types::{ClientId, GroupId, InfoHash, Passkey, PeerId, TorrentId, TorrentType, UserId};

@@ -1,7 +1,9 @@
 //! Scrape (SPEC §6): counts for the requested torrents the user may download.
 
 use super::announce::download_disabled;
-use super::snapshot::{HitAndRuns, Torrents, User};
+use super::catalogue::Catalogue;
+use super::snapshot::{HitAndRuns, User};
+use super::swarms::Swarms;
 use super::types::InfoHash;
 
 /// Most info_hash values one scrape may carry (duplicates counted).
@@ -18,9 +20,11 @@ pub struct ScrapeFile {
 
 /// Appends to `files`, sorted by hash and without duplicates, every requested torrent
 /// that is tracked and not download-disabled for `user`. Status is not checked, so
-/// pruned torrents show.
+/// pruned torrents show. A torrent without a live swarm has no peers, and the
+/// catalogue's `Snatched`.
 pub fn scrape(
-    torrents: &Torrents,
+    catalogue: &Catalogue,
+    swarms: &Swarms,
     hit_and_runs: &HitAndRuns,
     user: &User,
     hashes: &[InfoHash],
@@ -30,18 +34,32 @@ pub fn scrape(
     wanted.sort_unstable();
     wanted.dedup();
     for info_hash in wanted {
-        let Some(torrent) = torrents.get(&info_hash) else {
+        let Some(listing) = catalogue.get(&info_hash) else {
             continue;
         };
-        if download_disabled(user, torrent.id, hit_and_runs) {
+        if download_disabled(user, listing.id, hit_and_runs) {
             continue;
         }
-        let state = torrent.lock();
-        files.push(ScrapeFile {
-            info_hash,
-            complete: u32::try_from(state.swarm.seeders()).unwrap_or(u32::MAX),
-            downloaded: state.snatched,
-            incomplete: u32::try_from(state.swarm.leechers()).unwrap_or(u32::MAX),
-        });
+        let shard = swarms.shard(listing.id);
+        let file = match shard.get(listing.id) {
+            Some(live) => ScrapeFile {
+                info_hash,
+                complete: count(live.swarm.seeders()),
+                downloaded: live.downloaded(catalogue, listing),
+                incomplete: count(live.swarm.leechers()),
+            },
+            None => ScrapeFile {
+                info_hash,
+                complete: 0,
+                downloaded: listing.snatched,
+                incomplete: 0,
+            },
+        };
+        drop(shard);
+        files.push(file);
     }
+}
+
+fn count(n: usize) -> u32 {
+    u32::try_from(n).unwrap_or(u32::MAX)
 }

@@ -1,14 +1,16 @@
 //! Unit tests of the announce rules, without I/O: a fixed clock and a seeded rng.
 
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
-use std::sync::Arc;
+use std::sync::{Arc, MutexGuard};
 
+use arc_swap::ArcSwap;
 use rand::rngs::SmallRng;
 use rand::SeedableRng;
 
 use super::*;
 
 const HASH: InfoHash = InfoHash([7; 20]);
+const ID: TorrentId = TorrentId(3);
 const T0: i64 = 1_700_000_000;
 
 struct World {
@@ -16,7 +18,8 @@ struct World {
     hit_and_runs: HitAndRuns,
     group_freeleech: GroupFreeleech,
     global_freeleech: bool,
-    torrents: Torrents,
+    catalogue: ArcSwap<Catalogue>,
+    swarms: Swarms,
     settings: Settings,
     rng: SmallRng,
     peers: PeerGauges,
@@ -45,14 +48,13 @@ fn world_with(status: i32, up: f64, down: f64) -> World {
         snatched: 10,
         status,
     };
-    let mut torrents = Torrents::default();
-    torrents.insert(HASH, Arc::new(Torrent::new(&row)));
     World {
         clients: Clients::new(vec![(b"-TR".to_vec().into(), ClientId(1))]),
         hit_and_runs: HitAndRuns::default(),
         group_freeleech: GroupFreeleech::default(),
         global_freeleech: false,
-        torrents,
+        catalogue: ArcSwap::from_pointee(Catalogue::from_rows(1, [0, 0], [row])),
+        swarms: Swarms::default(),
         settings: Settings {
             announce_interval: 1800,
             min_announce_interval: 900,
@@ -103,7 +105,8 @@ impl World {
             hit_and_runs: &self.hit_and_runs,
             group_freeleech: &self.group_freeleech,
             global_freeleech: self.global_freeleech,
-            torrents: &self.torrents,
+            catalogue: &self.catalogue,
+            swarms: &self.swarms,
             peers: &self.peers,
         };
         let mut peers = Vec::new();
@@ -126,8 +129,14 @@ impl World {
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, TorrentState> {
-        self.torrents.get(&HASH).unwrap().lock()
+    /// The shard of the world's torrent, locked.
+    fn shard(&self) -> MutexGuard<'_, Shard> {
+        self.swarms.shard(ID)
+    }
+
+    /// Something of the world's torrent's live state (None: it has none).
+    fn live<R>(&self, read: impl FnOnce(&Live) -> R) -> Option<R> {
+        self.shard().get(ID).map(read)
     }
 }
 
@@ -223,8 +232,8 @@ fn leecher_to_seeder_credits_the_interval_as_seed_time_and_moves_the_peer() {
         (0, 60)
     );
     assert_eq!(
-        w.state().last_action,
-        T0 + 120,
+        w.live(|live| live.last_action),
+        Some(T0 + 120),
         "only seeders refresh last action"
     );
 }
@@ -408,7 +417,8 @@ fn a_user_over_the_peer_cap_loses_its_least_recently_seen_peer() {
     let third = w.ok(&u, &request(3, 500, 0, 0), T0 + 3);
     assert_eq!((third.evicted, third.incomplete), (1, 3));
     {
-        let state = w.state();
+        let shard = w.shard();
+        let state = shard.get(ID).unwrap();
         let mine = |n: u8| {
             let mut id = *b"-TR2940-000000000000";
             id[19] = n;
@@ -437,17 +447,18 @@ fn a_user_over_the_peer_cap_loses_its_least_recently_seen_peer() {
 
 /// Peers and endpoints of the world's torrent, counted by walking its swarm.
 fn recount(w: &World) -> (usize, usize, usize) {
-    let state = w.state();
-    state
-        .swarm
-        .iter()
-        .fold((0, 0, 0), |(p, v4, v6), (_, peer, _)| {
-            (
-                p + 1,
-                v4 + usize::from(peer.v4.is_some()),
-                v6 + usize::from(peer.v6.is_some()),
-            )
-        })
+    w.live(|live| {
+        live.swarm
+            .iter()
+            .fold((0, 0, 0), |(p, v4, v6), (_, peer, _)| {
+                (
+                    p + 1,
+                    v4 + usize::from(peer.v4.is_some()),
+                    v6 + usize::from(peer.v6.is_some()),
+                )
+            })
+    })
+    .unwrap_or((0, 0, 0))
 }
 
 #[test]
@@ -486,15 +497,16 @@ fn the_peer_gauges_follow_every_change_to_the_swarm() {
 }
 
 #[test]
-fn a_retired_torrent_takes_no_more_peers() {
+fn a_torrent_gone_from_the_catalogue_takes_no_more_peers() {
     let mut w = world();
     let u = user(1);
     w.ok(&u, &request(1, 500, 0, 0), T0);
-    let torrent = Arc::clone(w.torrents.get(&HASH).unwrap());
-    let gone = torrent.retire();
-    assert_eq!((gone.peers, gone.v4, gone.v6), (1, 1, 0));
-    w.peers.remove(gone);
+    // A reload without it: the catalogue is swapped, then the swarms swept to it.
+    let next = Arc::new(Catalogue::from_rows(2, [0, 0], []));
+    w.catalogue.store(Arc::clone(&next));
+    assert_eq!(w.swarms.sweep(&next, &w.peers), 1);
     assert_eq!(w.peers.counts().peers, 0);
+    assert_eq!(w.swarms.count(), 0);
     assert_eq!(
         w.announce_as(&u, &request(2, 500, 0, 0), T0 + 1).err(),
         Some(Failure::UnknownTorrent)
@@ -675,8 +687,17 @@ fn pruned_torrent_refuses_leechers_and_a_seeder_unprunes_it() {
     stop.event = Event::Stopped;
     let done = w.ok(&user(2), &stop, T0);
     assert_eq!(done.deltas.unprune, Some(TorrentId(3)));
-    assert_eq!(w.state().status, 0);
-    assert!(w.state().unprune_pending);
+    let catalogue = w.catalogue.load_full();
+    let listing = catalogue.get(&HASH).unwrap();
+    assert_eq!(
+        listing.status, 1,
+        "the catalogue says what the database said"
+    );
+    assert_eq!(
+        w.live(|live| live.status(&catalogue, listing)),
+        Some(0),
+        "revived here until the catalogue shows the write"
+    );
     let next = w.ok(&user(1), &request(1, 42, 0, 0), T0);
     assert_eq!(next.deltas.unprune, None);
 
@@ -803,7 +824,8 @@ fn scrape_filters_unknown_and_download_disabled_and_dedups() {
     let w = world_with(1, 1.0, 1.0);
     let mut files = Vec::new();
     scrape(
-        &w.torrents,
+        &w.catalogue.load(),
+        &w.swarms,
         &w.hit_and_runs,
         &user(1),
         &[HASH, InfoHash([1; 20]), HASH],
@@ -821,7 +843,14 @@ fn scrape_filters_unknown_and_download_disabled_and_dedups() {
     let mut blocked = user(2);
     blocked.disable_download = true;
     files.clear();
-    scrape(&w.torrents, &w.hit_and_runs, &blocked, &[HASH], &mut files);
+    scrape(
+        &w.catalogue.load(),
+        &w.swarms,
+        &w.hit_and_runs,
+        &blocked,
+        &[HASH],
+        &mut files,
+    );
     assert!(files.is_empty());
 }
 
@@ -846,8 +875,8 @@ mod gauges {
                 let now = T0 + n as i64 * 10;
                 if purge == 0 {
                     // Peers not seen for 200 s go.
-                    let gone = w.state().swarm.purge(now - 200);
-                    w.peers.remove(gone);
+                    let gone = w.shard().get_mut(ID).map(|live| live.swarm.purge(now - 200));
+                    w.peers.remove(gone.unwrap_or_default());
                 } else {
                     let mut req = request(peer, if seeding { 0 } else { 500 }, 0, 0);
                     if v6 {
