@@ -79,15 +79,43 @@ pub struct Tracker {
     tasks: Vec<JoinHandle<()>>,
 }
 
+/// A start-up halfway: everything that can fail without losing anything is done
+/// (database loads, peer cache, events folder, the listener bound); what is left
+/// replays the journal and the spill file, which must not be cut short
+/// ([`Starting::finish`]).
+pub struct Starting {
+    shared: Arc<Shared>,
+    store: Store,
+    files: Files,
+    journal: Option<recovery::Prepared>,
+    addr: SocketAddr,
+    http: crate::http::Prepared,
+}
+
 impl Tracker {
-    /// Connects, loads every snapshot, replays the spill file, starts the background
-    /// tasks and serves on `listener`, or on the configured `addr` bound once all that
-    /// is done (the start-up order of SPEC §1.1 from the database ping on).
+    /// Connects, loads every snapshot, binds, replays the journal and the spill file,
+    /// starts the background tasks and serves on `listener` (or on the configured
+    /// `addr`): [`Tracker::prepare`], then [`Starting::finish`].
     pub async fn start(
         config: Config,
         files: Files,
         listener: Option<TcpListener>,
     ) -> Result<Tracker, StartError> {
+        Tracker::prepare(config, files, listener)
+            .await?
+            .finish()
+            .await
+    }
+
+    /// The part of the start-up that may be given up at any point (a signal): it
+    /// changes no file and queues nothing. Every step that can fail is here, so a
+    /// start that goes on to replay rows cannot fail after it and exit with them in
+    /// memory only (the spill file renamed, which the next start ignores).
+    pub async fn prepare(
+        config: Config,
+        files: Files,
+        listener: Option<TcpListener>,
+    ) -> Result<Starting, StartError> {
         let metrics = Arc::new(Metrics::new(&config.channels));
         let mut store = Store::new(&config.database, &metrics);
         store.ping().await.map_err(StartError::Ping)?;
@@ -135,31 +163,13 @@ impl Tracker {
                 e
             ),
         }
-        // With commit markers the journal of the previous run is replayed (what the
-        // database lacks) before anything new happens, and this run's journal starts.
-        match store.commits {
-            true => {
-                let read = |e: sqlx::Error| {
-                    StartError::Journal(format!("Couldn't read {} - {e}", store::commits::TABLE))
-                };
-                let database = store::commits::journal_id(&store).await.map_err(read)?;
-                let writers: Vec<&str> = crate::accounting::Kind::ALL
-                    .iter()
-                    .filter(|kind| kind.journaled())
-                    .map(|kind| kind.name())
-                    .collect();
-                store::commits::create_rows(&store, &writers)
-                    .await
-                    .map_err(read)?;
-                let markers = store::commits::load(&store).await.map_err(read)?;
-                let journal = recovery::recover(&shared, &files.journal, database, &markers)?;
-                shared.sink.set_journal(journal);
-            }
-            false => recovery::warn_unmarked(&files.journal),
-        }
-        let spill = Arc::new(Spill::new(files.spill));
-        replay_spill(&shared.sink, &spill)?;
-        count_replayed_writes(&shared);
+        // The journal directory is this process's from here (a second tracker on it
+        // stops now), and the database's markers are read.
+        let journal = if store.commits {
+            Some(recovery::prepare(&store, &files.journal).await?)
+        } else {
+            None
+        };
         if shared.config.record {
             let events =
                 |e: std::io::Error| StartError::Events(files.events.display().to_string(), e);
@@ -172,7 +182,56 @@ impl Tracker {
             .map_err(events)?;
             let _ = shared.recorder.set(recorder);
         }
+        let config_addr = shared.config.addr.to_string();
+        let listener = match listener {
+            Some(listener) => listener,
+            None => {
+                bind(&shared.config.addr).map_err(|e| StartError::Bind(config_addr.clone(), e))?
+            }
+        };
+        let addr = listener
+            .local_addr()
+            .map_err(|e| StartError::Bind(config_addr.clone(), e))?;
+        // Connections wait in the listener's backlog until the server runs, once
+        // everything below is done.
+        let http = crate::http::prepare(Arc::clone(&shared), listener)
+            .map_err(|e| StartError::Bind(config_addr.clone(), e))?;
+        Ok(Starting {
+            shared,
+            store,
+            files,
+            journal,
+            addr,
+            http,
+        })
+    }
+}
 
+impl Starting {
+    /// Replays the previous run's journal (with commit markers) and spill file, starts
+    /// the writers, reloader, purge and serializer, and serves. Not to be cut short:
+    /// a signal meanwhile is taken once it is done, by the drain.
+    pub async fn finish(self) -> Result<Tracker, StartError> {
+        let Starting {
+            shared,
+            store,
+            files,
+            journal,
+            addr,
+            http,
+        } = self;
+        // With commit markers the journal of the previous run is replayed (what the
+        // database lacks) before anything new happens, and this run's journal starts.
+        match journal {
+            Some(prepared) => {
+                let journal = recovery::recover(&shared, prepared)?;
+                shared.sink.set_journal(journal);
+            }
+            None => recovery::warn_unmarked(&files.journal),
+        }
+        let spill = Arc::new(Spill::new(files.spill));
+        replay_spill(&shared.sink, &spill)?;
+        count_replayed_writes(&shared);
         let (stop, stopped) = watch::channel(false);
         let (deadline, deadline_rx) = watch::channel(None);
         let config = &shared.config;
@@ -204,18 +263,10 @@ impl Tracker {
             stopped,
         )));
 
-        let listener = match listener {
-            Some(listener) => listener,
-            None => bind(&config.addr).map_err(|e| StartError::Bind(config.addr.to_string(), e))?,
-        };
-        let addr = listener
-            .local_addr()
-            .map_err(|e| StartError::Bind(config.addr.to_string(), e))?;
-        let server = crate::http::serve(Arc::clone(&shared), listener)
-            .map_err(|e| StartError::Bind(config.addr.to_string(), e))?;
+        let server = http.run();
         let handle = server.handle();
         let server_task = tokio::spawn(server);
-        tracing::info!("Ready and accepting new connections on {}", config.addr);
+        tracing::info!("Ready and accepting new connections on {}", addr);
         Ok(Tracker {
             shared,
             addr,
@@ -229,7 +280,9 @@ impl Tracker {
             tasks,
         })
     }
+}
 
+impl Tracker {
     /// Wakes every writer and waits until nothing is pending or being written; false
     /// if that takes longer than `within`.
     pub async fn flush(&self, within: Duration) -> bool {
@@ -247,7 +300,6 @@ impl Tracker {
         }
     }
 
-    /// A handle that sets the drain deadline from outside (signals).
     /// Runs a reload cycle now and returns once it is done (for tests and tools:
     /// failed loads are logged, as in a periodic cycle).
     pub async fn reload_now(&self) {
@@ -259,6 +311,7 @@ impl Tracker {
         self.shared.purge_trigger.run_now().await;
     }
 
+    /// A handle that sets the drain deadline from outside (signals).
     pub fn deadline(&self) -> watch::Sender<Option<Instant>> {
         self.deadline.clone()
     }
@@ -398,9 +451,8 @@ fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
         );
     }
     let count = replayed.lines.len();
-    for line in replayed.lines {
-        sink.replay_line(line);
-    }
+    // Renamed before its rows are merged: if the rename fails the rows are not
+    // queued (nor journaled), and the next start reads the file again, once.
     let mut renamed = path.as_os_str().to_owned();
     renamed.push(format!(".replayed-{}", unix_now()));
     // A file an older version wrote may be readable by all; the kept copy is not.
@@ -422,6 +474,9 @@ fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
             PathBuf::from(&renamed).display()
         ))
     })?;
+    for line in replayed.lines {
+        sink.replay_line(line);
+    }
     tracing::info!("Replayed {} spilled rows from {}", count, path.display());
     Ok(count)
 }
@@ -526,14 +581,20 @@ pub async fn run(options: Options) -> u8 {
             return 1;
         }
     };
-    let started = tokio::select! {
-        started = Tracker::start(loaded.config, files, None) => started,
+    let prepared = tokio::select! {
+        prepared = Tracker::prepare(loaded.config, files, None) => prepared,
         () = signals.next() => {
-            // Nothing is pending before the tracker listens: there is nothing to drain.
+            // Nothing is queued before the replays: there is nothing to drain.
             tracing::info!("Caught interrupt, shutting down...");
             tracing::info!("Shutdown complete");
             return 0;
         }
+    };
+    // The replays are not cut short: a signal meanwhile waits in `signals` and starts
+    // the drain as soon as the tracker runs.
+    let started = match prepared {
+        Ok(starting) => starting.finish().await,
+        Err(error) => Err(error),
     };
     let tracker = match started {
         Ok(tracker) => tracker,

@@ -3,7 +3,8 @@
 //! markers) are queued again, and this run's journal starts after them.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::fs::File;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -14,16 +15,52 @@ use crate::journal::record::{Announce, Entry};
 use crate::journal::{self, Counters, Epochs, Journal, KINDS};
 use crate::log::fmt_duration;
 use crate::state::Shared;
+use crate::store::{commits, Store};
 use crate::tracker::{InfoHash, PeerKey, Tally, TorrentId};
 
-/// Replays the journal in `dir` and opens this run's; `markers` are the database's
-/// commit markers by writer name.
-pub fn recover(
-    shared: &Shared,
-    dir: &Path,
-    database: u64,
-    markers: &HashMap<String, u64>,
-) -> Result<Arc<Journal>, StartError> {
+/// What start-up learns before it replays anything: the journal directory, locked
+/// for this process, and what the database holds of it.
+pub struct Prepared {
+    pub dir: PathBuf,
+    lock: File,
+    /// The database's journal id.
+    pub database: u64,
+    /// The database's commit markers by writer name.
+    pub markers: HashMap<String, u64>,
+}
+
+/// Takes the journal directory `dir` for this process and reads the database's side.
+pub async fn prepare(store: &Store, dir: &Path) -> Result<Prepared, StartError> {
+    let lock = journal::lock_dir(dir).map_err(|e| {
+        StartError::Journal(format!("Couldn't take the journal {} - {e}", dir.display()))
+    })?;
+    let read =
+        |e: sqlx::Error| StartError::Journal(format!("Couldn't read {} - {e}", commits::TABLE));
+    let database = commits::journal_id(store).await.map_err(read)?;
+    let writers: Vec<&str> = Kind::ALL
+        .iter()
+        .filter(|kind| kind.journaled())
+        .map(|kind| kind.name())
+        .collect();
+    commits::create_rows(store, &writers).await.map_err(read)?;
+    let markers = commits::load(store).await.map_err(read)?;
+    Ok(Prepared {
+        dir: dir.to_path_buf(),
+        lock,
+        database,
+        markers,
+    })
+}
+
+/// Replays the journal [`prepare`]d and opens this run's.
+pub fn recover(shared: &Shared, prepared: Prepared) -> Result<Arc<Journal>, StartError> {
+    let Prepared {
+        dir,
+        lock,
+        database,
+        markers,
+    } = prepared;
+    let dir = dir.as_path();
     let started = Instant::now();
     let committed: Epochs =
         std::array::from_fn(|i| markers.get(Kind::ALL[i].name()).copied().unwrap_or(0));
@@ -32,9 +69,6 @@ pub fn recover(
         .iter()
         .map(|(hash, listing)| (listing.id, *hash))
         .collect();
-    let lock = journal::lock_dir(dir).map_err(|e| {
-        StartError::Journal(format!("Couldn't take the journal {} - {e}", dir.display()))
-    })?;
     let before = unwritten(shared);
     let mut peer_changes = 0u64;
     let scan = journal::recover::scan(dir, database, |entry, open| {

@@ -44,14 +44,16 @@ impl Setup {
         }
     }
 
+    /// Started in the test's own directory (where `events/` goes with `record`).
     fn start(&self, dsn: &str, extra: &[&str]) -> Process {
         let spill = self.spill.to_str().unwrap();
         let cache = self.dir.0.join("peer-cache.bin");
         let mut args = vec!["--spill", spill, "--peer-cache", cache.to_str().unwrap()];
         args.extend_from_slice(extra);
-        let args: Vec<String> = args.iter().map(|s| (*s).to_owned()).collect();
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        let mut process = Process::start(&self.config, dsn, &args);
+        let cwd = self.dir.0.clone();
+        let mut process = Process::start_with(&self.config, dsn, &args, |command| {
+            command.current_dir(&cwd);
+        });
         process.wait_for("Ready and accepting new connections", WAIT);
         process
     }
@@ -211,6 +213,65 @@ async fn an_outage_at_shutdown_spills_and_the_next_start_replays() {
     assert_eq!(status.code(), Some(0), "{log}");
     assert_traffic_written(&db).await;
     assert!(!setup.spill.exists(), "renamed after replay");
+    assert_eq!(replayed_files(&setup.dir.0).len(), 1);
+}
+
+/// Runs the tracker of `setup` until it exits, which it must do with status 1 and a
+/// log line containing `reason`; returns the log.
+async fn failed_start(setup: &Setup, dsn: &str, extra: &[&str], reason: &str) -> String {
+    let spill = setup.spill.to_str().unwrap().to_owned();
+    let cache = setup.dir.0.join("peer-cache.bin");
+    let mut args = vec!["--spill".to_owned(), spill, "--peer-cache".to_owned()];
+    args.push(cache.to_str().unwrap().to_owned());
+    args.extend(extra.iter().map(|s| (*s).to_owned()));
+    let (config, dsn, cwd) = (setup.config.clone(), dsn.to_owned(), setup.dir.0.clone());
+    let (status, log) = tokio::task::spawn_blocking(move || {
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        let mut process = Process::start_with(&config, &dsn, &args, |command| {
+            command.current_dir(&cwd);
+        });
+        (process.wait(WAIT), process.log_text())
+    })
+    .await
+    .unwrap();
+    assert_eq!(status.code(), Some(1), "{log}");
+    assert!(log.contains(reason), "{reason:?} in\n{log}");
+    log
+}
+
+// Multi-threaded: the proxy's tasks run while this test blocks waiting for log lines.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_start_that_fails_loses_no_spilled_row() {
+    let db = TestDb::new().await;
+    db.exec("DROP TABLE chihaya_commits").await;
+    let setup = Setup::with("failedstart", r#", "record": true"#);
+    traffic_then_an_outage_at_shutdown(&db, &setup).await;
+    assert!(setup.spill.exists());
+    // The port is taken: the start fails before the spill file is read.
+    let taken = std::net::TcpListener::bind(setup.addr).unwrap();
+    let log = failed_start(&setup, &db.dsn(), &[], "Couldn't listen on 127.0.0.1:").await;
+    assert!(!log.contains("Replayed"), "{log}");
+    drop(taken);
+    // The recorder's folder cannot be made (a file has its name): the same.
+    let events = setup.dir.0.join("events");
+    std::fs::remove_dir_all(&events).ok();
+    std::fs::write(&events, "not a folder").unwrap();
+    failed_start(
+        &setup,
+        &db.dsn(),
+        &[],
+        "Couldn't create the recorder directory",
+    )
+    .await;
+    assert!(setup.spill.exists(), "still there for the next start");
+    assert!(replayed_files(&setup.dir.0).is_empty());
+    std::fs::remove_file(&events).unwrap();
+    // The next start that can serve replays the file, once.
+    let tracker = setup.start(&db.dsn(), &[]);
+    assert!(tracker.log_text().contains("Replayed 13 spilled rows"));
+    let (status, log) = tracker.stop_with("INT", WAIT).await;
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert_traffic_written(&db).await;
     assert_eq!(replayed_files(&setup.dir.0).len(), 1);
 }
 

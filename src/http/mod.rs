@@ -35,6 +35,22 @@ pub fn serve(
     shared: Arc<Shared>,
     listener: TcpListener,
 ) -> std::io::Result<actix_web::dev::Server> {
+    Ok(prepare(shared, listener)?.run())
+}
+
+/// An HTTP server bound and set up, not yet serving: every step of its start that can
+/// fail is behind it, so a start-up can take it before anything it cannot undo.
+pub struct Prepared(Box<dyn FnOnce() -> actix_web::dev::Server>);
+
+impl Prepared {
+    /// Starts answering the connections waiting on the listener.
+    pub fn run(self) -> actix_web::dev::Server {
+        (self.0)()
+    }
+}
+
+/// Sets up the server on `listener` (see [`Prepared`]).
+pub fn prepare(shared: Arc<Shared>, listener: TcpListener) -> std::io::Result<Prepared> {
     let proxy_header = match shared.config.proxy.as_str() {
         "" => None,
         name => Some(HeaderName::from_bytes(name.as_bytes()).map_err(|e| {
@@ -62,9 +78,8 @@ pub fn serve(
     .client_request_timeout(CLIENT_TIMEOUT)
     .client_disconnect_timeout(Duration::from_secs(1))
     .keep_alive(CLIENT_TIMEOUT)
-    .listen(listener)?
-    .run();
-    Ok(server)
+    .listen(listener)?;
+    Ok(Prepared(Box::new(move || server.run())))
 }
 
 /// Every request comes here. A bug that panics while answering costs that request a
