@@ -481,6 +481,29 @@ fn replay_spill(sink: &Sink, spill: &Spill) -> Result<usize, StartError> {
     Ok(count)
 }
 
+/// How much less CPU priority (nice) the background threads have than the threads
+/// answering requests.
+const BACKGROUND_NICENESS: libc::c_int = 5;
+
+/// Lowers the calling thread's CPU priority: for the threads of background work
+/// (reloads decoding a million rows, flushes, purges, peer cache writes), so that on
+/// a saturated machine they take what announces leave rather than an equal share.
+/// Nothing waits on them: deltas coalesce a little longer, and the drain at shutdown
+/// runs at this priority too, with its own deadline. Best effort: failing changes
+/// nothing.
+pub fn background_priority() {
+    // SAFETY: gettid and setpriority only read their arguments; on Linux a thread id
+    // as `who` sets that thread's nice value alone.
+    unsafe {
+        let thread = libc::gettid();
+        let _ = libc::setpriority(
+            libc::PRIO_PROCESS,
+            thread as libc::id_t,
+            BACKGROUND_NICENESS,
+        );
+    }
+}
+
 /// Binds the listen address of SPEC §1.1: `:PORT` is every IPv4 and IPv6 address
 /// (a dual-stack socket, or IPv4 only where IPv6 is unavailable); `IPV4:PORT` and
 /// `[IPV6]:PORT` bind that address; `HOST:PORT` is looked up now and binds the first of

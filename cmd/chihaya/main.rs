@@ -86,8 +86,11 @@ fn main() -> ExitCode {
         ),
     };
     chihaya::log::init();
+    // The runtime runs the background work (reloads, flushes, purge, peer cache);
+    // actix-web answers on threads of its own. Under full load announces come first.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
+        .on_thread_start(chihaya::app::background_priority)
         .enable_all()
         .build()
     {

@@ -87,8 +87,9 @@ pub fn lock_dir(dir: &Path) -> std::io::Result<File> {
 #[derive(Debug, Clone)]
 pub struct Closed {
     pub number: u64,
-    /// Every table's open flush when the segment ended: its records are in flushes up
-    /// to these.
+    /// Every table's newest flush holding a record of the segment (at most its open
+    /// flush when the segment ended): once the database has these, the segment holds
+    /// nothing it lacks.
     pub end: Epochs,
 }
 
@@ -137,6 +138,10 @@ pub struct Journal {
     buffer: Mutex<Buffer>,
     /// Record bytes appended since start; the journal's position.
     appended: AtomicU64,
+    /// The position after the last announce or row record (cuts excluded).
+    data_end: AtomicU64,
+    /// Each table's position after its last cut record.
+    cut_at: [AtomicU64; KINDS],
     /// The position on disk (synced, when syncing is on).
     safe: watch::Sender<u64>,
     fsync: Duration,
@@ -163,6 +168,8 @@ struct Rotation {
     at: usize,
     segment: u64,
     open: Epochs,
+    /// The newest flush of each table holding a record of the segment that ends.
+    end: Epochs,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -189,6 +196,8 @@ impl Journal {
                 ..Buffer::default()
             }),
             appended: AtomicU64::new(0),
+            data_end: AtomicU64::new(0),
+            cut_at: std::array::from_fn(|_| AtomicU64::new(0)),
             safe: watch::Sender::new(0),
             fsync: start.fsync,
             database: start.database,
@@ -228,13 +237,19 @@ impl Journal {
         self.gate.read().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Appends a record (the caller holds the gate).
+    /// Appends an announce or row record (the caller holds the gate).
     pub fn append(&self, write: impl FnOnce(&mut Vec<u8>)) {
+        let end = self.push(write);
+        self.data_end.fetch_max(end, Ordering::SeqCst);
+    }
+
+    /// Appends a record; returns the position after it.
+    fn push(&self, write: impl FnOnce(&mut Vec<u8>)) -> u64 {
         let mut buffer = lock(&self.buffer);
         let before = buffer.bytes.len();
         write(&mut buffer.bytes);
         let added = (buffer.bytes.len() - before) as u64;
-        self.appended.fetch_add(added, Ordering::SeqCst);
+        self.appended.fetch_add(added, Ordering::SeqCst) + added
     }
 
     /// The position of everything appended so far.
@@ -247,7 +262,8 @@ impl Journal {
     pub fn cut<T>(&self, kind: usize, take: impl FnOnce() -> T) -> (T, Cut) {
         let _exclusive = self.gate.write().unwrap_or_else(PoisonError::into_inner);
         let epoch = self.open[kind].load(Ordering::SeqCst);
-        self.append(|out| record::cut(out, kind as u8, epoch));
+        let at = self.push(|out| record::cut(out, kind as u8, epoch));
+        self.cut_at[kind].store(at, Ordering::SeqCst);
         self.open[kind].store(epoch + 1, Ordering::SeqCst);
         let taken = take();
         let position = self.position();
@@ -295,11 +311,23 @@ impl Journal {
         }
         let segment = buffer.next_segment;
         buffer.next_segment += 1;
-        let open = std::array::from_fn(|kind| self.open[kind].load(Ordering::SeqCst));
+        let open: Epochs = std::array::from_fn(|kind| self.open[kind].load(Ordering::SeqCst));
+        // A table cut after the last announce or row record has none of the segment's
+        // records in its open flush: the segment needs only the flush before, so that
+        // once everything is written (a clean shutdown) nothing keeps it.
+        let data_end = self.data_end.load(Ordering::SeqCst);
+        let end = std::array::from_fn(|kind| {
+            if self.cut_at[kind].load(Ordering::SeqCst) > data_end {
+                open[kind].saturating_sub(1)
+            } else {
+                open[kind]
+            }
+        });
         buffer.rotation = Some(Rotation {
             at: buffer.bytes.len(),
             segment,
             open,
+            end,
         });
         segment
     }
@@ -472,7 +500,7 @@ impl Writer {
         sync_dir(&self.journal.dir)?;
         self.closed.push(Closed {
             number: self.current,
-            end: rotation.open,
+            end: rotation.end,
         });
         self.file = file;
         self.file_len = file_len;
@@ -654,10 +682,11 @@ mod tests {
         journal.cache_written(2);
         std::thread::sleep(Duration::from_millis(20));
         assert!(segment_path(&dir, 1).exists());
-        // Every tracked table has its flushes up to the one open at the rotation
-        // (table 1 was cut once, so its open flush was 2 then).
+        // Every tracked table has the flushes holding the segment's records: flush 1
+        // of each (table 1 was cut after the last record, so its flush 2, open at the
+        // rotation, holds none of them and is not waited for).
         for kind in 0..KINDS - 1 {
-            journal.committed(kind, if kind == 1 { 2 } else { 1 });
+            journal.committed(kind, 1);
         }
         wait_until("the covered segment is deleted", || {
             !segment_path(&dir, 1).exists()

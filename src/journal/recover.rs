@@ -86,6 +86,8 @@ pub fn scan(
         // A header comes first: once it names another database, nothing of the
         // segment is handed over.
         let mut foreign = None;
+        // The newest flush of each table that holds a record of this segment.
+        let mut newest: Epochs = [0; KINDS];
         let end = read_segment(&bytes, &mut open, |located| {
             match located {
             _ if foreign.is_some() => {}
@@ -99,6 +101,9 @@ pub fn scan(
             }) => {}
             Ok(located) => {
                 scan.records += 1;
+                for (newest, open) in newest.iter_mut().zip(&located.open) {
+                    *newest = (*newest).max(*open);
+                }
                 each(located.entry, &located.open);
             }
             // The frame's checksum matched, so this is not a torn write: a journal
@@ -121,7 +126,10 @@ pub fn scan(
             scan.damaged
                 .push((path.clone(), end.good, bytes.len() as u64 - end.good));
         }
-        scan.segments.push(Closed { number, end: open });
+        scan.segments.push(Closed {
+            number,
+            end: newest,
+        });
     }
     scan.open = open;
     Ok(scan)
