@@ -5,7 +5,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::process::{chihaya, free_port, Process};
+use common::process::{chihaya, Process, ANY_PORT};
 use common::*;
 
 /// Every log line must have the SPEC shape `YYYY/MM/DD HH:MM:SS [L] message`.
@@ -112,10 +112,10 @@ fn bad_database_port_exits_1_before_connecting() {
 
 #[test]
 fn unreachable_database_exits_1() {
-    let port = free_port();
+    // Port 1 on loopback: nothing listens there, the connection is refused.
     let out = chihaya()
         .arg("--config=/nonexistent/chihaya.json")
-        .env("DB_DSN", format!("root@tcp(127.0.0.1:{port})/chihaya"))
+        .env("DB_DSN", "root@tcp(127.0.0.1:1)/chihaya")
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
@@ -150,18 +150,18 @@ async fn failed_initial_load_exits_1() {
 async fn serves_then_drains_on_sigterm_and_exits_0() {
     let db = TestDb::new().await;
     let dir = TempDir::new("sigterm");
-    let port = free_port();
     let config = dir.0.join("config.json");
     std::fs::write(
         &config,
-        format!(r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0}}}}"#),
+        format!(r#"{{"addr": "{ANY_PORT}", "intervals": {{"announce_drift": 0}}}}"#),
     )
     .unwrap();
     let spill = dir.0.join("spill.jsonl");
     let mut tracker = Process::start(&config, &db.dsn(), &["--spill", spill.to_str().unwrap()]);
-    let ready = format!("Ready and accepting new connections on 127.0.0.1:{port}");
-    tracker.wait_for(&ready, Duration::from_secs(20));
-    let addr = format!("127.0.0.1:{port}").parse().unwrap();
+    // Port 0: the Ready line names the port the system chose.
+    let addr = tracker.wait_ready(Duration::from_secs(20));
+    assert_eq!(addr.ip().to_string(), "127.0.0.1");
+    assert_ne!(addr.port(), 0);
     // Pruned torrent 1: the unprune is queued, and must be written by the drain.
     let r = get(
         addr,

@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use common::process::{free_port, Process};
+use common::process::{pin_addr, ready_addr, Process, ANY_PORT};
 use common::proxy::Proxy;
 use common::*;
 use rand::rngs::SmallRng;
@@ -467,18 +467,18 @@ async fn blocking<T: Send + 'static>(f: impl FnOnce() -> T + Send + 'static) -> 
 struct Binary {
     dir: TempDir,
     config: PathBuf,
-    addr: SocketAddr,
+    /// Bound by the first start (port 0), kept by the restarts.
+    addr: std::sync::OnceLock<SocketAddr>,
 }
 
 impl Binary {
     fn new(tag: &str, intervals: &str) -> Binary {
         let dir = TempDir::new(tag);
-        let port = free_port();
         let config = dir.0.join("config.json");
         std::fs::write(
             &config,
             format!(
-                r#"{{"addr": "127.0.0.1:{port}", "log_flushes": true,
+                r#"{{"addr": "{ANY_PORT}", "log_flushes": true,
                     "limits": {{"user_requests_per_second": 0, "user_request_burst": 0}},
                     "intervals": {{"announce_drift": 0, "database_reload": 3600,
                                    "announce": 100000, "min_announce": 100000,
@@ -488,10 +488,15 @@ impl Binary {
         )
         .expect("write the config");
         Binary {
-            addr: format!("127.0.0.1:{port}").parse().expect("address"),
+            addr: std::sync::OnceLock::new(),
             config,
             dir,
         }
+    }
+
+    /// Where the tracker serves (once started).
+    fn addr(&self) -> SocketAddr {
+        *self.addr.get().expect("started once")
     }
 
     /// The files the tracker keeps across restarts, all in the test's directory.
@@ -507,23 +512,31 @@ impl Binary {
         ]
     }
 
-    /// Starts it and waits for it to listen (panics with its log if it does not).
+    /// Starts it and waits for it to listen (panics with its log if it does not); the
+    /// first start's address is kept for the restarts.
     async fn start(&self, dsn: &str) -> Process {
         let args = self.args();
         let (config, dsn) = (self.config.clone(), dsn.to_owned());
-        blocking(move || {
+        let (process, bound) = blocking(move || {
             let args: Vec<&str> = args.iter().map(String::as_str).collect();
             let mut process = Process::start(&config, &dsn, &args);
-            if process.try_wait_for(READY, START_WITHIN).is_none() {
+            let bound = process
+                .try_wait_for(READY, START_WITHIN)
+                .and_then(|line| ready_addr(&line));
+            let Some(bound) = bound else {
                 let status = process.kill();
                 panic!(
                     "chihaya did not get ready ({status}); log:\n{}",
                     process.log_text()
                 );
-            }
-            process
+            };
+            (process, bound)
         })
-        .await
+        .await;
+        if self.addr.set(bound).is_ok() {
+            pin_addr(&self.config, bound);
+        }
+        process
     }
 }
 
@@ -914,7 +927,8 @@ async fn kill_9_at_ten_moments_loses_nothing_and_counts_nothing_twice() {
     let db = TestDb::new().await;
     let specs = create_swarm(&db, USERS, TORRENTS, 4).await;
     let binary = Binary::new("crash", r#""flush": 1, "database_serialize": 2"#);
-    let load = Arc::new(Load::new(binary.addr, specs.len()));
+    let mut process = binary.start(&db.dsn()).await;
+    let load = Arc::new(Load::new(binary.addr(), specs.len()));
 
     let mut rng = SmallRng::seed_from_u64(0xC4A5_0009);
     let mut lanes: Vec<Vec<Peer>> = (0..WORKERS).map(|_| Vec::new()).collect();
@@ -944,7 +958,6 @@ async fn kill_9_at_ten_moments_loses_nothing_and_counts_nothing_twice() {
         Moment::Serializing(1),
     ];
 
-    let mut process = binary.start(&db.dsn()).await;
     let mut logs = Vec::new();
     load.completions_open.store(true, SeqCst);
     load.go.store(true, SeqCst);
@@ -1186,7 +1199,7 @@ async fn a_lost_commit_reply_counts_nothing_twice() {
         let process = binary.start(&dsn).await;
         if round == 0 {
             // Baselines first, written before the proxy is armed.
-            announce_all(binary.addr, &specs, &counters, &mut ledger, round).await;
+            announce_all(binary.addr(), &specs, &counters, &mut ledger, round).await;
             let baselines = eventually(Duration::from_secs(10), || async {
                 db.rows(&format!(
                     "SELECT COUNT(*) FROM transfer_history WHERE uid >= {FIRST_USER}"
@@ -1206,7 +1219,7 @@ async fn a_lost_commit_reply_counts_nothing_twice() {
             *up += 1_000 * (n as u64 + 1) + u64::from(round);
             *down += 100 * (n as u64 + 1);
         }
-        announce_all(binary.addr, &specs, &counters, &mut ledger, round).await;
+        announce_all(binary.addr(), &specs, &counters, &mut ledger, round).await;
         let swallowed = proxy
             .swallowed_at_least(before + 1, Duration::from_secs(5))
             .await;
@@ -1264,7 +1277,7 @@ async fn a_torn_journal_tail_is_skipped_with_a_warning() {
     let process = binary.start(&db.dsn()).await;
     let seeder = Announce::new(PASSKEY_1, HASH_3, "torn-a", 0);
     for a in [seeder.clone(), seeder.clone().transfer(700, 0)] {
-        let r = get(binary.addr, &a.target(), &[]).await;
+        let r = get(binary.addr(), &a.target(), &[]).await;
         assert!(r.text().starts_with("d8:complete"), "{}", r.text());
     }
     // The journal thread writes within milliseconds; then the process dies.
@@ -1298,7 +1311,12 @@ async fn a_torn_journal_tail_is_skipped_with_a_warning() {
     );
     assert!(log.contains(&warning), "{warning:?} in\n{log}");
     assert!(log.contains("Journal: replayed 2 records"), "{log}");
-    let r = get(binary.addr, &seeder.clone().transfer(1000, 0).target(), &[]).await;
+    let r = get(
+        binary.addr(),
+        &seeder.clone().transfer(1000, 0).target(),
+        &[],
+    )
+    .await;
     assert!(r.text().starts_with("d8:complete"), "{}", r.text());
     let (status, log) = process.terminate(Duration::from_secs(30)).await;
     assert_eq!(status.code(), Some(0), "{log}");
@@ -1326,7 +1344,7 @@ async fn a_journal_of_another_database_or_in_use_stops_start_up() {
     let binary = Binary::new("foreign", r#""flush": 1"#);
     let process = binary.start(&first.dsn()).await;
     let a = Announce::new(PASSKEY_1, HASH_3, "foreign-a", 0);
-    assert!(get(binary.addr, &a.target(), &[])
+    assert!(get(binary.addr(), &a.target(), &[])
         .await
         .text()
         .starts_with("d8:complete"));

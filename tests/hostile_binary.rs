@@ -10,25 +10,24 @@ use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 use std::time::Duration;
 
-use common::process::{free_port, Process};
+use common::process::{Process, ANY_PORT};
 use common::prom::parse;
 use common::proxy::Proxy;
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
 
-/// Writes a config listening on a free port; returns its path and the address.
-fn config(dir: &TempDir, extra: &str) -> (std::path::PathBuf, SocketAddr) {
-    let port = free_port();
+/// Writes a config listening on a port the system picks; returns its path.
+fn config(dir: &TempDir, extra: &str) -> std::path::PathBuf {
     let path = dir.0.join("config.json");
     std::fs::write(
         &path,
         format!(
-            r#"{{"addr": "127.0.0.1:{port}", "admin_token": "t"{extra}, "intervals": {{"announce_drift": 0, "database_reload": 3600}}}}"#
+            r#"{{"addr": "{ANY_PORT}", "admin_token": "t"{extra}, "intervals": {{"announce_drift": 0, "database_reload": 3600}}}}"#
         ),
     )
     .unwrap();
-    (path, format!("127.0.0.1:{port}").parse().unwrap())
+    path
 }
 
 /// Sends `raw` on a connection of its own and reads until the server closes it.
@@ -62,7 +61,7 @@ fn mode(path: &Path) -> u32 {
 async fn unparsable_requests_are_counted_and_summed_up_in_one_line() {
     let db = TestDb::new().await;
     let dir = TempDir::new("client-errors");
-    let (config, addr) = config(&dir, "");
+    let config = config(&dir, "");
     let spill = dir.0.join("spill.jsonl");
     let cache = dir.0.join("peer-cache.bin");
     let mut tracker = Process::start(
@@ -75,7 +74,7 @@ async fn unparsable_requests_are_counted_and_summed_up_in_one_line() {
             cache.to_str().unwrap(),
         ],
     );
-    tracker.wait_for("Ready and accepting new connections", WAIT);
+    let addr = tracker.wait_ready(WAIT);
     let announce = format!("/{PASSKEY_1}/announce?");
     let run = tokio::task::spawn_blocking(move || {
         for _ in 0..100 {
@@ -133,7 +132,7 @@ async fn files_with_passkeys_and_addresses_are_private_whatever_the_umask() {
     // file (the journal's own modes are checked in tests/shutdown.rs).
     db.exec("DROP TABLE chihaya_commits").await;
     let dir = TempDir::new("modes");
-    let (config, addr) = config(&dir, r#", "record": true"#);
+    let config = config(&dir, r#", "record": true"#);
     let proxy = Proxy::start(TestDb::server_addr()).await;
     let workdir = dir.0.clone();
     let args = ["--drain-timeout", "1"];
@@ -148,7 +147,7 @@ async fn files_with_passkeys_and_addresses_are_private_whatever_the_umask() {
             });
         }
     });
-    tracker.wait_for("Ready and accepting new connections", WAIT);
+    let addr = tracker.wait_ready(WAIT);
     let a = Announce::new(PASSKEY_1, HASH_3, "a", 1000);
     assert_eq!(common::get(addr, &a.target(), &[]).await.status, 200);
     assert_eq!(

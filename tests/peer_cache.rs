@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Duration;
 
-use common::process::{free_port, Process};
+use common::process::{pin_addr, Process, ANY_PORT};
 use common::*;
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -15,25 +15,23 @@ struct Setup {
     dir: TempDir,
     config: PathBuf,
     cache: PathBuf,
-    addr: std::net::SocketAddr,
+    /// Bound by the first start (port 0), kept by the restarts.
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Setup {
     fn new(tag: &str, intervals: &str) -> Setup {
         let dir = TempDir::new(tag);
-        let port = free_port();
         let config = dir.0.join("config.json");
         std::fs::write(
             &config,
-            format!(
-                r#"{{"addr": "127.0.0.1:{port}", "intervals": {{"announce_drift": 0{intervals}}}}}"#
-            ),
+            format!(r#"{{"addr": "{ANY_PORT}", "intervals": {{"announce_drift": 0{intervals}}}}}"#),
         )
         .unwrap();
         Setup {
             cache: dir.0.join("peer-cache.bin"),
             config,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            addr: std::sync::OnceLock::new(),
             dir,
         }
     }
@@ -46,8 +44,16 @@ impl Setup {
             &db.dsn(),
             &["--peer-cache", &cache, "--spill", &spill],
         );
-        process.wait_for("Ready and accepting new connections", WAIT);
+        let bound = process.wait_ready(WAIT);
+        if self.addr.set(bound).is_ok() {
+            pin_addr(&self.config, bound);
+        }
         process
+    }
+
+    /// Where the tracker serves (once started).
+    fn addr(&self) -> std::net::SocketAddr {
+        *self.addr.get().expect("started once")
     }
 }
 
@@ -82,7 +88,7 @@ async fn swarms_survive_a_restart_through_the_cache() {
         "Peer cache {} missing, starting empty",
         setup.cache.display()
     )));
-    let r = get(setup.addr, &seeder().target(), &[]).await;
+    let r = get(setup.addr(), &seeder().target(), &[]).await;
     assert_eq!(r.body, announce_body(1, 0, 0, Some(b"0:")));
     let log = stop(tracker).await;
     assert!(log.contains("Serializing database to cache file"), "{log}");
@@ -101,7 +107,7 @@ async fn swarms_survive_a_restart_through_the_cache() {
         tracker.log_text()
     );
     // The leecher gets the seeder at once, without the seeder announcing again.
-    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let r = get(setup.addr(), &leecher().target(), &[]).await;
     assert_eq!(
         r.body,
         announce_body(1, 40, 1, Some(b"6:\x01\x02\x03\x04\x1b\x59"))
@@ -121,8 +127,8 @@ async fn a_dual_stack_peer_keeps_both_endpoints_across_a_restart() {
     let db = TestDb::new().await;
     let setup = Setup::new("dual", "");
     let tracker = setup.start(&db);
-    get(setup.addr, &seeder().target(), &[]).await;
-    get(setup.addr, &seeder_over_ipv6().target(), &[]).await;
+    get(setup.addr(), &seeder().target(), &[]).await;
+    get(setup.addr(), &seeder_over_ipv6().target(), &[]).await;
     stop(tracker).await;
 
     // The file holds one peer with both endpoints, each with its own port.
@@ -160,7 +166,7 @@ async fn a_dual_stack_peer_keeps_both_endpoints_across_a_restart() {
         "{}",
         tracker.log_text()
     );
-    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let r = get(setup.addr(), &leecher().target(), &[]).await;
     let mut v6 = b"6:peers618:".to_vec();
     v6.extend_from_slice(
         &"2001:4860::1"
@@ -243,7 +249,7 @@ async fn a_version_1_cache_still_loads() {
         "{}",
         tracker.log_text()
     );
-    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let r = get(setup.addr(), &leecher().target(), &[]).await;
     let mut want = announce_body(2, 0, 1, Some(b"6:\x01\x02\x03\x04\x1b\x59"));
     want.pop();
     want.extend_from_slice(b"6:peers618:");
@@ -267,11 +273,11 @@ async fn cached_torrents_gone_from_the_database_are_dropped() {
     let db = TestDb::new().await;
     let setup = Setup::new("gone", "");
     let tracker = setup.start(&db);
-    get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr(), &seeder().target(), &[]).await;
     stop(tracker).await;
     db.exec("DELETE FROM torrents WHERE ID = 2").await;
     let tracker = setup.start(&db);
-    let r = get(setup.addr, &leecher().target(), &[]).await;
+    let r = get(setup.addr(), &leecher().target(), &[]).await;
     assert_eq!(r.text(), failure_body("This torrent does not exist", 30));
     // A new torrent with the old hash is a new swarm.
     db.exec(&format!(
@@ -281,7 +287,7 @@ async fn cached_torrents_gone_from_the_database_are_dropped() {
     stop(tracker).await;
     let tracker = setup.start(&db);
     let r = get(
-        setup.addr,
+        setup.addr(),
         &Announce::new(PASSKEY_1, HASH_2, "new", 100).target(),
         &[],
     )
@@ -295,7 +301,7 @@ async fn an_unusable_cache_is_a_warning_not_a_crash() {
     let db = TestDb::new().await;
     let setup = Setup::new("corrupt", "");
     let tracker = setup.start(&db);
-    get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr(), &seeder().target(), &[]).await;
     stop(tracker).await;
     let good = std::fs::read(&setup.cache).unwrap();
     let mut flipped = good.clone();
@@ -330,7 +336,7 @@ async fn an_unusable_cache_is_a_warning_not_a_crash() {
             log.contains(&warning) && log.contains(reason),
             "{what}: {log}"
         );
-        let r = get(setup.addr, &leecher().target(), &[]).await;
+        let r = get(setup.addr(), &leecher().target(), &[]).await;
         assert_eq!(
             r.body,
             announce_body(0, 0, 1, Some(b"0:")),
@@ -345,7 +351,7 @@ async fn the_cache_is_written_periodically() {
     let db = TestDb::new().await;
     let setup = Setup::new("periodic", r#", "database_serialize": 1"#);
     let mut tracker = setup.start(&db);
-    get(setup.addr, &seeder().target(), &[]).await;
+    get(setup.addr(), &seeder().target(), &[]).await;
     tracker.wait_for("Done serializing", Duration::from_secs(5));
     let stats = cc(&["stats", setup.cache.to_str().unwrap()]);
     assert_eq!(stats.0, 0);
@@ -390,11 +396,11 @@ async fn tracker_cache(dir_tag: &str) -> (Setup, TestDb) {
     let db = TestDb::new().await;
     let setup = Setup::new(dir_tag, "");
     let tracker = setup.start(&db);
-    get(setup.addr, &seeder().target(), &[]).await;
-    get(setup.addr, &seeder_over_ipv6().target(), &[]).await;
-    get(setup.addr, &leecher().target(), &[]).await;
+    get(setup.addr(), &seeder().target(), &[]).await;
+    get(setup.addr(), &seeder_over_ipv6().target(), &[]).await;
+    get(setup.addr(), &leecher().target(), &[]).await;
     get(
-        setup.addr,
+        setup.addr(),
         &Announce::new(PASSKEY_1, HASH_3, "other", 10).target(),
         &[],
     )

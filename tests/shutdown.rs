@@ -6,7 +6,7 @@ mod common;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use common::process::{free_port, Process};
+use common::process::{pin_addr, Process, ANY_PORT};
 use common::proxy::Proxy;
 use common::*;
 
@@ -16,7 +16,8 @@ struct Setup {
     dir: TempDir,
     config: PathBuf,
     spill: PathBuf,
-    addr: std::net::SocketAddr,
+    /// Bound by the first start (port 0), kept by the restarts.
+    addr: std::sync::OnceLock<std::net::SocketAddr>,
 }
 
 impl Setup {
@@ -27,21 +28,25 @@ impl Setup {
 
     fn with(tag: &str, extra: &str) -> Setup {
         let dir = TempDir::new(tag);
-        let port = free_port();
         let config = dir.0.join("config.json");
         std::fs::write(
             &config,
             format!(
-                r#"{{"addr": "127.0.0.1:{port}"{extra}, "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
+                r#"{{"addr": "{ANY_PORT}"{extra}, "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
             ),
         )
         .unwrap();
         Setup {
             spill: dir.0.join("spill.jsonl"),
             config,
-            addr: format!("127.0.0.1:{port}").parse().unwrap(),
+            addr: std::sync::OnceLock::new(),
             dir,
         }
+    }
+
+    /// Where the tracker serves (once started).
+    fn addr(&self) -> std::net::SocketAddr {
+        *self.addr.get().expect("started once")
     }
 
     /// Started in the test's own directory (where `events/` goes with `record`).
@@ -54,7 +59,10 @@ impl Setup {
         let mut process = Process::start_with(&self.config, dsn, &args, |command| {
             command.current_dir(&cwd);
         });
-        process.wait_for("Ready and accepting new connections", WAIT);
+        let bound = process.wait_ready(WAIT);
+        if self.addr.set(bound).is_ok() {
+            pin_addr(&self.config, bound);
+        }
         process
     }
 }
@@ -121,7 +129,7 @@ async fn a_signal_right_after_announces_writes_everything() {
     let db = TestDb::new().await;
     let setup = Setup::new("drain");
     let mut tracker = setup.start(&db.dsn(), &[]);
-    traffic(setup.addr).await;
+    traffic(setup.addr()).await;
     tracker.signal("TERM");
     let status = tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
         .await
@@ -148,7 +156,7 @@ async fn a_signal_right_after_announces_writes_everything() {
 async fn traffic_then_an_outage_at_shutdown(db: &TestDb, setup: &Setup) -> String {
     let proxy = Proxy::start(TestDb::server_addr()).await;
     let tracker = setup.start(&db.dsn_via(proxy.port), &["--drain-timeout", "2"]);
-    traffic(setup.addr).await;
+    traffic(setup.addr()).await;
     proxy.cut();
     let (status, log) = tracker.stop_with("TERM", WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
@@ -248,7 +256,12 @@ async fn a_start_that_fails_loses_no_spilled_row() {
     traffic_then_an_outage_at_shutdown(&db, &setup).await;
     assert!(setup.spill.exists());
     // The port is taken: the start fails before the spill file is read.
-    let taken = std::net::TcpListener::bind(setup.addr).unwrap();
+    // SO_REUSEADDR, as the tracker's own: the connections of its previous run may
+    // linger in TIME_WAIT on that port; a second listener is refused all the same.
+    let taken = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).unwrap();
+    taken.set_reuse_address(true).unwrap();
+    taken.bind(&setup.addr().into()).unwrap();
+    taken.listen(1).unwrap();
     let log = failed_start(&setup, &db.dsn(), &[], "Couldn't listen on 127.0.0.1:").await;
     assert!(!log.contains("Replayed"), "{log}");
     drop(taken);
@@ -383,7 +396,7 @@ async fn log_flushes_false_keeps_flushes_out_of_the_log() {
     let db = TestDb::new().await;
     let setup = Setup::with("quiet", r#", "log_flushes": false"#);
     let tracker = setup.start(&db.dsn(), &[]);
-    traffic(setup.addr).await;
+    traffic(setup.addr()).await;
     let (status, log) = tracker.stop_with("TERM", WAIT).await;
     assert_eq!(status.code(), Some(0), "{log}");
     assert!(!log.contains("Flushing"), "{log}");

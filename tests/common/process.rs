@@ -1,6 +1,7 @@
 //! The `chihaya` binary as a child process: its log lines as they come, signals, exit.
 
 use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
 use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -12,13 +13,28 @@ pub fn chihaya() -> Command {
     command
 }
 
-/// A free port on 127.0.0.1 (bound and released).
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
+/// What a test's config puts in `addr`: port 0, the system picks one; the test reads
+/// it from the Ready line ([`Process::wait_ready`]).
+pub const ANY_PORT: &str = "127.0.0.1:0";
+
+/// The start of the line a tracker logs once it serves, before the address it bound.
+pub const READY: &str = "Ready and accepting new connections on ";
+
+/// The address a Ready line names.
+pub fn ready_addr(line: &str) -> Option<SocketAddr> {
+    let at = line.find(READY)? + READY.len();
+    line[at..].trim().parse().ok()
+}
+
+/// Rewrites `addr` in the config file at `path` to `bound`: a tracker restarted with it
+/// serves where the clients of the previous run connect.
+pub fn pin_addr(path: &Path, bound: SocketAddr) {
+    let text = std::fs::read_to_string(path).expect("read the config");
+    let pinned = text.replace(
+        &format!("\"addr\": \"{ANY_PORT}\""),
+        &format!("\"addr\": \"{bound}\""),
+    );
+    std::fs::write(path, pinned).expect("write the config");
 }
 
 pub struct Process {
@@ -109,6 +125,13 @@ impl Process {
                 ),
             }
         }
+    }
+
+    /// Waits for the Ready line (panics after `within`) and returns the address it
+    /// names: the one the tracker bound.
+    pub fn wait_ready(&mut self, within: Duration) -> SocketAddr {
+        let line = self.wait_for(READY, within);
+        ready_addr(&line).unwrap_or_else(|| panic!("no address in {line:?}"))
     }
 
     /// Like [`Process::wait_for`], but `None` instead of a panic when no such line
