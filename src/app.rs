@@ -342,8 +342,10 @@ impl Tracker {
 
         // The peer cache is written meanwhile, not after the database drain (step 3).
         let (shared, cache_path) = (Arc::clone(&self.shared), self.peer_cache.clone());
-        let cache_write =
-            tokio::task::spawn_blocking(move || cache::save(&cache_path, &shared, unix_now()));
+        let cache_write = tokio::task::spawn_blocking(move || {
+            let now = shared.clock.now();
+            cache::save(&cache_path, &shared, now)
+        });
 
         let deadline = self.deadline.subscribe();
         let drain = self.writers.drain(&deadline);

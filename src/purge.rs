@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::accounting::Sink;
 use crate::log::fmt_duration;
-use crate::state::{unix_now, Shared};
+use crate::state::Shared;
 use crate::tracker::{Snapshots, TorrentDelta, TorrentId, UserId};
 
 /// Delay before the first purge after start.
@@ -87,7 +87,7 @@ pub async fn run(shared: Arc<Shared>, period: Duration, mut stop: watch::Receive
         }
         trigger.begin();
         wait = period;
-        let cutoff = unix_now() - i64::from(shared.config.intervals.peer_inactivity);
+        let cutoff = shared.clock.now() - i64::from(shared.config.intervals.peer_inactivity);
         let started = Instant::now();
         let worker = Arc::clone(&shared);
         // Walking every live swarm is CPU work: keep it off the async workers.

@@ -2,7 +2,7 @@
 //! snapshots, the accounting sink and the metrics. Passed around as an
 //! `Arc<Shared>`; there are no globals.
 
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -32,6 +32,8 @@ pub struct Shared {
     /// Reported transfers not credited, logged at most once a minute.
     pub implausible_log: Throttle,
     pub started: Instant,
+    /// The time every part of the process goes by.
+    pub clock: Clock,
 }
 
 impl Shared {
@@ -51,6 +53,7 @@ impl Shared {
             recorder: OnceLock::new(),
             implausible_log: Throttle::new(Duration::from_secs(60)),
             started: Instant::now(),
+            clock: Clock::default(),
         }
     }
 }
@@ -74,9 +77,43 @@ pub fn settings(config: &Config) -> Settings {
 }
 
 impl Shared {
-    /// Microseconds since start: the limiter's clock (monotonic).
+    /// Microseconds since start: the limiter's clock (monotonic, moved by the clock's
+    /// offset too).
     pub fn micros(&self) -> u64 {
-        u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX)
+        let elapsed = u64::try_from(self.started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        let ahead = u64::try_from(self.clock.offset_ms()).unwrap_or(0);
+        elapsed.saturating_add(ahead.saturating_mul(1000))
+    }
+}
+
+/// The process's clock: the system's time, plus an offset that only tests move
+/// ([`Clock::advance`]), so that they drive time (a peer's inactivity, say) instead of
+/// sleeping through it. Announces, purges, peer cache writes, `/check` and the request
+/// limiter all read it; the core (`tracker`) is handed its `now`.
+#[derive(Debug, Default)]
+pub struct Clock {
+    offset_ms: AtomicI64,
+}
+
+impl Clock {
+    /// Seconds since the Unix epoch.
+    pub fn now(&self) -> i64 {
+        self.now_ms().div_euclid(1000)
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_ms(&self) -> i64 {
+        unix_now_ms().saturating_add(self.offset_ms())
+    }
+
+    /// Moves the clock forward (tests).
+    pub fn advance(&self, by: Duration) {
+        let ms = i64::try_from(by.as_millis()).unwrap_or(i64::MAX);
+        self.offset_ms.fetch_add(ms, Ordering::SeqCst);
+    }
+
+    fn offset_ms(&self) -> i64 {
+        self.offset_ms.load(Ordering::SeqCst)
     }
 }
 

@@ -411,27 +411,35 @@ async fn flush_groups_bumps_the_group_time_of_each_type() {
     off.stop().await;
 }
 
+/// Purges only when asked (and once 2 s after start); peers go after a minute of
+/// silence, which the tests make pass with the clock.
+const PURGE_ASKED: &str = r#""intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 3600, "peer_inactivity": 60, "purge_inactive_peers": 3600}"#;
+
+/// Moves the tracker's clock past the inactivity of [`PURGE_ASKED`], purges, and
+/// writes what the purge queued.
+async fn a_minute_later_purge(t: &TestTracker) {
+    t.tracker().shared.clock.advance(Duration::from_secs(61));
+    t.tracker().purge_now().await;
+    t.flush().await;
+}
+
 #[tokio::test]
 async fn inactive_peers_are_purged_from_memory_and_marked_in_the_database() {
-    let t = TestTracker::with_config(
-        r#""intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 1, "peer_inactivity": 1, "purge_inactive_peers": 1}"#,
-    )
-    .await;
+    let t = TestTracker::with_config(PURGE_ASKED).await;
     t.announce(&Announce::new(PASSKEY_1, HASH_3, "a", 0)).await;
     t.flush().await;
+    let active = "SELECT active FROM transfer_history WHERE uid = 1 AND fid = 3";
+    assert_eq!(t.db.rows(active).await, strings(&["1"]));
+    // Not yet idle for a minute: it stays.
+    t.tracker().purge_now().await;
+    t.flush().await;
+    assert_eq!(t.db.rows(active).await, strings(&["1"]));
+    a_minute_later_purge(&t).await;
+    assert_eq!(t.db.rows(active).await, strings(&["0"]));
     assert_eq!(
-        t.db.rows("SELECT active FROM transfer_history WHERE uid = 1 AND fid = 3")
-            .await,
-        strings(&["1"])
+        t.db.rows("SELECT Seeders FROM torrents WHERE ID = 3").await,
+        strings(&["0"])
     );
-    let purged = eventually(Duration::from_secs(8), || async {
-        t.db.rows("SELECT active FROM transfer_history WHERE uid = 1 AND fid = 3")
-            .await
-            == strings(&["0"])
-            && t.db.rows("SELECT Seeders FROM torrents WHERE ID = 3").await == strings(&["0"])
-    })
-    .await;
-    assert!(purged, "peer purged and its row marked inactive");
     let r = t
         .get(&format!(
             "/{PASSKEY_1}/scrape?info_hash={}",
@@ -439,6 +447,11 @@ async fn inactive_peers_are_purged_from_memory_and_marked_in_the_database() {
         ))
         .await;
     assert!(r.text().contains("8:completei0e"), "{}", r.text());
+    assert_eq!(
+        t.tracker().shared.snapshots.swarms.count(),
+        0,
+        "nothing live left"
+    );
     t.stop().await;
 }
 
@@ -450,11 +463,7 @@ async fn the_purge_reads_only_its_own_rows_after_one_pass_over_the_table() {
     let db = TestDb::new().await;
     db.exec("UPDATE transfer_history SET active = 1 WHERE fid = 1")
         .await;
-    let t = TestTracker::on(
-        db,
-        r#""intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 1, "peer_inactivity": 1, "purge_inactive_peers": 1}"#,
-    )
-    .await;
+    let t = TestTracker::on(db, PURGE_ASKED).await;
     let active = |uid: u32, fid: u32| {
         let db = &t.db;
         async move {
@@ -464,11 +473,14 @@ async fn the_purge_reads_only_its_own_rows_after_one_pass_over_the_table() {
             .await
         }
     };
-    let passed = eventually(Duration::from_secs(8), || async {
-        active(1, 1).await == strings(&["0"]) && active(2, 1).await == strings(&["0"])
-    })
-    .await;
-    assert!(passed, "the first purge marks every idle row inactive");
+    t.tracker().purge_now().await;
+    t.flush().await;
+    assert_eq!(
+        active(1, 1).await,
+        strings(&["0"]),
+        "the first purge's pass"
+    );
+    assert_eq!(active(2, 1).await, strings(&["0"]));
     // From now on a purge updates the rows of the peers it took out of memory, and
     // no other: an idle row it does not name stays as it is (until the next pass, an
     // hour later).
@@ -476,13 +488,16 @@ async fn the_purge_reads_only_its_own_rows_after_one_pass_over_the_table() {
         .await;
     t.announce(&Announce::new(PASSKEY_1, HASH_3, "a", 0)).await;
     t.announce(&Announce::new(PASSKEY_2, HASH_3, "b", 0)).await;
-    let purged = eventually(Duration::from_secs(8), || async {
-        active(1, 3).await == strings(&["0"]) && active(2, 3).await == strings(&["0"])
-    })
-    .await;
-    assert!(purged, "the purged peers' rows are marked inactive");
+    t.flush().await;
+    assert_eq!(active(1, 3).await, strings(&["1"]));
+    a_minute_later_purge(&t).await;
+    assert_eq!(
+        active(1, 3).await,
+        strings(&["0"]),
+        "the purged peers' rows"
+    );
+    assert_eq!(active(2, 3).await, strings(&["0"]));
     assert_eq!(active(1, 1).await, strings(&["1"]), "a row no purge named");
-    assert_eq!(active(2, 1).await, strings(&["0"]));
     t.stop().await;
 }
 

@@ -38,6 +38,8 @@ pub struct Pending {
     cutoff: Option<i64>,
     scan: bool,
     keys: HashSet<(UserId, TorrentId)>,
+    /// A request taken and not yet applied (or given up).
+    in_flight: bool,
 }
 
 impl Pending {
@@ -68,10 +70,24 @@ impl Pending {
         !self.scan && self.keys.is_empty()
     }
 
-    /// Everything requested so far, leaving nothing pending.
+    /// Whether nothing is asked for or being applied.
+    pub fn is_idle(&self) -> bool {
+        self.is_empty() && !self.in_flight
+    }
+
+    /// The request taken is applied (or given up).
+    pub fn done(&mut self) {
+        self.in_flight = false;
+    }
+
+    /// Everything requested so far, leaving nothing pending; in flight until
+    /// [`Pending::done`].
     pub fn take(&mut self) -> Option<Deactivation> {
+        let in_flight = self.in_flight;
         let taken = std::mem::take(self);
+        self.in_flight = in_flight;
         let cutoff = taken.cutoff?;
+        self.in_flight = true;
         if taken.scan {
             return Some(Deactivation::Scan { cutoff });
         }

@@ -168,11 +168,20 @@ impl Sink {
         self.history.wake.notify_one();
     }
 
+    /// What purges asked for, in flight until [`Sink::deactivation_done`].
     pub(crate) fn take_deactivation(&self) -> Option<Deactivation> {
         self.inactive
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
+    }
+
+    /// The request taken is applied, or given up at the drain deadline.
+    pub(crate) fn deactivation_done(&self) {
+        self.inactive
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .done();
     }
 
     /// Tells the sink whether the database has a `transfer_ips6` table (checked at
@@ -225,7 +234,7 @@ impl Sink {
                 .inactive
                 .lock()
                 .unwrap_or_else(PoisonError::into_inner)
-                .is_empty()
+                .is_idle()
     }
 
     /// Wakes every writer to flush now instead of at its next period.

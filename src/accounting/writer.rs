@@ -383,6 +383,11 @@ impl Writers {
         let Some(request) = self.sink.take_deactivation() else {
             return;
         };
+        self.apply_deactivation(request, deadline).await;
+        self.sink.deactivation_done();
+    }
+
+    async fn apply_deactivation(&self, request: Deactivation, deadline: &mut Deadline) {
         let started = std::time::Instant::now();
         let mut changed = 0;
         match request {

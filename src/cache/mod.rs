@@ -113,7 +113,7 @@ pub async fn run_serializer(
             _ = stop.wait_for(|stopped| *stopped) => return,
         }
         let (shared, path) = (Arc::clone(&shared), path.clone());
-        let _ = tokio::task::spawn_blocking(move || save(&path, &shared, crate::state::unix_now()))
-            .await;
+        let now = shared.clock.now();
+        let _ = tokio::task::spawn_blocking(move || save(&path, &shared, now)).await;
     }
 }

@@ -10,7 +10,6 @@ use super::query::{announce_request, decode_path_segment, Query};
 use super::response::{self, PeerFormat};
 use super::{metrics, HttpState};
 use crate::record;
-use crate::state::{unix_now, unix_now_ms};
 use crate::tracker::{self, ip, Failure, SelectedPeer, User, View, MAX_SCRAPE_HASHES};
 
 /// Where a path leads.
@@ -65,14 +64,14 @@ pub fn respond(request: &HttpRequest, state: &HttpState) -> HttpResponse {
             .finish();
     }
     let response = match route(request.uri().path()) {
-        Route::Check => text(unix_now().to_string().into_bytes()),
+        Route::Check => text(state.shared.clock.now().to_string().into_bytes()),
         Route::Alive => {
             let uptime = state.shared.started.elapsed().as_millis();
             HttpResponse::Ok()
                 .content_type("application/json")
                 .body(format!(
                     "{{\"now\":{},\"uptime\":{}}}",
-                    unix_now_ms(),
+                    state.shared.clock.now_ms(),
                     uptime
                 ))
         }
@@ -202,7 +201,7 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         swarms: &snapshots.swarms,
         peers: &snapshots.peers,
     };
-    let now = unix_now();
+    let now = shared.clock.now();
     PEERS.with(|peers| {
         // A panic while borrowed unwinds through the RefMut, which releases it.
         let mut peers = peers.borrow_mut();
