@@ -7,7 +7,7 @@ mod common;
 use std::time::Duration;
 
 use chihaya::accounting::Kind;
-use chihaya::state::unix_now;
+use chihaya::server::state::unix_now;
 use common::*;
 
 /// Flushes only when asked (or at half capacity): deltas coalesce until then.

@@ -26,6 +26,7 @@ use chihaya::cache::dump;
 use chihaya::cache::format::{
     self, CacheFile, CachedEndpoint, CachedPeer, CachedTorrent, CachedUser,
 };
+use chihaya::cli::bencode as tool;
 use chihaya::http::query::{self, announce_request, decode_path_segment, Query};
 use chihaya::journal;
 use chihaya::tracker::ip;
@@ -845,14 +846,14 @@ fn bencode_decode() {
             let len = input.len();
             let (decoded, usage) = measure(&input, || bencode::decode(&input));
             seen.check(&BENCODE, "decode", len, usage)?;
-            let (json, usage) = measure(&input, || bencode::run(true, &input));
+            let (json, usage) = measure(&input, || tool::run(true, &input));
             seen.check(&BENCODE, "run(true, …)", len, usage)?;
             match (&decoded, &json) {
                 (Ok(value), Ok(json)) => {
                     let canonical = bencoded(value);
                     // README: `bencode -d | bencode` gives the canonical form, which is
                     // the input itself when its keys are sorted.
-                    let back = bencode::run(false, json);
+                    let back = tool::run(false, json);
                     prop_assert_eq!(back.as_ref(), Ok(&canonical));
                     if keys_sorted(value) {
                         // Only what follows the value may be whitespace: `1: ` is a
@@ -862,7 +863,7 @@ fn bencode_decode() {
                         prop_assert!(tail.iter().all(u8::is_ascii_whitespace));
                     }
                 }
-                (Err(a), Err(bencode::Error::Bencode(b))) => prop_assert_eq!(a, b),
+                (Err(a), Err(tool::Error::Bencode(b))) => prop_assert_eq!(a, b),
                 _ => prop_assert!(false, "decode {:?} but run {:?}", decoded, json),
             }
             Ok(())
@@ -943,7 +944,7 @@ fn bencode_json() {
         ),
         |seen, Bytes(input)| {
             let len = input.len();
-            let (encoded, usage) = measure(&input, || bencode::run(false, &input));
+            let (encoded, usage) = measure(&input, || tool::run(false, &input));
             seen.check(&JSON, "run(false, …)", len, usage)?;
             let text = String::from_utf8_lossy(&input);
             let (value, usage) = measure(text.as_bytes(), || bencode::from_json(&text));
@@ -957,7 +958,7 @@ fn bencode_json() {
             if matches!(text, Cow::Borrowed(_)) {
                 match (&value, &encoded) {
                     (Ok(v), Ok(e)) => prop_assert_eq!(&bencoded(v), e),
-                    (Err(a), Err(bencode::Error::Json(b))) => prop_assert_eq!(a, b),
+                    (Err(a), Err(tool::Error::Json(b))) => prop_assert_eq!(a, b),
                     _ => prop_assert!(false, "from_json {:?} but run {:?}", value, encoded),
                 }
             } else {
@@ -1265,7 +1266,7 @@ fn peer_cache() {
             format::decode_with(&input, |_| users += 1, |_| torrents += 1)
         });
         seen.check(&CACHE, "decode_with", len, usage)?;
-        let (restored, usage) = measure(&input, || chihaya::cache::state::restore(&input));
+        let (restored, usage) = measure(&input, || chihaya::server::peer_cache::restore(&input));
         seen.check(&CACHE, "state::restore", len, usage)?;
         match &decoded {
             Ok(file) => {
@@ -1832,7 +1833,7 @@ fn large_bencode() {
             bencode::decode(input).expect("valid")
         });
         large(&BENCODE, &format!("run(true), {what}"), input, || {
-            bencode::run(true, input).expect("valid")
+            tool::run(true, input).expect("valid")
         });
     }
 }
@@ -1884,7 +1885,7 @@ fn large_json() {
     ];
     for (what, input) in &shapes {
         large(&JSON, &format!("run(false), {what}"), input, || {
-            bencode::run(false, input)
+            tool::run(false, input)
         });
     }
 }
@@ -1966,7 +1967,7 @@ fn large_peer_cache() {
                 &CACHE,
                 &format!("restore v{version}, {what}"),
                 &bytes,
-                || chihaya::cache::state::restore(&bytes).unwrap(),
+                || chihaya::server::peer_cache::restore(&bytes).unwrap(),
             );
             let (mut users, mut torrents) = (0, 0);
             let mut claims = bytes.clone();

@@ -21,7 +21,7 @@ async fn methods_other_than_get_and_head_are_405_on_any_path() {
 #[tokio::test]
 async fn check_and_alive() {
     let t = TestTracker::start().await;
-    let before = chihaya::state::unix_now();
+    let before = chihaya::server::state::unix_now();
     let r = t.get("/check").await;
     assert_eq!(r.status, 200);
     assert_eq!(r.header("content-type"), Some("text/plain"));

@@ -1,5 +1,5 @@
 //! `bencode [-d] [FILE]` (SPEC §11, conventions of §1.2): parses flags, reads FILE or
-//! stdin, hands the bytes to [`chihaya::bencode::run`], writes the result to stdout.
+//! stdin, hands the bytes to [`chihaya::cli::bencode::run`], writes the result to stdout.
 //!
 //! Owns only the edges: arguments, reading, writing, the one stderr line and the exit
 //! code. No conversion logic lives here. stdout gets nothing unless the whole
@@ -52,7 +52,7 @@ fn main() -> ExitCode {
         Ok(input) => input,
         Err(e) => return fail(&name, &e),
     };
-    let output = match chihaya::bencode::run(decode, &input) {
+    let output = match chihaya::cli::bencode::run(decode, &input) {
         Ok(output) => output,
         Err(e) => return fail(&name, &e),
     };

@@ -1,11 +1,11 @@
 //! `cc`: inspect, convert and anonymize the tracker's peer cache, and read its
 //! recorder files and journal. Parses the command line and hands over to
-//! `chihaya::cache::cc`.
+//! `chihaya::cli::cc`.
 
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use chihaya::cache::cc::{run, Command as Operation};
+use chihaya::cli::cc::{run, Command as Operation};
 use chihaya::record::analysis::DEFAULT_MAX_RATE;
 use clap::{value_parser, Arg, ArgAction, ArgMatches, Command};
 

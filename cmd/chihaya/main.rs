@@ -53,7 +53,7 @@ fn cli() -> Command {
 }
 
 fn main() -> ExitCode {
-    chihaya::memory::limit_arenas();
+    chihaya::server::memory::limit_arenas();
     let matches = match cli().try_get_matches() {
         Ok(matches) => matches,
         Err(error) if !error.use_stderr() => error.exit(), // -h / -V: stdout, exit 0
@@ -73,7 +73,7 @@ fn main() -> ExitCode {
             .cloned()
             .unwrap_or_default()
     };
-    let options = chihaya::app::Options {
+    let options = chihaya::server::app::Options {
         config: path("config"),
         peer_cache: path("peer-cache"),
         spill: path("spill"),
@@ -90,7 +90,7 @@ fn main() -> ExitCode {
     // actix-web answers on threads of its own. Under full load announces come first.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
-        .on_thread_start(chihaya::app::background_priority)
+        .on_thread_start(chihaya::server::app::background_priority)
         .enable_all()
         .build()
     {
@@ -100,7 +100,7 @@ fn main() -> ExitCode {
             return ExitCode::from(1);
         }
     };
-    ExitCode::from(runtime.block_on(chihaya::app::run(options)))
+    ExitCode::from(runtime.block_on(chihaya::server::app::run(options)))
 }
 
 #[cfg(test)]

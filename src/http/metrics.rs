@@ -5,7 +5,7 @@ use actix_web::http::header;
 use actix_web::{HttpRequest, HttpResponse};
 
 use crate::accounting::Kind;
-use crate::state::Shared;
+use crate::server::state::Shared;
 
 /// Whether the request carries `Authorization: Bearer <admin_token>` for a non-empty
 /// configured token, compared in constant time so the token cannot be guessed byte by

@@ -14,7 +14,7 @@ use std::time::Duration;
 use actix_web::http::header::HeaderName;
 use actix_web::{web, App, HttpRequest, HttpResponse, HttpServer};
 
-use crate::state::Shared;
+use crate::server::state::Shared;
 
 /// What every request handler gets.
 pub struct HttpState {

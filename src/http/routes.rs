@@ -288,7 +288,7 @@ fn finish_announce(
 
 /// Counts a reported transfer that was not credited, and says so in the log at most
 /// once a minute (a client sending absurd counters must not flood it).
-fn not_credited(shared: &crate::state::Shared, user: &User, done: &tracker::Announced) {
+fn not_credited(shared: &crate::server::state::Shared, user: &User, done: &tracker::Announced) {
     let counter = &shared.metrics.implausible_deltas;
     for (flagged, direction) in [(done.implausible.up, "up"), (done.implausible.down, "down")] {
         if flagged {

@@ -12,8 +12,8 @@ use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
-use chihaya::app::{Files, Tracker};
 use chihaya::config::Config;
+use chihaya::server::app::{Files, Tracker};
 use sqlx::mysql::{MySqlConnectOptions, MySqlPool, MySqlPoolOptions};
 use sqlx::Row;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};

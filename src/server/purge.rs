@@ -10,7 +10,7 @@ use tokio::sync::watch;
 
 use crate::accounting::Sink;
 use crate::log::fmt_duration;
-use crate::state::Shared;
+use crate::server::state::Shared;
 use crate::tracker::{Snapshots, TorrentDelta, TorrentId, UserId};
 
 /// Delay before the first purge after start.

@@ -1,10 +1,11 @@
-//! Between the tracker's in-memory state and the peer cache file: capture the live
-//! swarms shard by shard (each lock held only to copy that shard's peers; encoding
-//! happens after it is released) and rebuild them at start.
+//! The peer cache of the running tracker (SPEC §10.2): read at start beside the first
+//! database load, written every `database_serialize` seconds and at shutdown. Capture
+//! walks the live swarms shard by shard (each lock held only to copy that shard's
+//! peers; encoding happens after it is released); restore rebuilds them at start.
 
 use std::net::IpAddr;
 
-use super::format::{
+use crate::cache::format::{
     decode_with, CachedEndpoint, CachedPeer, CachedTorrent, CachedUser, DecodeError, EncodeError,
     Encoder,
 };
@@ -12,6 +13,113 @@ use crate::tracker::{
     peer_time, Catalogue, ClientId, InfoHash, Peer, PeerGauges, PeerId, PeerKey, Snapshots, Swarm,
     Swarms, TorrentId, UserId, SHARDS,
 };
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Instant;
+
+use crate::log::fmt_duration;
+
+/// Reads the cache at start (SPEC §10.2). A missing or unusable file is a warning,
+/// never a failure. Runs beside the initial database load; [`adopt`] then hands
+/// the swarms to the loaded torrents.
+pub fn read(path: &Path) -> Option<Restored> {
+    let started = Instant::now();
+    let bytes = match std::fs::read(path) {
+        Ok(bytes) => bytes,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            tracing::warn!("Peer cache {} missing, starting empty", path.display());
+            return None;
+        }
+        Err(e) => {
+            tracing::warn!(
+                "Peer cache {} unusable ({}), starting empty",
+                path.display(),
+                e
+            );
+            return None;
+        }
+    };
+    match restore(&bytes) {
+        Ok(restored) => {
+            tracing::info!(
+                "Loaded {} users, {} torrents, {} peers ({})",
+                restored.users,
+                restored.torrents_in_file,
+                restored.peers,
+                fmt_duration(started.elapsed())
+            );
+            Some(restored)
+        }
+        Err(e) => {
+            tracing::warn!(
+                "Peer cache {} unusable ({}), starting empty",
+                path.display(),
+                e
+            );
+            None
+        }
+    }
+}
+
+/// Writes the cache file (SPEC §10.2); a failure is logged and the tracker goes on.
+pub fn save(path: &Path, shared: &crate::server::state::Shared, now: i64) -> bool {
+    let snapshots = &shared.snapshots;
+    let started = Instant::now();
+    tracing::info!("Serializing database to cache file");
+    // With a journal: what follows the capture's start goes to a new segment, and the
+    // file is put in place only once the journal holds every change it shows, so
+    // that the segments before can go once the database has them too.
+    let journal = shared.sink.journal();
+    let segment = journal.map(|journal| journal.rotate());
+    let written = capture(snapshots, now)
+        .map_err(|e| e.to_string())
+        .and_then(|bytes| {
+            if let Some(journal) = journal {
+                if !journal.reached_within(journal.position(), journal.patience()) {
+                    return Err("the journal could not be written in time".to_owned());
+                }
+            }
+            crate::cache::file::write_atomic(path, &bytes).map_err(|e| e.to_string())
+        });
+    match written {
+        Ok(()) => {
+            if let (Some(journal), Some(segment)) = (journal, segment) {
+                journal.cache_written(segment);
+            }
+            let took = started.elapsed();
+            shared
+                .metrics
+                .serialization_seconds
+                .observe(took.as_secs_f64());
+            tracing::info!("Done serializing ({})", fmt_duration(took));
+            true
+        }
+        Err(e) => {
+            tracing::error!("Failed to write peer cache {}: {}", path.display(), e);
+            false
+        }
+    }
+}
+
+/// Writes the cache every `period` (the first time one period after start) until
+/// `stop` turns true. Capture and write run on a blocking thread.
+pub async fn run_serializer(
+    shared: Arc<crate::server::state::Shared>,
+    path: std::path::PathBuf,
+    period: std::time::Duration,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        tokio::select! {
+            () = tokio::time::sleep(period) => {}
+            _ = stop.wait_for(|stopped| *stopped) => return,
+        }
+        let (shared, path) = (Arc::clone(&shared), path.clone());
+        let now = shared.clock.now();
+        let _ = tokio::task::spawn_blocking(move || save(&path, &shared, now)).await;
+    }
+}
 
 /// Encodes the current users and swarms as a cache file written at `now`.
 pub fn capture(snapshots: &Snapshots, now: i64) -> Result<Vec<u8>, EncodeError> {

@@ -10,11 +10,11 @@ use std::time::{Duration, Instant};
 
 use crate::accounting::spill::SpillLine;
 use crate::accounting::Kind;
-use crate::app::StartError;
 use crate::journal::record::{Announce, Entry};
 use crate::journal::{self, Counters, Epochs, Journal, KINDS};
 use crate::log::fmt_duration;
-use crate::state::Shared;
+use crate::server::app::StartError;
+use crate::server::state::Shared;
 use crate::store::{commits, Store};
 use crate::tracker::{InfoHash, PeerKey, Tally, TorrentId};
 

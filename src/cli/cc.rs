@@ -6,9 +6,10 @@ use std::fmt;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
-use super::file::write_atomic;
-use super::format::{self, CacheFile};
-use super::{dump, journal_view};
+use super::journal_view;
+use crate::cache::dump;
+use crate::cache::file::write_atomic;
+use crate::cache::format::{self, CacheFile};
 use crate::record::analysis;
 
 /// What `cc` was asked to do; `-` is stdin or stdout.

@@ -19,11 +19,12 @@ use crate::accounting::{Sink, Unprune};
 use crate::cache;
 use crate::config::{Config, Host, HostPort, ListenAddr};
 use crate::metrics::Metrics;
-use crate::purge;
 use crate::record::{self, Recorder};
-use crate::recovery;
-use crate::reload::{self, LoadError};
-use crate::state::{unix_now, Shared};
+use crate::server::peer_cache;
+use crate::server::purge;
+use crate::server::recovery;
+use crate::server::reload::{self, LoadError};
+use crate::server::state::{unix_now, Shared};
 use crate::store::{self, Store};
 use crate::tracker::{InfoHash, TorrentId};
 
@@ -131,13 +132,13 @@ impl Tracker {
         // The peer cache is read on a blocking thread while the database loads; its
         // swarms then go to the torrents the database still has.
         let cache_path = files.peer_cache.clone();
-        let cache = tokio::task::spawn_blocking(move || cache::read(&cache_path));
+        let cache = tokio::task::spawn_blocking(move || peer_cache::read(&cache_path));
         reload::load_all(&store, &shared)
             .await
             .map_err(StartError::Load)?;
         if let Ok(Some(restored)) = cache.await {
             let snapshots = &shared.snapshots;
-            cache::state::adopt(
+            peer_cache::adopt(
                 restored,
                 &snapshots.catalogue.load(),
                 &snapshots.swarms,
@@ -256,7 +257,7 @@ impl Starting {
             seconds(config.intervals.purge_inactive_peers),
             stopped.clone(),
         )));
-        tasks.push(tokio::spawn(cache::run_serializer(
+        tasks.push(tokio::spawn(peer_cache::run_serializer(
             Arc::clone(&shared),
             files.peer_cache.clone(),
             seconds(config.intervals.database_serialize),
@@ -344,7 +345,7 @@ impl Tracker {
         let (shared, cache_path) = (Arc::clone(&self.shared), self.peer_cache.clone());
         let cache_write = tokio::task::spawn_blocking(move || {
             let now = shared.clock.now();
-            cache::save(&cache_path, &shared, now)
+            peer_cache::save(&cache_path, &shared, now)
         });
 
         let deadline = self.deadline.subscribe();

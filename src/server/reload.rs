@@ -9,7 +9,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::watch;
 
 use crate::log::fmt_duration;
-use crate::state::Shared;
+use crate::server::state::Shared;
 use crate::store::{self, Store};
 
 /// One of the six snapshots.
@@ -189,14 +189,14 @@ pub async fn reload_all(store: &Store, shared: &Shared) {
             tracing::error!("{}", error);
         }
     }
-    crate::memory::release_free_pages();
+    crate::server::memory::release_free_pages();
 }
 
 /// Reloads `period` after the previous cycle ended (or when asked, through
 /// `shared.reload_trigger`), until `stop` turns true.
 pub async fn run(
     store: Store,
-    shared: Arc<crate::state::Shared>,
+    shared: Arc<crate::server::state::Shared>,
     period: Duration,
     mut stop: watch::Receiver<bool>,
 ) {

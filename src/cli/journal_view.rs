@@ -12,8 +12,8 @@ use serde::ser::SerializeMap;
 use serde::{Serialize, Serializer};
 
 use super::cc::ToolError;
-use super::format::hex;
 use crate::accounting::Kind;
+use crate::cache::format::hex;
 use crate::journal::record::{Announce, Entry, Epochs, KINDS};
 use crate::journal::recover::{self, Located, SegmentEnd, Unreadable};
 use crate::tracker::{AnnounceDeltas, Endpoint, Family, Peer, TransferIp, TransferIpDelta};
