@@ -15,6 +15,7 @@ pub mod http;
 pub mod journal;
 pub mod log;
 pub mod metrics;
+pub mod percent;
 pub mod record;
 pub mod server;
 pub mod store;

@@ -6,6 +6,7 @@ use std::net::IpAddr;
 
 use smallvec::SmallVec;
 
+use crate::percent::{self, Plus};
 use crate::tracker::{AnnounceRequest, Event, Failure, InfoHash, PeerId};
 
 /// Longest query string accepted, in bytes.
@@ -116,84 +117,24 @@ impl<'a> Query<'a> {
 pub fn decode_20(input: &[u8]) -> Result<Option<[u8; 20]>, Failure> {
     let mut out = [0u8; 20];
     let mut len = 0usize;
-    let mut i = 0;
-    while i < input.len() {
-        let byte = match input[i] {
-            b'+' => b' ',
-            b'%' => {
-                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
-                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
-                i += 2;
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => hi << 4 | lo,
-                    _ => return Err(Failure::InvalidQuery),
-                }
-            }
-            other => other,
-        };
+    percent::decode_each(input, Plus::Space, |byte| {
         if let Some(slot) = out.get_mut(len) {
             *slot = byte;
         }
         len += 1;
-        i += 1;
-    }
+    })
+    .map_err(|_| Failure::InvalidQuery)?;
     Ok((len == 20).then_some(out))
 }
 
 /// `+` becomes a space and `%XX` (either case) a byte; other bytes stay.
 pub fn decode(input: &[u8]) -> Result<Cow<'_, [u8]>, Failure> {
-    if !input.iter().any(|&b| b == b'%' || b == b'+') {
-        return Ok(Cow::Borrowed(input));
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        match input[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hi = input.get(i + 1).and_then(|&b| hex_value(b));
-                let lo = input.get(i + 2).and_then(|&b| hex_value(b));
-                match (hi, lo) {
-                    (Some(hi), Some(lo)) => out.push(hi << 4 | lo),
-                    _ => return Err(Failure::InvalidQuery),
-                }
-                i += 2;
-            }
-            other => out.push(other),
-        }
-        i += 1;
-    }
-    Ok(Cow::Owned(out))
+    percent::decode(input, Plus::Space).map_err(|_| Failure::InvalidQuery)
 }
 
 /// Decodes `%XX` in one path segment (`+` stays as is in paths); None on a bad escape.
 pub fn decode_path_segment(input: &[u8]) -> Option<Cow<'_, [u8]>> {
-    if !input.contains(&b'%') {
-        return Some(Cow::Borrowed(input));
-    }
-    let mut out = Vec::with_capacity(input.len());
-    let mut i = 0;
-    while i < input.len() {
-        if input[i] == b'%' {
-            let hi = hex_value(*input.get(i + 1)?)?;
-            let lo = hex_value(*input.get(i + 2)?)?;
-            out.push(hi << 4 | lo);
-            i += 3;
-        } else {
-            out.push(input[i]);
-            i += 1;
-        }
-    }
-    Some(Cow::Owned(out))
-}
-
-fn hex_value(b: u8) -> Option<u8> {
-    match b {
-        b'0'..=b'9' => Some(b - b'0'),
-        b'a'..=b'f' => Some(b - b'a' + 10),
-        b'A'..=b'F' => Some(b - b'A' + 10),
-        _ => None,
-    }
+    percent::decode(input, Plus::Literal).ok()
 }
 
 /// ASCII digits only, at least one, fitting in u64; anything else counts as absent.
