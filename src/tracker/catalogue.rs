@@ -192,9 +192,10 @@ impl Catalogue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
+    /// A row of torrent `id` with hash bytes `hash`, group 1, anime, multipliers 1.
     pub fn row(id: u32, hash: u8, status: i32, snatched: u32) -> TorrentRow {
         TorrentRow {
             id: TorrentId(id),

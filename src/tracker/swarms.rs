@@ -329,22 +329,11 @@ fn lock(shard: &Mutex<Shard>) -> MutexGuard<'_, Shard> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::tracker::catalogue::{TorrentMeta, TorrentRow};
-    use crate::tracker::types::{GroupId, TorrentType};
+    use crate::tracker::catalogue::TorrentRow;
 
+    /// Torrent `id` with hash bytes `id`.
     fn row(id: u32, status: i32, snatched: u32) -> TorrentRow {
-        TorrentRow {
-            id: TorrentId(id),
-            info_hash: InfoHash([id as u8; 20]),
-            meta: TorrentMeta {
-                group_id: GroupId(1),
-                torrent_type: TorrentType::Anime,
-                up_multiplier: 1.0,
-                down_multiplier: 1.0,
-            },
-            snatched,
-            status,
-        }
+        crate::tracker::catalogue::tests::row(id, id as u8, status, snatched)
     }
 
     fn catalogue(load: u64, seen: [Tag; 2], rows: Vec<TorrentRow>) -> Catalogue {
