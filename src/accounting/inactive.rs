@@ -83,15 +83,13 @@ impl Pending {
     /// Everything requested so far, leaving nothing pending; in flight until
     /// [`Pending::done`].
     pub fn take(&mut self) -> Option<Deactivation> {
-        let in_flight = self.in_flight;
-        let taken = std::mem::take(self);
-        self.in_flight = in_flight;
-        let cutoff = taken.cutoff?;
+        let cutoff = self.cutoff.take()?;
         self.in_flight = true;
-        if taken.scan {
+        let keys = std::mem::take(&mut self.keys);
+        if std::mem::take(&mut self.scan) {
             return Some(Deactivation::Scan { cutoff });
         }
-        let mut keys: Vec<_> = taken.keys.into_iter().collect();
+        let mut keys: Vec<_> = keys.into_iter().collect();
         keys.sort_unstable();
         Some(Deactivation::Keys { cutoff, keys })
     }

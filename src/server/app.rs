@@ -1,7 +1,6 @@
 //! Start-up, background tasks and shutdown of the tracker process (SPEC §1.1, §9):
 //! the composition root that wires config, store, snapshots, sink and HTTP together.
 
-use std::collections::HashMap;
 use std::fmt;
 use std::net::{SocketAddr, TcpListener, ToSocketAddrs};
 use std::path::PathBuf;
@@ -26,7 +25,6 @@ use crate::server::recovery;
 use crate::server::reload::{self, LoadError};
 use crate::server::state::{unix_now, Shared};
 use crate::store::{self, Store};
-use crate::tracker::{InfoHash, TorrentId};
 
 /// Command-line options of `chihaya`.
 #[derive(Clone, Debug)]
@@ -409,11 +407,7 @@ fn count_replayed_writes(shared: &Shared) {
     let (torrents, unprunes) = (sink.torrents.take(), sink.unprune.take());
     let completions: Vec<_> = torrents.iter().filter(|row| row.snatched > 0).collect();
     if !completions.is_empty() || !unprunes.is_empty() {
-        let catalogue = shared.snapshots.catalogue.load();
-        let hashes: HashMap<TorrentId, InfoHash> = catalogue
-            .iter()
-            .map(|(hash, listing)| (listing.id, *hash))
-            .collect();
+        let hashes = shared.snapshots.catalogue.load().hashes_by_id();
         let swarms = &shared.snapshots.swarms;
         for row in completions {
             if let Some(hash) = hashes.get(&row.id) {

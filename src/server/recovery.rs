@@ -16,7 +16,7 @@ use crate::log::fmt_duration;
 use crate::server::app::StartError;
 use crate::server::state::Shared;
 use crate::store::{commits, Store};
-use crate::tracker::{InfoHash, PeerKey, Tally, TorrentId};
+use crate::tracker::{InfoHash, PeerKey, Tally};
 
 /// What start-up learns before it replays anything: the journal directory, locked
 /// for this process, and what the database holds of it.
@@ -65,16 +65,16 @@ pub fn recover(shared: &Shared, prepared: Prepared) -> Result<Arc<Journal>, Star
     let committed: Epochs =
         std::array::from_fn(|i| markers.get(Kind::ALL[i].name()).copied().unwrap_or(0));
     let catalogue = shared.snapshots.catalogue.load();
-    let hashes: HashMap<TorrentId, InfoHash> = catalogue
-        .iter()
-        .map(|(hash, listing)| (listing.id, *hash))
-        .collect();
+    // Made at the first announce record: an empty journal costs no walk of the
+    // catalogue.
+    let mut hashes = None;
     let before = unwritten(shared);
     let mut peer_changes = 0u64;
     let scan = journal::recover::scan(dir, database, |entry, open| {
         let pending = |kind: Kind| open[kind.index()] > committed[kind.index()];
         match entry {
             Entry::Announce(announce) => {
+                let hashes = hashes.get_or_insert_with(|| catalogue.hashes_by_id());
                 if let Some(hash) = hashes.get(&announce.torrent) {
                     apply(shared, *hash, &announce);
                     peer_changes += 1;

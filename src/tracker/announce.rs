@@ -98,17 +98,16 @@ pub fn lock_swarm<'v>(
     view: &View<'v>,
     info_hash: &InfoHash,
 ) -> Result<(Guard<Arc<Catalogue>>, MutexGuard<'v, Shard>), Failure> {
-    let mut catalogue = view.catalogue.load();
-    for attempt in 0..2 {
-        let id = catalogue.get(info_hash).ok_or(Failure::UnknownTorrent)?.id;
-        let shard = view.swarms.shard(id);
-        if attempt == 1 || catalogue.load() >= view.swarms.in_service() {
-            return Ok((catalogue, shard));
-        }
-        drop(shard);
-        catalogue = view.catalogue.load();
+    let catalogue = view.catalogue.load();
+    let id = catalogue.get(info_hash).ok_or(Failure::UnknownTorrent)?.id;
+    let shard = view.swarms.shard(id);
+    if catalogue.load() >= view.swarms.in_service() {
+        return Ok((catalogue, shard));
     }
-    Err(Failure::UnknownTorrent)
+    drop(shard);
+    let catalogue = view.catalogue.load();
+    let id = catalogue.get(info_hash).ok_or(Failure::UnknownTorrent)?.id;
+    Ok((catalogue, view.swarms.shard(id)))
 }
 
 /// A successful announce: the response fields (peers go to the caller's buffer) and

@@ -98,6 +98,14 @@ impl Catalogue {
         self.by_hash.iter()
     }
 
+    /// Every torrent's hash by id. Walks the whole catalogue: for start-up, where
+    /// replayed writes name torrents by id.
+    pub fn hashes_by_id(&self) -> HashMap<TorrentId, InfoHash> {
+        self.iter()
+            .map(|(hash, listing)| (listing.id, *hash))
+            .collect()
+    }
+
     /// The number of the load that built it.
     pub fn load(&self) -> u64 {
         self.load
