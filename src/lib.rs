@@ -16,6 +16,7 @@ pub mod journal;
 pub mod log;
 pub mod metrics;
 pub mod percent;
+pub mod push;
 pub mod record;
 pub mod server;
 pub mod store;

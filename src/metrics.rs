@@ -66,6 +66,15 @@ pub const CHANNELS: [(&str, &str); 5] = [
     ("snatches", "snatches"),
 ];
 
+/// The `type` label of `chihaya_push_drift_total`.
+pub const PUSH_DRIFT_TYPES: [&str; 5] = [
+    "users",
+    "hit_and_runs",
+    "torrents",
+    "clients",
+    "global_freeleech",
+];
+
 pub struct Metrics {
     normal: Registry,
     admin: Registry,
@@ -112,6 +121,12 @@ pub struct Metrics {
     pub journal_segments: IntGauge,
     /// Failed journal writes or syncs (each retried).
     pub journal_errors: IntCounter,
+    /// Push operations applied, by `op`.
+    pub push_operations: IntCounterVec,
+    /// Push requests refused (bad token, bad input).
+    pub push_refused: IntCounter,
+    /// Rows a reload changed that no push had, by snapshot `type`.
+    pub push_drift: IntCounterVec,
 }
 
 /// Registers `metric` and hands it back. Names are constants of this module, so a
@@ -380,6 +395,27 @@ impl Metrics {
             "chihaya_journal_errors_total",
             "Journal writes or syncs that failed (they are retried)",
         );
+        let push_operations = counter_vec(
+            "chihaya_push_operations_total",
+            "Number of push API operations applied",
+            &["op"],
+        );
+        for op in crate::push::OPERATIONS {
+            push_operations.with_label_values(&[op]);
+        }
+        let push_refused = counter(
+            &admin,
+            "chihaya_push_refused_total",
+            "Number of push API requests refused (bad token or bad input)",
+        );
+        let push_drift = counter_vec(
+            "chihaya_push_drift_total",
+            "Number of rows a reload changed that no push had brought",
+            &["type"],
+        );
+        for kind in PUSH_DRIFT_TYPES {
+            push_drift.with_label_values(&[kind]);
+        }
         Sampled::register(
             &admin,
             "chihaya_client_errors_total",
@@ -427,6 +463,9 @@ impl Metrics {
             journal_bytes,
             journal_segments,
             journal_errors,
+            push_operations,
+            push_refused,
+            push_drift,
         }
     }
 

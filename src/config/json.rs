@@ -3,7 +3,7 @@
 
 use super::*;
 
-pub(super) enum Json {
+pub(crate) enum Json {
     Null,
     Bool(bool),
     /// i64 and u64 literals both fit, so range checks need no casts.

@@ -28,6 +28,8 @@ pub struct Config {
     pub addr: ListenAddr,
     /// Bearer token for the admin metrics; empty disables them.
     pub admin_token: String,
+    /// Bearer token for the push API; empty disables it.
+    pub push_token: String,
     /// Header carrying the client IP; empty: use the peer address.
     pub proxy: String,
     /// Run the recorder (SPEC §12).
@@ -164,6 +166,9 @@ pub struct IntervalsConfig {
     /// Intervals given in scrape responses.
     pub scrape: u32,
     pub database_reload: u32,
+    /// `database_reload` when the push API is on (`push_token` set): the site tells
+    /// the tracker of its changes, and the reload only reconciles.
+    pub database_reload_with_push: u32,
     /// Period of the peer-cache write.
     pub database_serialize: u32,
     pub purge_inactive_peers: u32,
@@ -228,6 +233,7 @@ impl Default for Config {
             journal: JournalConfig::default(),
             addr: ListenAddr::Any(34000),
             admin_token: String::new(),
+            push_token: String::new(),
             proxy: String::new(),
             record: false,
             scrape: true,
@@ -277,6 +283,7 @@ impl Default for IntervalsConfig {
             announce_drift: 300,
             scrape: 900,
             database_reload: 45,
+            database_reload_with_push: 600,
             database_serialize: 68,
             purge_inactive_peers: 120,
             flush: 3,
@@ -317,6 +324,20 @@ pub struct Loaded {
 }
 
 impl Config {
+    /// Whether the push API is on.
+    pub fn push_enabled(&self) -> bool {
+        !self.push_token.is_empty()
+    }
+
+    /// Seconds between full reloads: longer when the site pushes its changes.
+    pub fn reload_period(&self) -> u32 {
+        if self.push_enabled() {
+            self.intervals.database_reload_with_push
+        } else {
+            self.intervals.database_reload
+        }
+    }
+
     /// Reads the file at `path` and the `DB_DSN` environment variable (the only
     /// environment read in the program).
     pub fn load(path: &Path) -> Result<Loaded, ConfigError> {
@@ -456,7 +477,7 @@ fn json_problem(e: &serde_json::Error) -> String {
 mod addr;
 mod apply;
 mod dsn;
-mod json;
+pub(crate) mod json;
 #[cfg(test)]
 mod tests;
 

@@ -7,11 +7,16 @@ use actix_web::{HttpRequest, HttpResponse};
 use crate::accounting::Kind;
 use crate::server::state::Shared;
 
-/// Whether the request carries `Authorization: Bearer <admin_token>` for a non-empty
-/// configured token, compared in constant time so the token cannot be guessed byte by
-/// byte from response times.
+/// Whether the request carries the admin token ([`bearer_is`]).
 pub fn is_admin(request: &HttpRequest, admin_token: &str) -> bool {
-    if admin_token.is_empty() {
+    bearer_is(request, admin_token)
+}
+
+/// Whether the request carries `Authorization: Bearer <token>` (exact case, one
+/// space) for a non-empty configured token, compared in constant time so the token
+/// cannot be guessed byte by byte from response times.
+pub fn bearer_is(request: &HttpRequest, token: &str) -> bool {
+    if token.is_empty() {
         return false;
     }
     let Some(value) = request.headers().get(header::AUTHORIZATION) else {
@@ -20,7 +25,7 @@ pub fn is_admin(request: &HttpRequest, admin_token: &str) -> bool {
     let Some(given) = value.as_bytes().strip_prefix(b"Bearer ") else {
         return false;
     };
-    !given.is_empty() && constant_time_eq(given, admin_token.as_bytes())
+    !given.is_empty() && constant_time_eq(given, token.as_bytes())
 }
 
 fn constant_time_eq(a: &[u8], b: &[u8]) -> bool {

@@ -2,6 +2,7 @@
 //! Knows nothing of SQL; hands deltas to the accounting sink.
 
 mod metrics;
+mod push;
 pub mod query;
 pub mod response;
 mod routes;
@@ -69,6 +70,7 @@ pub fn prepare(shared: Arc<Shared>, listener: TcpListener) -> std::io::Result<Pr
     let server = HttpServer::new(move || {
         App::new()
             .app_data(state.clone())
+            .service(web::resource("/push").to(push::entry))
             .default_service(web::to(entry))
     })
     .workers(workers)

@@ -143,7 +143,7 @@ fn with_user(
                 .finish(),
         };
     }
-    then(user)
+    then(&user)
 }
 
 fn text(body: Vec<u8>) -> HttpResponse {

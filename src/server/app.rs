@@ -247,7 +247,7 @@ impl Starting {
         tasks.push(tokio::spawn(reload::run(
             store.clone(),
             Arc::clone(&shared),
-            seconds(config.intervals.database_reload),
+            seconds(config.reload_period()),
             stopped.clone(),
         )));
         tasks.push(tokio::spawn(purge::run(

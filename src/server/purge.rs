@@ -38,7 +38,7 @@ pub fn purge(snapshots: &Snapshots, sink: &Sink, cutoff: i64) -> Purged {
             let gone = live.swarm.purge_telling(cutoff, |user| users.push(user));
             snapshots.peers.remove(gone);
             if let Some(listing) = catalogue.get(&live.info_hash).filter(|l| l.id == id) {
-                live.settle(&catalogue, listing);
+                live.settle(&catalogue, &listing);
             }
             if gone.peers > 0 {
                 purged.peers += usize::try_from(gone.peers).unwrap_or(0);

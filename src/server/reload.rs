@@ -90,27 +90,77 @@ impl fmt::Display for LoadError {
 
 impl std::error::Error for LoadError {}
 
+/// Which load this is: the first, at start, or a reload, which reconciles what was
+/// pushed meanwhile with the database.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Cycle {
+    Start,
+    Reload,
+}
+
 /// Loads one snapshot and swaps it in; returns the rows loaded.
-pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, LoadError> {
+///
+/// What the site pushed stays laid over the new snapshot while the load may not show
+/// it: the pushes numbered after the load began ([`crate::tracker::Pushes`]). On a
+/// reload with the push API on, the rows that changed though nothing was pushed count
+/// in `chihaya_push_drift_total`.
+pub async fn load(
+    store: &Store,
+    shared: &Shared,
+    kind: Kind,
+    cycle: Cycle,
+) -> Result<usize, LoadError> {
     let snapshots = &shared.snapshots;
+    let pushes = &snapshots.pushes;
     let fail = |error| LoadError { kind, error };
+    let counts_drift = cycle == Cycle::Reload && shared.config.push_enabled();
+    let drift = |n: u64| {
+        if counts_drift && n > 0 {
+            let label = kind.metric_label().unwrap_or("global_freeleech");
+            shared
+                .metrics
+                .push_drift
+                .with_label_values(&[label])
+                .inc_by(n);
+            tracing::info!(
+                "{} reload: {} rows changed that no push had",
+                kind.done(),
+                n
+            );
+        }
+    };
     let started = Instant::now();
+    // The pushes the rows read from here on show (the site writes, then pushes).
+    let shown = pushes.clock.now();
     let rows = match kind {
         Kind::Users => {
-            let users = store::load_users(store).await.map_err(fail)?;
-            let n = users.len();
+            let users = store::load_users(store)
+                .await
+                .map_err(fail)?
+                .with_pushes(Arc::clone(&pushes.users));
+            let n = users.iter().count();
+            if counts_drift {
+                drift(users.drift(&snapshots.users.load(), shown));
+            }
             snapshots.users.store(Arc::new(users));
+            pushes.users.settle(shown);
             n
         }
         Kind::HitAndRuns => {
-            let pairs = store::load_hit_and_runs(store).await.map_err(fail)?;
-            let n = pairs.len();
+            let pairs = store::load_hit_and_runs(store)
+                .await
+                .map_err(fail)?
+                .with_pushes(Arc::clone(&pushes.hit_and_runs));
+            if counts_drift {
+                drift(pairs.drift(&snapshots.hit_and_runs.load(), shown));
+            }
             snapshots.hit_and_runs.store(Arc::new(pairs));
-            n
+            pushes.hit_and_runs.settle(shown);
+            snapshots.hit_and_runs.load().len()
         }
         Kind::Torrents => {
             let swarms = &snapshots.swarms;
-            let expected = snapshots.catalogue.load().len();
+            let expected = snapshots.catalogue.load().loaded();
             let number = swarms.begin_load();
             let marks = if store.commits {
                 let writers = [
@@ -127,9 +177,14 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
             for id in duplicates {
                 tracing::warn!("Skipping torrents row {}: duplicate info_hash", id.0);
             }
-            let n = catalogue.len();
+            let catalogue = catalogue.with_pushes(Arc::clone(&pushes.torrents));
+            if counts_drift {
+                drift(catalogue.drift(&snapshots.catalogue.load(), shown));
+            }
+            let n = catalogue.loaded();
             let next = Arc::new(catalogue);
             snapshots.catalogue.store(Arc::clone(&next));
+            pushes.torrents.settle(shown);
             // Torrents the site deleted (or whose hash is another id's now) lose their
             // swarms and take their peers out of the gauges; an announce that took the
             // previous catalogue reads the new one before touching a swept shard.
@@ -144,15 +199,29 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
         }
         Kind::GlobalFreeleech => {
             let on = store::load_global_freeleech(store).await.map_err(fail)?;
+            let small = pushes.lock_small();
+            if small.global_freeleech > shown {
+                // Pushed while the load ran: the push is the newer word.
+                return Ok(1);
+            }
             if on != snapshots.global_freeleech() {
+                drift(1);
                 tracing::info!("Global freeleech is now {}", if on { "on" } else { "off" });
             }
             snapshots.set_global_freeleech(on);
             1
         }
         Kind::Clients => {
-            let clients = store::load_clients(store).await.map_err(fail)?;
+            let mut clients = store::load_clients(store).await.map_err(fail)?;
             let n = clients.len();
+            let mut small = pushes.lock_small();
+            small.clients.retain(|(push, _)| *push > shown);
+            for (_, change) in &small.clients {
+                clients = clients.changed(change);
+            }
+            if counts_drift {
+                drift(clients.drift(&snapshots.clients.load()));
+            }
             snapshots.clients.store(Arc::new(clients));
             n
         }
@@ -178,14 +247,17 @@ pub async fn load(store: &Store, shared: &Shared, kind: Kind) -> Result<usize, L
 /// The start-up load: every snapshot at once (the small ones wait on the database
 /// while the torrents decode), stopping at the first failure.
 pub async fn load_all(store: &Store, shared: &Shared) -> Result<(), LoadError> {
-    futures_util::future::try_join_all(Kind::ALL.map(|kind| load(store, shared, kind))).await?;
+    futures_util::future::try_join_all(
+        Kind::ALL.map(|kind| load(store, shared, kind, Cycle::Start)),
+    )
+    .await?;
     Ok(())
 }
 
 /// One reload cycle: each snapshot on its own; a failure keeps that snapshot's old value.
 pub async fn reload_all(store: &Store, shared: &Shared) {
     for kind in Kind::ALL {
-        if let Err(error) = load(store, shared, kind).await {
+        if let Err(error) = load(store, shared, kind, Cycle::Reload).await {
             tracing::error!("{}", error);
         }
     }

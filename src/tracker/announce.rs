@@ -220,7 +220,7 @@ pub fn announce_with(
     let id = listing.id;
     let status = shard
         .get(id)
-        .map_or(listing.status, |live| live.status(&catalogue, listing));
+        .map_or(listing.status, |live| live.status(&catalogue, &listing));
     let revive = status == 1 && seeding;
     if status != 0 && !revive {
         return Err(Failure::TorrentStatus {
@@ -232,7 +232,7 @@ pub fn announce_with(
         return Err(Failure::DownloadDisabled);
     }
     let live = shard.enter(id, request.info_hash);
-    live.settle(&catalogue, listing);
+    live.settle(&catalogue, &listing);
     let mut unprune = None;
     if revive {
         live.unprune();
@@ -383,7 +383,7 @@ pub fn announce_with(
         leechers: incomplete,
         last_action: live.last_action,
     };
-    let downloaded = live.downloaded(&catalogue, listing);
+    let downloaded = live.downloaded(&catalogue, &listing);
 
     let user_delta = UserDelta {
         id: user.id,

@@ -13,12 +13,14 @@
 //! numbers, exact unless a flush commits while a load starts.
 
 use std::collections::hash_map::Entry;
+use std::sync::Arc;
 
 use super::hash::HashMap;
+use super::pushed::{Overlay, Pushed};
 use super::types::{GroupId, InfoHash, TorrentId, TorrentType};
 
 /// What the database says about a torrent, apart from its id and hash.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct TorrentMeta {
     pub group_id: GroupId,
     pub torrent_type: TorrentType,
@@ -37,7 +39,7 @@ pub struct TorrentRow {
 }
 
 /// A torrent as the catalogue holds it.
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct Listing {
     pub id: TorrentId,
     pub meta: TorrentMeta,
@@ -45,9 +47,26 @@ pub struct Listing {
     pub snatched: u32,
     /// 0 is active; 1 is pruned (a seeder revives it).
     pub status: i32,
-    /// The part of the load that read it (see [`Seen`]).
+    /// The part of the load that read it (see [`Seen`]); [`PUSHED`] for a torrent
+    /// only a push told of.
     part: u8,
 }
+
+/// The part of a listing no load read: it reflects none of the tracker's writes.
+const PUSHED: u8 = u8::MAX;
+
+/// What the site pushes of a torrent: the `torrents` columns it sets. `Snatched` is
+/// the tracker's to count, so a push never carries it.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct PushedTorrent {
+    pub id: TorrentId,
+    pub meta: TorrentMeta,
+    pub status: i32,
+}
+
+/// Pushed torrents by info_hash, shared by the catalogues in service one after
+/// another.
+pub type TorrentPushes = Overlay<InfoHash, PushedTorrent>;
 
 /// The tracker's writes to `torrents` that a catalogue can tell apart.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,7 +85,8 @@ pub type Tag = u64;
 /// write tagged at or below it is in them.
 pub type Seen = [Tag; 2];
 
-/// The site's torrents by info_hash.
+/// The site's torrents by info_hash: the rows of a load, with what was pushed since
+/// laid over them.
 #[derive(Debug, Default)]
 pub struct Catalogue {
     by_hash: HashMap<InfoHash, Listing>,
@@ -74,11 +94,69 @@ pub struct Catalogue {
     seen: Vec<Seen>,
     /// The number of the load that built it (0: none yet).
     load: u64,
+    pushed: Arc<TorrentPushes>,
 }
 
 impl Catalogue {
-    pub fn get(&self, info_hash: &InfoHash) -> Option<&Listing> {
-        self.by_hash.get(info_hash)
+    pub fn get(&self, info_hash: &InfoHash) -> Option<Listing> {
+        let loaded = self.by_hash.get(info_hash);
+        match self.pushed.get(info_hash) {
+            Pushed::Unchanged => loaded.copied(),
+            Pushed::Removed => None,
+            Pushed::Set(pushed) => Some(match loaded {
+                // The row as loaded, with the columns the site changed: what it shows
+                // of the tracker's own writes still holds.
+                Some(row) if row.id == pushed.id => Listing {
+                    meta: pushed.meta,
+                    status: pushed.status,
+                    ..*row
+                },
+                _ => Listing {
+                    id: pushed.id,
+                    meta: pushed.meta,
+                    snatched: 0,
+                    status: pushed.status,
+                    part: PUSHED,
+                },
+            }),
+        }
+    }
+
+    /// The catalogue with `pushed` laid over its rows (the overlay every catalogue in
+    /// service shares).
+    pub fn with_pushes(mut self, pushed: Arc<TorrentPushes>) -> Catalogue {
+        self.pushed = pushed;
+        self
+    }
+
+    /// How many torrents the reload that built `self` found changed from what `old`
+    /// showed, loaded or pushed, leaving out those pushed after push number `shown`
+    /// (the load could not see them) and the tracker's own writes (`Snatched`, a
+    /// revived `Status`): the changes a push should have brought and did not.
+    pub fn drift(&self, old: &Catalogue, shown: u64) -> u64 {
+        let pushed_later = |hash: &InfoHash| self.pushed.pushed_after(hash, shown);
+        let same = |was: &Listing, now: &Listing| {
+            was.id == now.id && was.meta == now.meta && !(was.status == 0 && now.status != 0)
+        };
+        let mut drift = 0;
+        for (hash, now) in &self.by_hash {
+            if !pushed_later(hash) && !old.get(hash).is_some_and(|was| same(&was, now)) {
+                drift += 1;
+            }
+        }
+        // Torrents `old` showed that the load did not find.
+        let gone = |hash: &InfoHash| !self.by_hash.contains_key(hash) && !pushed_later(hash);
+        for hash in old.by_hash.keys() {
+            if gone(hash) && old.get(hash).is_some() {
+                drift += 1;
+            }
+        }
+        for (hash, pushed) in old.pushed.entries() {
+            if pushed.is_some() && !old.by_hash.contains_key(&hash) && gone(&hash) {
+                drift += 1;
+            }
+        }
+        drift
     }
 
     /// Whether `info_hash` is still the torrent `id`.
@@ -86,22 +164,35 @@ impl Catalogue {
         self.get(info_hash).is_some_and(|listing| listing.id == id)
     }
 
+    /// The torrents as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
+        let mut len = self.by_hash.len();
+        if !self.pushed.is_empty() {
+            for (hash, pushed) in self.pushed.entries() {
+                match (self.by_hash.contains_key(&hash), pushed.is_some()) {
+                    (false, true) => len += 1,
+                    (true, false) => len = len.saturating_sub(1),
+                    _ => {}
+                }
+            }
+        }
+        len
+    }
+
+    /// The torrents the load read (pushes left out).
+    pub fn loaded(&self) -> usize {
         self.by_hash.len()
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_hash.is_empty()
+        self.len() == 0
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = (&InfoHash, &Listing)> {
-        self.by_hash.iter()
-    }
-
-    /// Every torrent's hash by id. Walks the whole catalogue: for start-up, where
-    /// replayed writes name torrents by id.
+    /// Every torrent's hash by id. Walks the rows as loaded: for start-up, where
+    /// replayed writes name torrents by id and nothing was pushed yet.
     pub fn hashes_by_id(&self) -> HashMap<TorrentId, InfoHash> {
-        self.iter()
+        self.by_hash
+            .iter()
             .map(|(hash, listing)| (listing.id, *hash))
             .collect()
     }
@@ -176,6 +267,7 @@ impl CatalogueBuilder {
                 by_hash: self.by_hash,
                 seen: self.seen,
                 load: self.load,
+                pushed: Arc::default(),
             },
             self.duplicates,
         )
@@ -250,10 +342,10 @@ pub(super) mod tests {
         let (catalogue, _) = builder.finish();
         let one = catalogue.get(&InfoHash([1; 20])).unwrap();
         let two = catalogue.get(&InfoHash([2; 20])).unwrap();
-        assert!(catalogue.reflects(one, Written::Snatched, 7));
-        assert!(!catalogue.reflects(one, Written::Snatched, 8));
-        assert!(catalogue.reflects(two, Written::Snatched, 8));
-        assert!(catalogue.reflects(one, Written::Unprune, 3));
-        assert!(!catalogue.reflects(two, Written::Unprune, 3));
+        assert!(catalogue.reflects(&one, Written::Snatched, 7));
+        assert!(!catalogue.reflects(&one, Written::Snatched, 8));
+        assert!(catalogue.reflects(&two, Written::Snatched, 8));
+        assert!(catalogue.reflects(&one, Written::Unprune, 3));
+        assert!(!catalogue.reflects(&two, Written::Unprune, 3));
     }
 }

@@ -12,6 +12,7 @@ mod failure;
 pub mod hash;
 pub mod ip;
 mod limit;
+mod pushed;
 mod scrape;
 mod snapshot;
 mod swarm;
@@ -26,7 +27,8 @@ pub use announce::{
     Event, Implausible, PeerChange, Settings, View, MAX_COUNTER,
 };
 pub use catalogue::{
-    Catalogue, CatalogueBuilder, Listing, Seen, Tag, TorrentMeta, TorrentRow, Written,
+    Catalogue, CatalogueBuilder, Listing, PushedTorrent, Seen, Tag, TorrentMeta, TorrentPushes,
+    TorrentRow, Written,
 };
 pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
@@ -34,10 +36,11 @@ pub use deltas::{
 };
 pub use failure::{Failure, RATE_LIMIT_RETRY_SECS};
 pub use limit::{RequestLimiter, RetryAfter};
+pub use pushed::{Overlay, PushClock, Pushed};
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
 pub use snapshot::{
-    Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Snapshots, User,
-    Users,
+    ClientChange, Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Pushes,
+    SmallPushes, Snapshots, User, Users,
 };
 pub use swarm::{
     peer_time, Endpoint, Family, Peer, PeerKey, SelectedPeer, Swarm, Tally, MAX_PEERS_PER_USER,

@@ -45,7 +45,7 @@ pub fn scrape(
             Some(live) => ScrapeFile {
                 info_hash,
                 complete: count(live.swarm.seeders()),
-                downloaded: live.downloaded(catalogue, listing),
+                downloaded: live.downloaded(catalogue, &listing),
                 incomplete: count(live.swarm.leechers()),
             },
             None => ScrapeFile {

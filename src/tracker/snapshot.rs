@@ -4,18 +4,19 @@
 //! lives beside them, in the swarms ([`super::swarms`]), which no reload rebuilds.
 
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use arc_swap::ArcSwap;
 
-use super::catalogue::Catalogue;
+use super::catalogue::{Catalogue, TorrentPushes};
 use super::hash::{HashMap, HashSet};
+use super::pushed::{Overlay, PushClock, Pushed};
 use super::swarm::Tally;
 use super::swarms::Swarms;
 use super::types::{ClientId, GroupId, Passkey, PeerId, TorrentId, TorrentType, UserId};
 
 /// An enabled user (`users_main` with `Enabled = '1'`).
-#[derive(Clone, Debug, PartialEq)]
+#[derive(Clone, Copy, Debug, PartialEq)]
 pub struct User {
     pub id: UserId,
     pub up_multiplier: f64,
@@ -24,10 +25,15 @@ pub struct User {
     pub tracker_hide: bool,
 }
 
-/// Enabled users by passkey.
+/// Pushed users by passkey (removed: disabled, or the passkey changed).
+pub type UserPushes = Overlay<Passkey, User>;
+
+/// Enabled users by passkey: the rows of a load, with what was pushed since laid over
+/// them.
 #[derive(Default, Debug)]
 pub struct Users {
     by_passkey: HashMap<Passkey, User>,
+    pushed: Arc<UserPushes>,
 }
 
 impl Users {
@@ -43,28 +49,96 @@ impl Users {
         }
     }
 
-    pub fn get(&self, passkey: &[u8]) -> Option<&User> {
-        self.by_passkey.get(passkey)
+    pub fn get(&self, passkey: &[u8]) -> Option<User> {
+        match self.pushed.get(passkey) {
+            Pushed::Unchanged => self.by_passkey.get(passkey).copied(),
+            Pushed::Set(user) => Some(user),
+            Pushed::Removed => None,
+        }
     }
 
+    /// The users with `pushed` laid over them (the overlay every snapshot in service
+    /// shares).
+    pub fn with_pushes(mut self, pushed: Arc<UserPushes>) -> Users {
+        self.pushed = pushed;
+        self
+    }
+
+    /// The users as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
-        self.by_passkey.len()
+        let mut len = self.by_passkey.len();
+        for (passkey, user) in self.pushed.entries() {
+            match (self.by_passkey.contains_key(&passkey), user.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len = len.saturating_sub(1),
+                _ => {}
+            }
+        }
+        len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.by_passkey.is_empty()
+        self.len() == 0
     }
 
+    /// The users as loaded (pushes left out).
     pub fn iter(&self) -> impl Iterator<Item = (&Passkey, &User)> {
         self.by_passkey.iter()
     }
+
+    /// How many users the reload that built `self` found changed from what `old`
+    /// showed, loaded or pushed, leaving out passkeys pushed after push number
+    /// `shown`: the changes a push should have brought and did not.
+    pub fn drift(&self, old: &Users, shown: u64) -> u64 {
+        drift(
+            self.by_passkey.iter().map(|(k, v)| (k, Some(*v))),
+            old.by_passkey.keys(),
+            old.pushed.entries(),
+            |k| old.get(k.as_bytes()),
+            |k| self.by_passkey.contains_key(k),
+            |k| self.pushed.pushed_after(k, shown),
+        )
+    }
 }
+
+/// The rows a reload changed that pushes should have: those loaded (`now`) that
+/// differ from what the snapshot before showed (`was`), and those it showed (loaded,
+/// `old_loaded`, or pushed, `old_pushed`) that the load did not find (`found`); keys
+/// pushed during the load (`pushed_later`) left out.
+fn drift<'a, K: 'a + Clone, V: PartialEq>(
+    now: impl Iterator<Item = (&'a K, Option<V>)>,
+    old_loaded: impl Iterator<Item = &'a K>,
+    old_pushed: Vec<(K, Option<V>)>,
+    was: impl Fn(&K) -> Option<V>,
+    found: impl Fn(&K) -> bool,
+    pushed_later: impl Fn(&K) -> bool,
+) -> u64 {
+    let mut drift = 0;
+    for (key, value) in now {
+        if !pushed_later(key) && was(key) != value {
+            drift += 1;
+        }
+    }
+    let gone = |key: &K| !found(key) && !pushed_later(key) && was(key).is_some();
+    drift += old_loaded.filter(|key| gone(key)).count() as u64;
+    for (key, value) in old_pushed {
+        // A pushed key the old snapshot had loaded is counted above.
+        if value.is_some() && gone(&key) {
+            drift += 1;
+        }
+    }
+    drift
+}
+
+/// Pushed hit-and-runs: set is marked, removed is cleared.
+pub type HitAndRunPushes = Overlay<(UserId, TorrentId), ()>;
 
 /// (user, torrent) pairs with an open hit-and-run: a download-disabled user may still
 /// leech these, to repair them.
 #[derive(Default, Debug)]
 pub struct HitAndRuns {
     pairs: HashSet<(UserId, TorrentId)>,
+    pushed: Arc<HitAndRunPushes>,
 }
 
 impl HitAndRuns {
@@ -73,15 +147,48 @@ impl HitAndRuns {
     }
 
     pub fn contains(&self, user: UserId, torrent: TorrentId) -> bool {
-        self.pairs.contains(&(user, torrent))
+        match self.pushed.get(&(user, torrent)) {
+            Pushed::Unchanged => self.pairs.contains(&(user, torrent)),
+            Pushed::Set(()) => true,
+            Pushed::Removed => false,
+        }
     }
 
+    /// The pairs with `pushed` laid over them.
+    pub fn with_pushes(mut self, pushed: Arc<HitAndRunPushes>) -> HitAndRuns {
+        self.pushed = pushed;
+        self
+    }
+
+    /// The pairs as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
-        self.pairs.len()
+        let mut len = self.pairs.len();
+        for (pair, marked) in self.pushed.entries() {
+            match (self.pairs.contains(&pair), marked.is_some()) {
+                (false, true) => len += 1,
+                (true, false) => len = len.saturating_sub(1),
+                _ => {}
+            }
+        }
+        len
     }
 
     pub fn is_empty(&self) -> bool {
-        self.pairs.is_empty()
+        self.len() == 0
+    }
+
+    /// As [`Users::drift`], for hit-and-runs.
+    pub fn drift(&self, old: &HitAndRuns, shown: u64) -> u64 {
+        let was =
+            |&(user, torrent): &(UserId, TorrentId)| old.contains(user, torrent).then_some(());
+        drift(
+            self.pairs.iter().map(|pair| (pair, Some(()))),
+            old.pairs.iter(),
+            old.pushed.entries(),
+            was,
+            |pair| self.pairs.contains(pair),
+            |pair| self.pushed.pushed_after(pair, shown),
+        )
     }
 }
 
@@ -117,6 +224,80 @@ impl Clients {
     pub fn is_empty(&self) -> bool {
         self.by_precedence.is_empty()
     }
+
+    /// The list with `change` made (a few dozen entries: copied whole).
+    pub fn changed(&self, change: &ClientChange) -> Clients {
+        let mut entries: Vec<_> = self
+            .by_precedence
+            .iter()
+            .filter(|(_, id)| *id != change.id())
+            .cloned()
+            .collect();
+        if let ClientChange::Approve { id, prefix } = change {
+            entries.push((prefix.clone(), *id));
+        }
+        Clients::new(entries)
+    }
+
+    /// How many entries differ between `self` and `old` (in either).
+    pub fn drift(&self, old: &Clients) -> u64 {
+        let missing_from = |a: &Clients, b: &Clients| {
+            a.by_precedence
+                .iter()
+                .filter(|entry| !b.by_precedence.contains(entry))
+                .count() as u64
+        };
+        missing_from(self, old) + missing_from(old, self)
+    }
+}
+
+/// A pushed change to the approved clients.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ClientChange {
+    /// Approves `prefix` as client `id` (replacing what `id` was).
+    Approve { id: ClientId, prefix: Box<[u8]> },
+    /// Client `id` is no longer approved.
+    Remove { id: ClientId },
+}
+
+impl ClientChange {
+    pub fn id(&self) -> ClientId {
+        match self {
+            ClientChange::Approve { id, .. } | ClientChange::Remove { id } => *id,
+        }
+    }
+}
+
+/// What the site pushed ([`crate::push`]) and the clock numbering it. The large
+/// snapshots get an overlay each, which every snapshot in service shares; the small
+/// ones are copied whole at each push, and keep here the changes a load in flight may
+/// not show, to make them again on what it loads.
+#[derive(Default, Debug)]
+pub struct Pushes {
+    pub clock: PushClock,
+    pub torrents: Arc<TorrentPushes>,
+    pub users: Arc<UserPushes>,
+    pub hit_and_runs: Arc<HitAndRunPushes>,
+    pub small: Mutex<SmallPushes>,
+}
+
+impl Pushes {
+    /// The small snapshots' pushes, locked while one is changed or swapped in (never
+    /// across an await).
+    pub fn lock_small(&self) -> std::sync::MutexGuard<'_, SmallPushes> {
+        // Every change under the lock is one push or one retain: a panic leaves it whole.
+        self.small
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
+
+/// Pushed changes to the approved clients and global freeleech, by push number.
+#[derive(Default, Debug)]
+pub struct SmallPushes {
+    pub clients: Vec<(u64, ClientChange)>,
+    /// The number of the last push that set global freeleech.
+    pub global_freeleech: u64,
 }
 
 /// Download and upload multipliers.
@@ -173,6 +354,8 @@ pub struct Snapshots {
     global_freeleech: AtomicBool,
     /// Peers and endpoints in every swarm, kept where they change.
     pub peers: PeerGauges,
+    /// What the site pushed since the loads.
+    pub pushes: Pushes,
 }
 
 /// The peer and endpoint counts of all swarms, moved by every change to a swarm

@@ -289,7 +289,7 @@ impl Swarms {
         self.for_each_shard(|shard| {
             shard.retain(|&id, live| match catalogue.get(&live.info_hash) {
                 Some(listing) if listing.id == id => {
-                    live.settle(catalogue, listing);
+                    live.settle(catalogue, &listing);
                     !live.is_idle()
                 }
                 _ => {
@@ -345,7 +345,7 @@ mod tests {
         let swarms = Swarms::default();
         let hash = InfoHash([1; 20]);
         let before = catalogue(1, [4, 0], vec![row(1, 0, 48)]);
-        let listing = before.get(&hash).unwrap().clone();
+        let listing = before.get(&hash).unwrap();
         swarms
             .shard(TorrentId(1))
             .enter(TorrentId(1), hash)
@@ -356,7 +356,7 @@ mod tests {
             shard
                 .get(TorrentId(1))
                 .unwrap()
-                .downloaded(catalogue, listing)
+                .downloaded(catalogue, &listing)
         };
         assert_eq!(downloaded(&before), 50);
         // Flushed as flush 5; a third completes meanwhile.
@@ -392,7 +392,7 @@ mod tests {
             let listing = catalogue.get(&hash).unwrap();
             shard
                 .get(TorrentId(1))
-                .map(|live| live.status(catalogue, listing))
+                .map(|live| live.status(catalogue, &listing))
         };
         swarms
             .shard(TorrentId(1))

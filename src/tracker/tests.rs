@@ -694,7 +694,7 @@ fn pruned_torrent_refuses_leechers_and_a_seeder_unprunes_it() {
         "the catalogue says what the database said"
     );
     assert_eq!(
-        w.live(|live| live.status(&catalogue, listing)),
+        w.live(|live| live.status(&catalogue, &listing)),
         Some(0),
         "revived here until the catalogue shows the write"
     );
