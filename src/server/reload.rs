@@ -186,6 +186,12 @@ pub async fn load_all(store: &Store, shared: &Shared) -> Result<(), LoadError> {
 pub async fn reload_all(store: &Store, shared: &Shared) {
     for kind in Kind::ALL {
         if let Err(error) = load(store, shared, kind).await {
+            let label = kind.metric_label().unwrap_or("global_freeleech");
+            shared
+                .metrics
+                .reload_failures
+                .with_label_values(&[label])
+                .inc();
             tracing::error!("{}", error);
         }
     }
