@@ -2,7 +2,8 @@
 #
 #   make build     release build of chihaya, cc and bencode
 #   make test      find or start MariaDB (scripts/ensure-db.sh), install the
-#                  BitTorrent clients (scripts/ensure-clients.sh), then cargo test
+#                  BitTorrent clients (scripts/ensure-clients.sh) and prometheus
+#                  (scripts/ensure-prometheus.sh), then cargo test
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started
 #   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
@@ -38,6 +39,7 @@ build:
 # One shell line, so that the URL printed by ensure-db reaches cargo.
 test:
 	@scripts/ensure-clients.sh
+	@scripts/ensure-prometheus.sh
 	@out=$$(scripts/ensure-db.sh); url=$${out#DATABASE_URL=}; \
 	echo "DATABASE_URL=$$url $(CARGO) test --all-targets $(TEST_ARGS)"; \
 	DATABASE_URL="$$url" $(CARGO) test --all-targets $(TEST_ARGS)

@@ -12,6 +12,7 @@ use prometheus::{
 };
 
 use crate::config::ChannelsConfig;
+use crate::tracker::{Failure, REFUSAL_REASONS};
 
 /// A counter whose value is read when scraped (`chihaya_uptime`, and counts kept
 /// outside the registry).
@@ -75,6 +76,17 @@ pub const PUSH_DRIFT_TYPES: [&str; 5] = [
     "global_freeleech",
 ];
 
+/// The `type` label of `chihaya_reload_failures_total`: the snapshots a reload loads,
+/// named as in `chihaya_reload_seconds`, plus `global_freeleech`, which has no timing.
+pub const RELOAD_TYPES: [&str; 6] = [
+    "users",
+    "hit_and_runs",
+    "torrents",
+    "group_freeleech",
+    "global_freeleech",
+    "clients",
+];
+
 pub struct Metrics {
     normal: Registry,
     admin: Registry,
@@ -116,6 +128,11 @@ pub struct Metrics {
     pub peers_evicted: IntCounter,
     /// Requests refused because the user's request budget was used up.
     pub rate_limited: IntCounter,
+    /// `chihaya_refusals_total`, one counter per [`REFUSAL_REASONS`] entry, resolved
+    /// once so that a refusal costs one atomic add.
+    refusals: [IntCounter; REFUSAL_REASONS.len()],
+    /// Reloads whose load failed (the old snapshot stays), by [`RELOAD_TYPES`] `type`.
+    pub reload_failures: IntCounterVec,
     /// Bytes of records the journal wrote, and its segment files on disk.
     pub journal_bytes: IntCounter,
     pub journal_segments: IntGauge,
@@ -380,6 +397,21 @@ impl Metrics {
             "chihaya_rate_limited_total",
             "Number of requests refused because the user exceeded its request budget",
         );
+        let refusal_counts = counter_vec(
+            "chihaya_refusals_total",
+            "Number of announces and scrapes refused with a failure reason, by reason",
+            &["reason"],
+        );
+        // Every reason shown from the start, at 0, so rates exist before the first one.
+        let refusals = REFUSAL_REASONS.map(|reason| refusal_counts.with_label_values(&[reason]));
+        let reload_failures = counter_vec(
+            "chihaya_reload_failures_total",
+            "Number of snapshot reloads that failed (the previous snapshot is kept)",
+            &["type"],
+        );
+        for kind in RELOAD_TYPES {
+            reload_failures.with_label_values(&[kind]);
+        }
         let journal_bytes = counter(
             &admin,
             "chihaya_journal_bytes_total",
@@ -460,12 +492,21 @@ impl Metrics {
             implausible_deltas,
             peers_evicted,
             rate_limited,
+            refusals,
+            reload_failures,
             journal_bytes,
             journal_segments,
             journal_errors,
             push_operations,
             push_refused,
             push_drift,
+        }
+    }
+
+    /// Counts one refused announce or scrape under its reason.
+    pub fn refused(&self, failure: &Failure) {
+        if let Some(counter) = self.refusals.get(failure.reason_index()) {
+            counter.inc();
         }
     }
 
@@ -528,5 +569,32 @@ mod tests {
         let normal = String::from_utf8(metrics.encode(false)).unwrap();
         assert!(normal.contains("# TYPE chihaya_peers gauge\n"));
         assert!(!normal.contains("chihaya_requests_fail"));
+    }
+
+    #[test]
+    fn refusals_and_reload_failures_start_at_zero_per_label() {
+        let metrics = Metrics::new(&ChannelsConfig::default());
+        metrics.refused(&Failure::UnknownTorrent);
+        metrics.refused(&Failure::UnknownTorrent);
+        metrics.refused(&Failure::rate_limited(1));
+        let text = String::from_utf8(metrics.encode(true)).unwrap();
+        assert!(text.contains("# TYPE chihaya_refusals_total counter\n"));
+        assert!(text.contains("# TYPE chihaya_reload_failures_total counter\n"));
+        for reason in REFUSAL_REASONS {
+            let value = match reason {
+                "unregistered_torrent" => 2,
+                "rate_limited" => 1,
+                _ => 0,
+            };
+            let line = format!("chihaya_refusals_total{{reason=\"{reason}\"}} {value}\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        for kind in RELOAD_TYPES {
+            let line = format!("chihaya_reload_failures_total{{type=\"{kind}\"}} 0\n");
+            assert!(text.contains(&line), "{line} in {text}");
+        }
+        // Both are admin families.
+        let normal = String::from_utf8(metrics.encode(false)).unwrap();
+        assert!(!normal.contains("chihaya_refusals_total"));
     }
 }

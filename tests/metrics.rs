@@ -31,7 +31,7 @@ const NORMAL: [(&str, &str); 8] = [
     ("chihaya_requests", "counter"),
 ];
 
-const ADMIN_FAMILIES: [(&str, &str); 26] = [
+const ADMIN_FAMILIES: [(&str, &str); 28] = [
     ("chihaya_deadlock_count", "counter"),
     ("chihaya_deadlock_aborted_count", "counter"),
     ("chihaya_deadlock_seconds_total", "counter"),
@@ -56,6 +56,8 @@ const ADMIN_FAMILIES: [(&str, &str); 26] = [
     ("chihaya_implausible_deltas_total", "counter"),
     ("chihaya_peers_evicted_total", "counter"),
     ("chihaya_rate_limited_total", "counter"),
+    ("chihaya_refusals_total", "counter"),
+    ("chihaya_reload_failures_total", "counter"),
     ("chihaya_client_errors_total", "counter"),
     ("process_cpu_seconds_total", "counter"),
 ];
@@ -151,6 +153,15 @@ async fn every_family_is_there_with_its_type_and_help() {
             "torrents",
             "users"
         ]
+    );
+    // A failure can be counted for every snapshot that is timed, and global freeleech.
+    let mut failure_types = types("chihaya_reload_seconds");
+    failure_types.insert("global_freeleech".to_owned());
+    assert_eq!(types("chihaya_reload_failures_total"), failure_types);
+    assert_eq!(all.sum("chihaya_reload_failures_total", &[]), 0.0);
+    assert_eq!(
+        all.families["chihaya_refusals_total"].samples.len(),
+        chihaya::tracker::REFUSAL_REASONS.len()
     );
     assert_eq!(
         all.value("chihaya_peer_endpoints", &[("family", "ipv4")]),
@@ -259,5 +270,85 @@ async fn the_token_gates_the_admin_section() {
             "{headers:?}"
         );
     }
+    t.stop().await;
+}
+
+#[tokio::test]
+async fn refusals_are_counted_by_reason_and_failed_reloads_by_type() {
+    const ASKED: &str = r#""admin_token": "t0k3n", "intervals": {"announce_drift": 0, "database_reload": 3600, "flush": 3600}"#;
+    let t = TestTracker::with_config(ASKED).await;
+    let refusals =
+        |e: &Exposition, reason: &str| e.value("chihaya_refusals_total", &[("reason", reason)]);
+    let before = scrape(&t).await;
+    for reason in [
+        "passkey_invalid",
+        "unregistered_torrent",
+        "client_not_approved",
+    ] {
+        assert_eq!(refusals(&before, reason), Some(0.0), "{reason}");
+    }
+
+    t.get("/nobody/announce").await;
+    t.get("/nobody/scrape").await;
+    let unknown = "00112233445566778899AABBCCDDEEFF00112233";
+    let r = t.announce(&Announce::new(PASSKEY_1, unknown, "u", 0)).await;
+    assert_eq!(
+        r.body,
+        failure_body("This torrent does not exist", 30).into_bytes()
+    );
+    let mut unapproved = Announce::new(PASSKEY_1, HASH_3, "c", 0);
+    unapproved.peer_id = *b"-XX0001-000000000000";
+    t.announce(&unapproved).await;
+    t.get(&format!("/{PASSKEY_1}/announce?info_hash=%zz")).await;
+    t.announce(&Announce::new(PASSKEY_1, HASH_3, "ok", 0)).await; // answered, not refused
+
+    let after = scrape(&t).await;
+    for (reason, count) in [
+        ("passkey_invalid", 2.0),
+        ("unregistered_torrent", 1.0),
+        ("client_not_approved", 1.0),
+        ("query_invalid", 1.0),
+        ("rate_limited", 0.0),
+    ] {
+        assert_eq!(refusals(&after, reason), Some(count), "{reason}");
+    }
+    assert_eq!(after.sum("chihaya_refusals_total", &[]), 5.0);
+
+    // The clients' table gone: that load fails, the others do not.
+    assert_eq!(
+        after.sum("chihaya_reload_failures_total", &[]),
+        0.0,
+        "no failure yet"
+    );
+    t.db.exec("RENAME TABLE approved_clients TO approved_clients_kept")
+        .await;
+    t.tracker().reload_now().await;
+    let failed = scrape(&t).await;
+    assert_eq!(
+        failed.value("chihaya_reload_failures_total", &[("type", "clients")]),
+        Some(1.0)
+    );
+    assert_eq!(failed.sum("chihaya_reload_failures_total", &[]), 1.0);
+    for kind in [
+        "users",
+        "hit_and_runs",
+        "torrents",
+        "group_freeleech",
+        "global_freeleech",
+    ] {
+        assert_eq!(
+            failed.value("chihaya_reload_failures_total", &[("type", kind)]),
+            Some(0.0),
+            "{kind}"
+        );
+    }
+    t.db.exec("RENAME TABLE approved_clients_kept TO approved_clients")
+        .await;
+    t.tracker().reload_now().await;
+    assert_eq!(
+        scrape(&t).await.sum("chihaya_reload_failures_total", &[]),
+        1.0,
+        "a successful reload adds nothing"
+    );
     t.stop().await;
 }

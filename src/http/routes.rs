@@ -9,6 +9,7 @@ use actix_web::{HttpRequest, HttpResponse};
 use super::query::{announce_request, decode_path_segment, Query};
 use super::response::{self, PeerFormat};
 use super::{metrics, HttpState};
+use crate::metrics::Metrics;
 use crate::record;
 use crate::tracker::{self, ip, Failure, SelectedPeer, User, View, MAX_SCRAPE_HASHES};
 
@@ -130,13 +131,13 @@ fn with_user(
     let shared = &state.shared;
     let users = shared.snapshots.users.load();
     let Some(user) = users.get(passkey) else {
-        return failure(&Failure::InvalidPasskey);
+        return failure(&shared.metrics, &Failure::InvalidPasskey);
     };
     if let Err(wait) = shared.limiter.admit(user.id, shared.micros()) {
         shared.metrics.rate_limited.inc();
         let refused = Failure::rate_limited(wait.micros);
         return match refusal {
-            Refusal::Bencoded => failure(&refused),
+            Refusal::Bencoded => failure(&shared.metrics, &refused),
             Refusal::Status => HttpResponse::TooManyRequests()
                 .insert_header((header::RETRY_AFTER, refused.interval().to_string()))
                 .content_type("text/plain")
@@ -154,7 +155,9 @@ fn not_found() -> HttpResponse {
     HttpResponse::NotFound().content_type("text/plain").finish()
 }
 
-fn failure(failure: &Failure) -> HttpResponse {
+/// Every refusal of an announce or scrape is answered here, and counted by reason.
+fn failure(metrics: &Metrics, failure: &Failure) -> HttpResponse {
+    metrics.refused(failure);
     let mut body = Vec::with_capacity(128);
     response::failure(&mut body, failure);
     text(body)
@@ -167,7 +170,7 @@ fn raw_query(request: &HttpRequest) -> &[u8] {
 fn announce(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse {
     match try_announce(request, state, user) {
         Ok(body) => text(body),
-        Err(refused) => failure(&refused),
+        Err(refused) => failure(&state.shared.metrics, &refused),
     }
 }
 
@@ -311,10 +314,10 @@ fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse
     let shared = &state.shared;
     let query = match Query::parse(raw_query(request)) {
         Ok(query) => query,
-        Err(refused) => return failure(&refused),
+        Err(refused) => return failure(&shared.metrics, &refused),
     };
     if query.info_hashes.len() > MAX_SCRAPE_HASHES {
-        return failure(&Failure::TooManyInfoHashes);
+        return failure(&shared.metrics, &Failure::TooManyInfoHashes);
     }
     let mut files = Vec::new();
     let (catalogue, hit_and_runs) = (

@@ -57,6 +57,11 @@ impl Kind {
         }
     }
 
+    /// The `type` of `chihaya_reload_failures_total` and `chihaya_push_drift_total`.
+    fn type_label(self) -> &'static str {
+        self.metric_label().unwrap_or("global_freeleech")
+    }
+
     /// As in `<Done> load complete`.
     fn done(self) -> &'static str {
         match self {
@@ -258,6 +263,11 @@ pub async fn load_all(store: &Store, shared: &Shared) -> Result<(), LoadError> {
 pub async fn reload_all(store: &Store, shared: &Shared) {
     for kind in Kind::ALL {
         if let Err(error) = load(store, shared, kind, Cycle::Reload).await {
+            shared
+                .metrics
+                .reload_failures
+                .with_label_values(&[kind.type_label()])
+                .inc();
             tracing::error!("{}", error);
         }
     }

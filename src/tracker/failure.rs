@@ -40,12 +40,63 @@ pub enum Failure {
 /// of a second, but a client that used a whole burst has no business back sooner.
 pub const RATE_LIMIT_RETRY_SECS: u32 = 60;
 
+/// The `reason` label of `chihaya_refusals_total`: one short, stable name per variant,
+/// in declaration order ([`Failure::reason_index`] is a position in it). Dashboards and
+/// alerts key on these, so a name never changes once released.
+pub const REFUSAL_REASONS: [&str; 19] = [
+    "passkey_invalid",
+    "query_too_long",
+    "query_invalid",
+    "info_hash_missing",
+    "info_hash_multiple",
+    "info_hash_too_many",
+    "peer_id_missing",
+    "peer_id_invalid",
+    "port_missing",
+    "port_out_of_range",
+    "uploaded_missing",
+    "downloaded_missing",
+    "left_missing",
+    "address_invalid",
+    "client_not_approved",
+    "unregistered_torrent",
+    "torrent_status",
+    "download_disabled",
+    "rate_limited",
+];
+
 impl Failure {
     /// A rate limit refusal for a budget that is back in `micros` microseconds.
     pub fn rate_limited(micros: u64) -> Failure {
         let secs = u32::try_from(micros.div_ceil(1_000_000)).unwrap_or(u32::MAX);
         Failure::RateLimited {
             retry_secs: secs.max(RATE_LIMIT_RETRY_SECS),
+        }
+    }
+
+    /// Position of this variant's label in [`REFUSAL_REASONS`], so the HTTP layer can
+    /// bump a counter resolved once at start-up.
+    pub fn reason_index(&self) -> usize {
+        match self {
+            Failure::InvalidPasskey => 0,
+            Failure::QueryTooLong => 1,
+            Failure::InvalidQuery => 2,
+            Failure::MissingInfoHash => 3,
+            Failure::MultipleInfoHashes => 4,
+            Failure::TooManyInfoHashes => 5,
+            Failure::MissingPeerId => 6,
+            Failure::InvalidPeerId => 7,
+            Failure::MissingPort => 8,
+            Failure::PortOutOfRange(_) => 9,
+            Failure::MissingUploaded => 10,
+            Failure::MissingDownloaded => 11,
+            Failure::MissingLeft => 12,
+            Failure::BadAddress(_) => 13,
+            Failure::ClientNotApproved(_) => 14,
+            Failure::UnknownTorrent => 15,
+            Failure::TorrentStatus { .. } => 16,
+            Failure::DownloadDisabled => 17,
+            Failure::RateLimited { .. } => 18,
         }
     }
 
@@ -152,6 +203,44 @@ mod tests {
         for (failure, reason, interval) in cases {
             assert_eq!(failure.reason(), reason.to_vec(), "{failure:?}");
             assert_eq!(failure.interval(), *interval, "{failure:?}");
+        }
+    }
+
+    #[test]
+    fn every_variant_has_its_own_refusal_label() {
+        let peer_id = PeerId(*b"-XX0001-1234567890ab");
+        let labelled = [
+            (Failure::InvalidPasskey, "passkey_invalid"),
+            (Failure::QueryTooLong, "query_too_long"),
+            (Failure::InvalidQuery, "query_invalid"),
+            (Failure::MissingInfoHash, "info_hash_missing"),
+            (Failure::MultipleInfoHashes, "info_hash_multiple"),
+            (Failure::TooManyInfoHashes, "info_hash_too_many"),
+            (Failure::MissingPeerId, "peer_id_missing"),
+            (Failure::InvalidPeerId, "peer_id_invalid"),
+            (Failure::MissingPort, "port_missing"),
+            (Failure::PortOutOfRange(1), "port_out_of_range"),
+            (Failure::MissingUploaded, "uploaded_missing"),
+            (Failure::MissingDownloaded, "downloaded_missing"),
+            (Failure::MissingLeft, "left_missing"),
+            (Failure::BadAddress(b"x".to_vec()), "address_invalid"),
+            (Failure::ClientNotApproved(peer_id), "client_not_approved"),
+            (Failure::UnknownTorrent, "unregistered_torrent"),
+            (
+                Failure::TorrentStatus { status: 1, left: 0 },
+                "torrent_status",
+            ),
+            (Failure::DownloadDisabled, "download_disabled"),
+            (Failure::rate_limited(5), "rate_limited"),
+        ];
+        assert_eq!(labelled.len(), REFUSAL_REASONS.len());
+        let mut seen = std::collections::HashSet::new();
+        for (failure, label) in &labelled {
+            let index = failure.reason_index();
+            assert_eq!(REFUSAL_REASONS[index], *label, "{failure:?}");
+            assert!(seen.insert(index), "{failure:?} shares index {index}");
+            // Prometheus label values are free text, but these are also query terms.
+            assert!(label.bytes().all(|b| b.is_ascii_lowercase() || b == b'_'));
         }
     }
 }

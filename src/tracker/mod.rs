@@ -34,7 +34,7 @@ pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
     TransferIpDelta, UserDelta,
 };
-pub use failure::{Failure, RATE_LIMIT_RETRY_SECS};
+pub use failure::{Failure, RATE_LIMIT_RETRY_SECS, REFUSAL_REASONS};
 pub use limit::{RequestLimiter, RetryAfter};
 pub use pushed::{Overlay, PushClock, Pushed};
 pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
