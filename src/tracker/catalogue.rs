@@ -348,4 +348,47 @@ pub(super) mod tests {
         assert!(catalogue.reflects(&one, Written::Unprune, 3));
         assert!(!catalogue.reflects(&two, Written::Unprune, 3));
     }
+
+    #[test]
+    fn a_push_changes_the_sites_columns_and_a_reload_counts_what_none_brought() {
+        let pushes = Arc::new(TorrentPushes::default());
+        let hash = |b: u8| InfoHash([b; 20]);
+        let old =
+            Catalogue::from_rows(1, [5, 5], [row(1, 1, 0, 7)]).with_pushes(Arc::clone(&pushes));
+        let meta = TorrentMeta {
+            group_id: GroupId(9),
+            ..row(1, 1, 0, 0).meta
+        };
+        let pushed = |id| PushedTorrent {
+            id: TorrentId(id),
+            meta,
+            status: 0,
+        };
+        pushes.set(hash(1), 1, Some(pushed(1)));
+        pushes.set(hash(2), 2, Some(pushed(2)));
+        // Torrent 1 keeps what its row shows of the tracker's writes; torrent 2, which
+        // no load read, shows none.
+        let one = old.get(&hash(1)).unwrap();
+        assert_eq!((one.meta.group_id, one.snatched), (GroupId(9), 7));
+        assert!(old.reflects(&one, Written::Snatched, 5));
+        let two = old.get(&hash(2)).unwrap();
+        assert_eq!((two.id, two.snatched), (TorrentId(2), 0));
+        assert!(!old.reflects(&two, Written::Snatched, 0));
+        assert_eq!(old.len(), 2);
+
+        // A load that began between pushes 1 and 2: it read torrent 1 as pushed (and
+        // 8 snatches, one of them the tracker's), torrent 3 that nobody pushed, and
+        // not torrent 2.
+        let mut reread = row(1, 1, 0, 8);
+        reread.meta = meta;
+        let new = Catalogue::from_rows(2, [6, 6], [reread, row(3, 3, 0, 0)])
+            .with_pushes(Arc::clone(&pushes));
+        assert_eq!(new.drift(&old, 1), 1);
+        assert_eq!(pushes.settle(1), 1);
+        assert_eq!(new.get(&hash(1)).unwrap().snatched, 8);
+        assert_eq!(new.get(&hash(2)).unwrap().id, TorrentId(2));
+        assert_eq!(new.len(), 3);
+        pushes.set(hash(3), 3, None);
+        assert_eq!((new.get(&hash(3)), new.len()), (None, 2));
+    }
 }

@@ -361,14 +361,30 @@ pub async fn request(
     target: &str,
     headers: &[(&str, &str)],
 ) -> Response {
+    request_with_body(addr, method, target, headers, None).await
+}
+
+/// Sends one request with `body` (and its `Content-Length`) and reads the response.
+pub async fn request_with_body(
+    addr: SocketAddr,
+    method: &str,
+    target: &str,
+    headers: &[(&str, &str)],
+    body: Option<&[u8]>,
+) -> Response {
     let mut stream = TcpStream::connect(addr).await.expect("connect");
     let mut head =
         format!("{method} {target} HTTP/1.1\r\nHost: 127.0.0.1\r\nConnection: close\r\n");
     for (name, value) in headers {
         head.push_str(&format!("{name}: {value}\r\n"));
     }
+    if let Some(body) = body {
+        head.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    }
     head.push_str("\r\n");
-    stream.write_all(head.as_bytes()).await.expect("send");
+    let mut raw_request = head.into_bytes();
+    raw_request.extend_from_slice(body.unwrap_or_default());
+    stream.write_all(&raw_request).await.expect("send");
     let mut raw = Vec::new();
     tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut raw))
         .await
