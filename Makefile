@@ -2,7 +2,8 @@
 #
 #   make build     release build of chihaya, cc and bencode
 #   make test      find or start MariaDB (scripts/ensure-db.sh), install the
-#                  BitTorrent clients (scripts/ensure-clients.sh) and prometheus
+#                  BitTorrent clients, systemd's tools and strace of the tests
+#                  (scripts/ensure-clients.sh) and prometheus
 #                  (scripts/ensure-prometheus.sh), then cargo test
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Make sure the BitTorrent clients of tests/real_clients.rs are installed, for
-# `make test`: transmission-daemon, transmission-remote (Debian package
-# transmission-cli) and aria2c (package aria2). Missing ones are installed with
-# apt-get when we are root; otherwise this says what is missing, and the test
-# says it is skipped. Never fails: whether the clients are there is the test's
-# business.
+# Make sure the outside programs of the tests are installed, for `make test`:
+# the BitTorrent clients of tests/real_clients.rs — transmission-daemon,
+# transmission-remote (Debian package transmission-cli) and aria2c (package
+# aria2) — and the tools of tests/service_unit.rs — systemd-analyze and
+# systemd-sysusers (package systemd; installing it does not make systemd run)
+# and strace. Missing ones are installed with apt-get when we are root;
+# otherwise this says what is missing, and the tests say they are skipped.
+# Never fails: whether the programs are there is the tests' business.
 #
 # stderr only, prefixed with "ensure-clients: ".
 set -uo pipefail
@@ -17,7 +19,8 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 . "$REPO/scripts/apt-lib.sh"
 
 # program:package pairs
-CLIENTS=(transmission-daemon:transmission-daemon transmission-remote:transmission-cli aria2c:aria2)
+CLIENTS=(transmission-daemon:transmission-daemon transmission-remote:transmission-cli aria2c:aria2
+  systemd-analyze:systemd systemd-sysusers:systemd strace:strace)
 
 missing() {
   local pair
@@ -29,10 +32,10 @@ missing() {
 mapfile -t packages < <(missing)
 ((${#packages[@]} == 0)) && exit 0
 if ! can_apt; then
-  say "not installed: ${packages[*]} (not root or no apt-get); the real-client test will be skipped." \
+  say "not installed: ${packages[*]} (not root or no apt-get); the tests that need them will be skipped." \
     "Install them with 'sudo apt-get install ${packages[*]}' to run it."
   exit 0
 fi
-say "the real-client test needs ${packages[*]}"
-apt_install "${packages[@]}" || say "apt-get could not install them; the real-client test will be skipped"
+say "the tests need ${packages[*]}"
+apt_install "${packages[@]}" || say "apt-get could not install them; the tests that need them will be skipped"
 exit 0

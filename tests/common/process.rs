@@ -81,11 +81,18 @@ impl Process {
             let dir = config.parent().unwrap_or(Path::new(".")).join("journal");
             command.arg("--journal").arg(dir);
         }
-        let mut child = command
+        command
             .arg("--config")
             .arg(config)
             .args(args)
-            .env("DB_DSN", dsn)
+            .env("DB_DSN", dsn);
+        Process::spawn(command)
+    }
+
+    /// Starts `command` as it is (a tracker started some other way, or a program
+    /// that runs one), reading its stderr.
+    pub fn spawn(mut command: Command) -> Process {
+        let mut child = command
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
@@ -152,6 +159,11 @@ impl Process {
     /// [`Process::wait_for`] only sees lines written from now on.
     pub fn skip_written_lines(&mut self) {
         self.log.extend(self.lines.try_iter());
+    }
+
+    /// The process id of the child.
+    pub fn id(&self) -> u32 {
+        self.child.id()
     }
 
     /// Whether the process has not exited yet.
