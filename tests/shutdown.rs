@@ -402,3 +402,44 @@ async fn log_flushes_false_keeps_flushes_out_of_the_log() {
     assert!(!log.contains("Flushing"), "{log}");
     assert_traffic_written(&db).await;
 }
+
+#[tokio::test]
+async fn a_hangup_reloads_from_the_database_and_the_tracker_keeps_running() {
+    const NEW_HASH: &str = "00112233445566778899AABBCCDDEEFF00112233";
+    let db = TestDb::new().await;
+    let setup = Setup::new("hangup");
+    let mut tracker = setup.start(&db.dsn(), &[]);
+    let seed = Announce::new(PASSKEY_1, NEW_HASH, "s", 0);
+    let unknown = failure_body("This torrent does not exist", 30);
+    assert_eq!(get(setup.addr(), &seed.target(), &[]).await.text(), unknown);
+    db.exec(&format!(
+        "INSERT INTO torrents (ID, GroupID, TorrentType, info_hash) \
+         VALUES (4, 1, 'anime', UNHEX('{NEW_HASH}'))"
+    ))
+    .await;
+    // `database_reload` is an hour: only the hangup can bring the new torrent.
+    tracker.signal("HUP");
+    let log = tokio::task::spawn_blocking(move || {
+        let log = tracker.wait_for("Caught hangup, reloading from database", WAIT);
+        (tracker, log)
+    })
+    .await
+    .unwrap();
+    let mut tracker = log.0;
+    let answered = eventually(WAIT, || async {
+        get(setup.addr(), &seed.target(), &[])
+            .await
+            .text()
+            .starts_with("d8:complete")
+    })
+    .await;
+    assert!(answered, "{}", tracker.log_text());
+    assert!(tracker.is_running());
+    tracker.signal("TERM");
+    let (status, log) =
+        tokio::task::spawn_blocking(move || (tracker.wait(WAIT), tracker.log_text()))
+            .await
+            .unwrap();
+    assert_eq!(status.code(), Some(0), "{log}");
+    assert!(log.contains("Shutdown complete"), "{log}");
+}

@@ -305,6 +305,11 @@ impl Tracker {
         self.shared.reload_trigger.run_now().await;
     }
 
+    /// Asks for a reload cycle now, without waiting for it (SIGHUP).
+    pub fn ask_reload(&self) {
+        self.shared.reload_trigger.ask();
+    }
+
     /// Runs a purge now and returns once it is done.
     pub async fn purge_now(&self) {
         self.shared.purge_trigger.run_now().await;
@@ -548,14 +553,17 @@ fn bind_socket(addr: SocketAddr, dual_stack: bool) -> std::io::Result<TcpListene
     Ok(socket.into())
 }
 
-/// SIGINT and SIGTERM, watched from start-up to exit by one pair of streams. A
-/// stream only reports signals that came after it was made, and the process no longer
-/// dies of one once the first stream exists: streams made anew for each wait would
-/// lose a signal that came between two waits (one sent right after `Ready`, say), and
-/// the process would never stop.
+/// SIGINT and SIGTERM, watched from start-up to exit by one pair of streams, and
+/// SIGHUP. A stream only reports signals that came after it was made, and the process
+/// no longer dies of one once the first stream exists: streams made anew for each wait
+/// would lose a signal that came between two waits (one sent right after `Ready`, say),
+/// and the process would never stop.
 struct Signals {
     interrupt: tokio::signal::unix::Signal,
     terminate: tokio::signal::unix::Signal,
+    /// `systemctl reload`: a reload cycle now. Watched from the start, so that a
+    /// hangup never ends the process (its default action) without the drain.
+    hangup: tokio::signal::unix::Signal,
 }
 
 impl Signals {
@@ -564,7 +572,23 @@ impl Signals {
         Ok(Signals {
             interrupt: signal(SignalKind::interrupt())?,
             terminate: signal(SignalKind::terminate())?,
+            hangup: signal(SignalKind::hangup())?,
         })
+    }
+
+    /// The next SIGINT or SIGTERM, asking `tracker` for a reload at each SIGHUP
+    /// meanwhile.
+    async fn next_running(&mut self, tracker: &Tracker) {
+        loop {
+            tokio::select! {
+                _ = self.interrupt.recv() => return,
+                _ = self.terminate.recv() => return,
+                _ = self.hangup.recv() => {
+                    tracing::info!("Caught hangup, reloading from database");
+                    tracker.ask_reload();
+                }
+            }
+        }
     }
 
     /// The next SIGINT or SIGTERM (or one that came since the previous call).
@@ -623,7 +647,7 @@ pub async fn run(options: Options) -> u8 {
             return 1;
         }
     };
-    signals.next().await;
+    signals.next_running(&tracker).await;
     tracing::info!("Caught interrupt, shutting down...");
     let deadline = tracker.deadline();
     deadline.send_replace(Some(Instant::now() + options.drain_timeout));

@@ -167,6 +167,12 @@ impl Trigger {
         self.finished.send_modify(|runs| *runs += 1);
     }
 
+    /// Asks for a run without waiting for it. Asks made while the task waits or
+    /// runs make one run, the next.
+    pub fn ask(&self) {
+        self.asked.notify_one();
+    }
+
     /// Asks for a run and waits until one that began after this call has finished
     /// (the task running, and runs finishing in the order they began).
     pub async fn run_now(&self) {
