@@ -143,7 +143,7 @@ pub async fn load(
                 .await
                 .map_err(fail)?
                 .with_pushes(Arc::clone(&pushes.users));
-            let n = users.iter().count();
+            let n = users.loaded();
             if counts_drift {
                 drift(users.drift(&snapshots.users.load(), shown));
             }
@@ -157,7 +157,8 @@ pub async fn load(
                 .map_err(fail)?
                 .with_pushes(Arc::clone(&pushes.hit_and_runs));
             if counts_drift {
-                drift(pairs.drift(&snapshots.hit_and_runs.load(), shown));
+                let disabled = snapshots.users.load().download_disabled();
+                drift(pairs.drift(&snapshots.hit_and_runs.load(), shown, &disabled));
             }
             snapshots.hit_and_runs.store(Arc::new(pairs));
             pushes.hit_and_runs.settle(shown);

@@ -86,6 +86,35 @@ impl Users {
         self.by_passkey.iter()
     }
 
+    /// How many users the load read.
+    pub fn loaded(&self) -> usize {
+        self.by_passkey.len()
+    }
+
+    /// The users whose downloads are disabled, pushes counted in (walks every user:
+    /// for reloads).
+    pub fn download_disabled(&self) -> HashSet<UserId> {
+        let mut ids: HashSet<UserId> = self
+            .by_passkey
+            .iter()
+            .filter(|(passkey, user)| {
+                user.disable_download && self.pushed.get(passkey.as_bytes()) == Pushed::Unchanged
+            })
+            .map(|(_, user)| user.id)
+            .collect();
+        let pushed = self
+            .pushed
+            .entries()
+            .into_iter()
+            .filter_map(|(_, user)| user);
+        ids.extend(
+            pushed
+                .filter(|user| user.disable_download)
+                .map(|user| user.id),
+        );
+        ids
+    }
+
     /// How many users the reload that built `self` found changed from what `old`
     /// showed, loaded or pushed, leaving out passkeys pushed after push number
     /// `shown`: the changes a push should have brought and did not.
@@ -177,14 +206,22 @@ impl HitAndRuns {
         self.len() == 0
     }
 
-    /// As [`Users::drift`], for hit-and-runs.
-    pub fn drift(&self, old: &HitAndRuns, shown: u64) -> u64 {
+    /// As [`Users::drift`], for hit-and-runs, counting only those of users whose
+    /// downloads are disabled now (`disabled`): a load reads no others, and for no
+    /// others do they matter.
+    pub fn drift(&self, old: &HitAndRuns, shown: u64, disabled: &HashSet<UserId>) -> u64 {
+        let counted = |pair: &(UserId, TorrentId)| disabled.contains(&pair.0);
         let was =
             |&(user, torrent): &(UserId, TorrentId)| old.contains(user, torrent).then_some(());
+        let mut old_pushed = old.pushed.entries();
+        old_pushed.retain(|(pair, _)| counted(pair));
         drift(
-            self.pairs.iter().map(|pair| (pair, Some(()))),
-            old.pairs.iter(),
-            old.pushed.entries(),
+            self.pairs
+                .iter()
+                .filter(|pair| counted(pair))
+                .map(|pair| (pair, Some(()))),
+            old.pairs.iter().filter(|pair| counted(pair)),
+            old_pushed,
             was,
             |pair| self.pairs.contains(pair),
             |pair| self.pushed.pushed_after(pair, shown),
@@ -463,5 +500,48 @@ mod tests {
         assert!(!users.insert(Passkey::new(b"abc"), user(2)));
         assert_eq!(users.get(b"abc").map(|u| u.id), Some(UserId(1)));
         assert_eq!(users.get(b"ABC"), None);
+    }
+
+    #[test]
+    fn a_reload_counts_as_drift_only_what_no_push_brought() {
+        let user = |id, disable_download| User {
+            id: UserId(id),
+            up_multiplier: 1.0,
+            down_multiplier: 1.0,
+            disable_download,
+            tracker_hide: false,
+        };
+        let key = |k: &[u8]| Passkey::new(k);
+        let pushes = Arc::new(UserPushes::default());
+        let mut old = Users::default();
+        old.insert(key(b"a"), user(1, false));
+        old.insert(key(b"b"), user(2, false));
+        let old = old.with_pushes(Arc::clone(&pushes));
+        // Pushed before the load began: c added, b disabled; d while it ran.
+        pushes.set(key(b"c"), 1, Some(user(3, false)));
+        pushes.set(key(b"b"), 1, None);
+        pushes.set(key(b"d"), 2, Some(user(4, false)));
+        assert_eq!(old.len(), 3);
+        // The load read a with downloads disabled (nobody pushed that), and c.
+        let mut new = Users::default();
+        new.insert(key(b"a"), user(1, true));
+        new.insert(key(b"c"), user(3, false));
+        let new = new.with_pushes(Arc::clone(&pushes));
+        assert_eq!(new.drift(&old, 1), 1);
+        pushes.settle(1);
+        assert_eq!(new.get(b"d"), Some(user(4, false)));
+        assert_eq!(new.get(b"b"), None);
+        assert_eq!(new.download_disabled(), HashSet::from_iter([UserId(1)]));
+
+        // Hit-and-runs count only for users whose downloads are disabled: user 2's
+        // leave the load because user 2 may download again, not because of a miss.
+        let mut before = HitAndRuns::default();
+        before.insert(UserId(1), TorrentId(5));
+        before.insert(UserId(2), TorrentId(6));
+        let mut after = HitAndRuns::default();
+        after.insert(UserId(1), TorrentId(5));
+        after.insert(UserId(1), TorrentId(7));
+        let disabled = HashSet::from_iter([UserId(1)]);
+        assert_eq!(after.drift(&before, 0, &disabled), 1);
     }
 }
