@@ -1,6 +1,6 @@
 //! Fuzzing on stable Rust, as property tests: every parser of untrusted bytes (the
 //! announce/scrape query, bencode, the `bencode` tool's JSON, the peer cache and its
-//! JSON dump, the spill file, the journal) is fed random bytes and mutations of valid inputs, and
+//! JSON dump, the spill file, the journal, push API bodies) is fed random bytes and mutations of valid inputs, and
 //! must never panic nor allocate more than its input justifies. A counting global
 //! allocator measures, per thread and per call, the largest single request and the
 //! peak of live bytes. Cheap round trips are checked on whatever decodes.
@@ -1743,6 +1743,57 @@ fn journal_segment() {
                 });
                 seen.check(&JOURNAL, "journal::recover::read_segment", len, usage)?;
                 prop_assert!(end.good <= len as u64);
+            }
+            Ok(())
+        },
+    );
+}
+
+// ---------------------------------------------------------------------------------
+// 7. Push API bodies (only a token holder reaches the parser, but a site's bug can send
+// anything).
+
+const PUSH_SAMPLES: &[&str] = &[
+    r#"{"op": "update_torrent", "id": 7, "info_hash": "0123456789abcdef0123456789ABCDEF01234567", "group_id": 3, "type": "anime", "up_multiplier": 0.5, "status": 1}"#,
+    r#"[{"op": "delete_torrent", "info_hash": "0123456789abcdef0123456789ABCDEF01234567", "id": 1}, {"op": "remove_client", "id": 9}]"#,
+    r#"{"op": "update_user", "id": 4, "passkey": "k", "enabled": false, "disable_download": true, "tracker_hide": true, "down_multiplier": 2}"#,
+    r#"{"op": "change_passkey", "old_passkey": "a", "new_passkey": "b"}"#,
+    r#"[{"op": "approve_client", "id": 0, "peer_id": "-TR4"}, {"op": "set_global_freeleech", "on": true}]"#,
+    r#"[{"op": "mark_hit_and_run", "user_id": 1, "torrent_id": 2}, {"op": "clear_hit_and_run", "user_id": 1, "torrent_id": 2}, {"op": "disable_user", "passkey": "x"}]"#,
+];
+
+/// The push body is a JSON tree like the `bencode` tool's (the same bounds), turned
+/// into operations no larger than their text.
+const PUSH: Target = Target {
+    name: "push",
+    cases: 1000,
+    bounds: Bounds { k1: 32, k2: 72 },
+};
+
+#[test]
+fn push_body() {
+    let seeds = select(PUSH_SAMPLES)
+        .prop_map(|s| s.as_bytes().to_vec())
+        .boxed();
+    fuzz(
+        &PUSH,
+        inputs(
+            seeds,
+            b"[]{}\",:0123456789abcdefABCDEF.eE+- optrue",
+            json_tokens(),
+        ),
+        |seen, Bytes(input)| {
+            let (parsed, usage) = measure(&input, || chihaya::push::parse(&input));
+            seen.check(&PUSH, "parse", input.len(), usage)?;
+            match parsed {
+                Ok(request) => {
+                    prop_assert!(!request.ops.is_empty());
+                    for op in &request.ops {
+                        prop_assert!(chihaya::push::OPERATIONS.contains(&op.name()));
+                    }
+                }
+                // Every refusal says what is wrong.
+                Err(bad) => prop_assert!(!bad.problem.is_empty()),
             }
             Ok(())
         },
