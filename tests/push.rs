@@ -43,6 +43,10 @@ async fn drift(t: &TestTracker, kind: &str) -> f64 {
     admin_metric(t, "chihaya_push_drift_total", &[("type", kind)]).await
 }
 
+async fn operations(t: &TestTracker, op: &str) -> f64 {
+    admin_metric(t, "chihaya_push_operations_total", &[("op", op)]).await
+}
+
 fn answered(response: &Response) -> bool {
     response.text().starts_with("d8:complete")
 }
@@ -109,15 +113,7 @@ async fn a_pushed_torrent_is_served_at_once_and_reloads_reconcile_with_the_datab
     assert_eq!(t.announce(&lost).await.text(), unknown);
     assert!(answered(&t.announce(&unpushed).await));
     assert_eq!(drift(&t, "torrents").await, 2.0);
-    assert_eq!(
-        admin_metric(
-            &t,
-            "chihaya_push_operations_total",
-            &[("op", "update_torrent")]
-        )
-        .await,
-        2.0
-    );
+    assert_eq!(operations(&t, "update_torrent").await, 2.0);
     t.stop().await;
 }
 
@@ -286,15 +282,7 @@ async fn a_refused_push_names_its_field_and_changes_nothing() {
         admin_metric(&t, "chihaya_push_refused_total", &[]).await,
         2.0
     );
-    assert_eq!(
-        admin_metric(
-            &t,
-            "chihaya_push_operations_total",
-            &[("op", "update_torrent")]
-        )
-        .await,
-        0.0
-    );
+    assert_eq!(operations(&t, "update_torrent").await, 0.0);
     t.stop().await;
 
     // Without a token the API is not there.

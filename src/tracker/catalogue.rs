@@ -166,17 +166,9 @@ impl Catalogue {
 
     /// The torrents as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
-        let mut len = self.by_hash.len();
-        if !self.pushed.is_empty() {
-            for (hash, pushed) in self.pushed.entries() {
-                match (self.by_hash.contains_key(&hash), pushed.is_some()) {
-                    (false, true) => len += 1,
-                    (true, false) => len = len.saturating_sub(1),
-                    _ => {}
-                }
-            }
-        }
-        len
+        let by_hash = &self.by_hash;
+        self.pushed
+            .count_over(by_hash.len(), |hash| by_hash.contains_key(hash))
     }
 
     /// The torrents the load read (pushes left out).

@@ -136,6 +136,23 @@ impl<K: Eq + Hash, V: Clone> Overlay<K, V> {
         left
     }
 
+    /// How many keys a snapshot of `loaded` keys has with the changes laid over it;
+    /// `has` says whether the snapshot has a key.
+    pub fn count_over(&self, loaded: usize, has: impl Fn(&K) -> bool) -> usize {
+        if !self.any.load(Ordering::Acquire) {
+            return loaded;
+        }
+        let mut count = loaded;
+        for (key, change) in self.read().iter() {
+            match (has(key), change.value.is_some()) {
+                (false, true) => count += 1,
+                (true, false) => count = count.saturating_sub(1),
+                _ => {}
+            }
+        }
+        count
+    }
+
     /// The keys and values of the changes in effect (`None`: removed).
     pub fn entries(&self) -> Vec<(K, Option<V>)>
     where

@@ -66,15 +66,9 @@ impl Users {
 
     /// The users as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
-        let mut len = self.by_passkey.len();
-        for (passkey, user) in self.pushed.entries() {
-            match (self.by_passkey.contains_key(&passkey), user.is_some()) {
-                (false, true) => len += 1,
-                (true, false) => len = len.saturating_sub(1),
-                _ => {}
-            }
-        }
-        len
+        let by_passkey = &self.by_passkey;
+        self.pushed
+            .count_over(by_passkey.len(), |passkey| by_passkey.contains_key(passkey))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -191,15 +185,9 @@ impl HitAndRuns {
 
     /// The pairs as loaded, counting in those pushed since.
     pub fn len(&self) -> usize {
-        let mut len = self.pairs.len();
-        for (pair, marked) in self.pushed.entries() {
-            match (self.pairs.contains(&pair), marked.is_some()) {
-                (false, true) => len += 1,
-                (true, false) => len = len.saturating_sub(1),
-                _ => {}
-            }
-        }
-        len
+        let pairs = &self.pairs;
+        self.pushed
+            .count_over(pairs.len(), |pair| pairs.contains(pair))
     }
 
     pub fn is_empty(&self) -> bool {
