@@ -54,6 +54,7 @@ import atexit
 import gc
 import http.client
 import json
+import math
 import os
 import secrets
 import signal
@@ -95,8 +96,7 @@ def pct(values, p):
     if not values:
         return None
     s = sorted(values)
-    k = max(0, min(len(s) - 1, int(round(p / 100 * len(s) + 0.5)) - 1))
-    return s[k]
+    return s[max(0, math.ceil(p / 100 * len(s)) - 1)]
 
 
 def ms(x, digits=3):

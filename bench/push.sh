@@ -60,7 +60,9 @@ cleanup() {
 
 # check_int NAME VALUE MIN : die unless VALUE is an integer >= MIN.
 check_int() {
-  [[ $2 =~ ^[0-9]+$ ]] && ((10#$2 >= $3)) || die "$1 must be an integer >= $3 (got '$2')"
+  if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 < $3)); then
+    die "$1 must be an integer >= $3 (got '$2')"
+  fi
 }
 
 main() {
@@ -89,6 +91,7 @@ main() {
     binary=$(cd "$(dirname "$BENCH_BINARY")" && pwd)/$(basename "$BENCH_BINARY")
     say "not building: measuring $binary"
   else
+    # shellcheck disable=SC2119 # build's arguments are extra cargo arguments: none here
     build
     binary=$BIN/chihaya
   fi
