@@ -9,6 +9,8 @@
 #   make db-stop   stop the private mariadbd that ensure-db may have started
 #   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
 #   make bench-hostile  what a hostile member can do (bench/README.md)
+#   make bench-push  push API: push to next announce, announces under pushes
+#                  (1,000,000 torrents by default; bench/README.md)
 #   make bench-db  MariaDB's CPU per row of each accounting statement (bench/README.md)
 #   make fmt       check formatting        make lint   clippy, warnings are errors
 #   make docker    build the chihaya-rs image
@@ -32,7 +34,7 @@ DEMO_INFO_HASH := 59FC5431B11C761C94CD3EB90825EA6E6DC8A5F1
 DEMO_PEER_ID := -TR2940-abcdefghijkl
 DEMO_TRACKER := http://127.0.0.1:34000
 
-.PHONY: build test run bench bench-reload bench-hostile bench-db docker db-stop fmt lint clean
+.PHONY: build test run bench bench-reload bench-hostile bench-push bench-db docker db-stop fmt lint clean
 
 build:
 	$(CARGO) build --release --bins
@@ -74,6 +76,12 @@ bench-reload:
 # BENCH_BINARY=/path/to/chihaya runs them against another build, unbuilt.
 bench-hostile:
 	CARGO='$(CARGO)' bench/hostile.sh
+
+# Push API (bench/README.md): one tracker with push_token set on the bench
+# dataset (BENCH_TORRENTS, default 1000000, loaded only when missing); the time
+# from a push to the announce that sees it, and announces under pushes vs alone.
+bench-push:
+	CARGO='$(CARGO)' bench/push.sh
 
 # Statement shape and size (bench/README.md): examples/bench_db against the
 # database chihaya_benchdb (recreated, dropped at the end unless BENCH_KEEP=1).

@@ -1,6 +1,6 @@
 # shellcheck shell=bash
-# Set-up steps shared by the bench harnesses (bench/run.sh, bench/hostile.sh):
-# release build, MariaDB, the bench dataset. Sourced, not run, after
+# Set-up steps shared by the bench harnesses (bench/run.sh, bench/hostile.sh,
+# bench/push.sh): release build, MariaDB, the bench dataset. Sourced, not run, after
 # scripts/db-lib.sh and scripts/apt-lib.sh. The caller sets PROG, REPO, BENCH,
 # CARGO, RUN_DIR, BENCH_USERS, BENCH_TORRENTS, BENCH_SEED, BENCH_DB and runs
 # under `set -euo pipefail`.
