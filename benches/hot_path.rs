@@ -65,6 +65,7 @@ fn world() -> World {
         },
         snatched: 0,
         status: 0,
+        stored: Default::default(),
     };
     World {
         clients: Clients::new(vec![(b"-TR".to_vec().into(), ClientId(1))]),

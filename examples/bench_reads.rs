@@ -208,7 +208,7 @@ async fn run(options: Options) -> Result<(), Error> {
     // As the tracker loads it: with the commit markers read in each part's snapshot
     // when the database has them.
     let marks = if store::commits::exists(&store).await? {
-        store::Marks::Read(["torrents", "unprune"])
+        store::Marks::Read(["torrents".to_owned(), "unprune".to_owned()])
     } else {
         store::Marks::Assumed(0)
     };
@@ -226,7 +226,7 @@ async fn run(options: Options) -> Result<(), Error> {
             .await?,
         bench
             .measure("torrents", || async {
-                let (catalogue, _) = store::load_catalogue(s, 1, marks, 0).await?;
+                let (catalogue, _) = store::load_catalogue(s, 1, marks.clone(), 0).await?;
                 Ok(catalogue.len() as u64)
             })
             .await?,

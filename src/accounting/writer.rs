@@ -323,7 +323,8 @@ impl Writers {
     ) -> Result<Marked, sqlx::Error> {
         let mut conn = R::pool(&self.store).acquire().await?;
         let mut transaction = sqlx::Connection::begin(&mut *conn).await?;
-        if commits::lock(&mut transaction, R::KIND.name()).await? >= epoch {
+        let marker = self.store.marker(R::KIND.name());
+        if commits::lock(&mut transaction, &marker).await? >= epoch {
             // An earlier attempt committed: what it set aside stands as it was.
             return Ok(Marked::AlreadyIn);
         }
@@ -346,7 +347,7 @@ impl Writers {
                 Err(error) => return Err(error),
             }
         }
-        commits::mark(&mut transaction, R::KIND.name(), epoch).await?;
+        commits::mark(&mut transaction, &marker, epoch).await?;
         transaction.commit().await?;
         Ok(Marked::Committed)
     }

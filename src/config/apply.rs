@@ -44,6 +44,7 @@ pub(super) fn apply_file(
             "addr" => raw.addr = Some(non_empty(&path, value)?),
             "admin_token" => c.admin_token = string(&path, value)?,
             "push_token" => c.push_token = string(&path, value)?,
+            "instance" => c.instance = instance(&path, value)?,
             "proxy" => c.proxy = string(&path, value)?,
             "record" => c.record = boolean(&path, value)?,
             "scrape" => c.scrape = boolean(&path, value)?,
@@ -245,6 +246,25 @@ pub(super) fn string(path: &str, value: &Json) -> Result<String, ConfigError> {
         Json::Str(s) => Ok(s.clone()),
         _ => Err(wrong(path, "must be a string", value)),
     }
+}
+
+/// Most bytes of an instance name: `<name>/transfer_history` must fit the 32 of
+/// `chihaya_commits.writer`.
+const INSTANCE_MAX: usize = 15;
+
+/// An instance name: empty (the only tracker), or up to [`INSTANCE_MAX`] letters,
+/// digits, `-` and `_`.
+fn instance(path: &str, value: &Json) -> Result<String, ConfigError> {
+    let name = string(path, value)?;
+    let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'-' || b == b'_';
+    if name.len() > INSTANCE_MAX || !name.bytes().all(allowed) {
+        return Err(wrong(
+            path,
+            "must be at most 15 letters, digits, '-' or '_'",
+            value,
+        ));
+    }
+    Ok(name)
 }
 
 pub(super) fn non_empty(path: &str, value: &Json) -> Result<String, ConfigError> {

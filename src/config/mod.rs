@@ -30,6 +30,9 @@ pub struct Config {
     pub admin_token: String,
     /// Bearer token for the push API; empty disables it.
     pub push_token: String,
+    /// This tracker's name when several share the database behind a load balancer
+    /// that routes by info_hash; empty: the only one.
+    pub instance: String,
     /// Header carrying the client IP; empty: use the peer address.
     pub proxy: String,
     /// Run the recorder (SPEC §12).
@@ -234,6 +237,7 @@ impl Default for Config {
             addr: ListenAddr::Any(34000),
             admin_token: String::new(),
             push_token: String::new(),
+            instance: String::new(),
             proxy: String::new(),
             record: false,
             scrape: true,

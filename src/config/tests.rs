@@ -88,6 +88,7 @@ fn defaults_are_the_spec_table() {
         addr: ListenAddr::Any(34000),
         admin_token: String::new(),
         push_token: String::new(),
+        instance: String::new(),
         proxy: String::new(),
         record: false,
         scrape: true,
@@ -130,7 +131,7 @@ fn every_key_can_be_set() {
         "limits": {"user_peers_per_torrent": 1000, "user_requests_per_second": 7,
                    "user_request_burst": 8, "max_transfer_rate": 9223372036854775807},
         "journal": {"fsync_interval_ms": 0},
-        "addr": "127.0.0.1:8080", "admin_token": "t0k", "push_token": "p5h", "proxy": "X-Real-IP",
+        "addr": "127.0.0.1:8080", "admin_token": "t0k", "push_token": "p5h", "instance": "eu-2", "proxy": "X-Real-IP",
         "record": true, "scrape": false, "log_flushes": false, "strict_port": true,
         "flush_groups": true, "numwant": 0, "max_numwant": 65535
     }"#;
@@ -171,6 +172,7 @@ fn every_key_can_be_set() {
         addr: listen("127.0.0.1", 8080),
         admin_token: "t0k".to_owned(),
         push_token: "p5h".to_owned(),
+        instance: "eu-2".to_owned(),
         proxy: "X-Real-IP".to_owned(),
         record: true,
         scrape: false,
@@ -199,6 +201,8 @@ fn wrong_types() {
     let cases = [
         (r#"{"addr": 5}"#, "config: addr: must be a string (got 5)"),
         (r#"{"proxy": null}"#, "config: proxy: must be a string (got null)"),
+        (r#"{"instance": "eu/2"}"#, r#"config: instance: must be at most 15 letters, digits, '-' or '_' (got "eu/2")"#),
+        (r#"{"instance": "abcdefghijklmnop"}"#, r#"config: instance: must be at most 15 letters, digits, '-' or '_' (got "abcdefghijklmnop")"#),
         (r#"{"database": {"password": ["a"]}}"#, r#"config: database.password: must be a string (got ["a"])"#),
         (r#"{"record": "yes"}"#, r#"config: record: must be true or false (got "yes")"#),
         (r#"{"scrape": 1}"#, "config: scrape: must be true or false (got 1)"),

@@ -330,6 +330,11 @@ fn scrape(request: &HttpRequest, state: &HttpState, user: &User) -> HttpResponse
         &hit_and_runs,
         user,
         &query.info_hashes,
+        if shared.config.instance.is_empty() {
+            tracker::Elsewhere::Nowhere
+        } else {
+            tracker::Elsewhere::Stored
+        },
         &mut files,
     );
     let mut body = Vec::with_capacity(160 + files.len() * 80);

@@ -117,6 +117,7 @@ impl Tracker {
     ) -> Result<Starting, StartError> {
         let metrics = Arc::new(Metrics::new(&config.channels));
         let mut store = Store::new(&config.database, &metrics);
+        store.instance = config.instance.clone();
         store.ping().await.map_err(StartError::Ping)?;
         // Known before the first catalogue load, which reads the markers when there
         // are some (what of our own writes its rows show).

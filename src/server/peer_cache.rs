@@ -374,6 +374,7 @@ mod tests {
             },
             snatched: 5,
             status: 0,
+            stored: Default::default(),
         };
         snapshots.catalogue.store(Arc::new(Catalogue::from_rows(
             1,

@@ -43,7 +43,7 @@ pub async fn prepare(store: &Store, dir: &Path) -> Result<Prepared, StartError> 
         .map(|kind| kind.name())
         .collect();
     commits::create_rows(store, &writers).await.map_err(read)?;
-    let markers = commits::load(store).await.map_err(read)?;
+    let markers = commits::load(store, &writers).await.map_err(read)?;
     Ok(Prepared {
         dir: dir.to_path_buf(),
         lock,

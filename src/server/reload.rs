@@ -173,7 +173,7 @@ pub async fn load(
                     crate::accounting::Kind::Torrents,
                     crate::accounting::Kind::Unprune,
                 ];
-                store::Marks::Read(writers.map(crate::accounting::Kind::name))
+                store::Marks::Read(writers.map(|kind| store.marker(kind.name())))
             } else {
                 store::Marks::Assumed(number - 1)
             };

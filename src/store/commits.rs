@@ -1,5 +1,6 @@
 //! Commit markers: the table `chihaya_commits` holds, per writer (one per accounting
-//! table), the number of the last flush it committed. A flush writes its rows and its
+//! table, and per tracker when several share the database: [`Store::marker`]), the
+//! number of the last flush it committed. A flush writes its rows and its
 //! marker in one transaction, so the marker tells for certain whether the rows are in:
 //! after a connection lost while committing, the writer reads it instead of writing
 //! the rows a second time, and at start the journal's replay skips what it covers.
@@ -18,12 +19,17 @@ pub async fn exists(store: &Store) -> Result<bool, sqlx::Error> {
     super::table_exists(store, TABLE).await
 }
 
-/// Every writer's last committed flush.
-pub async fn load(store: &Store) -> Result<HashMap<String, u64>, sqlx::Error> {
-    let rows: Vec<(String, u64)> = sqlx::query_as("SELECT writer, epoch FROM chihaya_commits")
-        .fetch_all(&store.pool)
-        .await?;
-    Ok(rows.into_iter().collect())
+/// The last committed flush of each of this tracker's `writers`, by writer (0 for one
+/// without a row).
+pub async fn load(store: &Store, writers: &[&str]) -> Result<HashMap<String, u64>, sqlx::Error> {
+    let mut epochs = HashMap::new();
+    for writer in writers {
+        epochs.insert(
+            (*writer).to_owned(),
+            read(store, &store.marker(writer)).await?,
+        );
+    }
+    Ok(epochs)
 }
 
 /// The marker row holding the database's journal id rather than a flush number.
@@ -31,16 +37,18 @@ const JOURNAL_ID: &str = "journal_id";
 
 /// The id a journal written for this database carries, made up (at random) the first
 /// time: a journal directory pointed at another database is then refused, not
-/// replayed into it.
+/// replayed into it. Each instance sharing the database has its own, so that one never
+/// replays another's journal against its own markers.
 pub async fn journal_id(store: &Store) -> Result<u64, sqlx::Error> {
     // Never 0, and within what every client reads as a positive integer.
     let candidate = rand::random::<u64>() >> 2 | 1;
+    let row = store.marker(JOURNAL_ID);
     sqlx::query("INSERT IGNORE INTO chihaya_commits (writer, epoch) VALUES (?, ?)")
-        .bind(JOURNAL_ID)
+        .bind(&row)
         .bind(candidate)
         .execute(&store.pool)
         .await?;
-    read(store, JOURNAL_ID).await
+    read(store, &row).await
 }
 
 /// The value of `writer`'s row (0 when it has none).
@@ -58,7 +66,7 @@ async fn read(store: &Store, writer: &str) -> Result<u64, sqlx::Error> {
 pub async fn create_rows(store: &Store, writers: &[&str]) -> Result<(), sqlx::Error> {
     for writer in writers {
         sqlx::query("INSERT IGNORE INTO chihaya_commits (writer, epoch) VALUES (?, 0)")
-            .bind(writer)
+            .bind(store.marker(writer))
             .execute(&store.pool)
             .await?;
     }
@@ -69,12 +77,12 @@ pub async fn create_rows(store: &Store, writers: &[&str]) -> Result<(), sqlx::Er
 /// a catalogue load reads them in the snapshot it reads its rows in.
 pub async fn epochs(
     conn: &mut MySqlConnection,
-    writers: [&str; 2],
+    writers: &[String; 2],
 ) -> Result<[u64; 2], sqlx::Error> {
     let rows: Vec<(String, u64)> =
         sqlx::query_as("SELECT writer, epoch FROM chihaya_commits WHERE writer IN (?, ?)")
-            .bind(writers[0])
-            .bind(writers[1])
+            .bind(&writers[0])
+            .bind(&writers[1])
             .fetch_all(conn)
             .await?;
     let epoch = |writer: &str| {
@@ -82,7 +90,7 @@ pub async fn epochs(
             .find(|(name, _)| name == writer)
             .map_or(0, |&(_, epoch)| epoch)
     };
-    Ok([epoch(writers[0]), epoch(writers[1])])
+    Ok([epoch(&writers[0]), epoch(&writers[1])])
 }
 
 /// Inside a flush's transaction, first: the writer's last committed flush, its row

@@ -13,7 +13,8 @@ use super::row::{bytes, id_for_log, int, text, Col, Multipliers};
 use super::Store;
 use crate::tracker::{
     Catalogue, CatalogueBuilder, ClientId, Clients, GroupFreeleech, GroupId, HitAndRuns, InfoHash,
-    Passkey, Seen, TorrentId, TorrentMeta, TorrentRow, TorrentType, User, UserId, Users,
+    Passkey, Seen, StoredCounts, TorrentId, TorrentMeta, TorrentRow, TorrentType, User, UserId,
+    Users,
 };
 
 /// Runs a load, retrying lock conflicts up to `deadlock_retries` attempts; any other
@@ -151,12 +152,12 @@ const TORRENT_CHUNK: usize = 4096;
 const CHUNKS_IN_FLIGHT: usize = 8;
 
 /// How a catalogue load learns which of the tracker's own writes its rows show.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Debug)]
 pub enum Marks {
     /// Each part reads, in the same consistent snapshot as its rows, the commit
     /// markers of these writers: the one adding completions to `Snatched`, the one
     /// setting `Status` back to 0 (their flush numbers are the writes' tags).
-    Read([&'static str; 2]),
+    Read([String; 2]),
     /// No markers: the writes tagged up to this (the last load number begun before
     /// this load) are taken as shown.
     Assumed(u64),
@@ -179,7 +180,8 @@ pub async fn load_catalogue(
     marks: Marks,
     expected: usize,
 ) -> Result<(Catalogue, Vec<TorrentId>), sqlx::Error> {
-    let (built, skipped) = with_retry(store, || async {
+    let marks = &marks;
+    let (built, skipped) = with_retry(store, || async move {
         let mut builder = CatalogueBuilder::new(load, expected);
         let mut skipped = Vec::new();
         let Some((low, high)) = torrent_ids(store).await? else {
@@ -193,7 +195,7 @@ pub async fn load_catalogue(
                 tokio::spawn(decode_torrents(
                     store.clone(),
                     part,
-                    marks,
+                    marks.clone(),
                     (from, to),
                     chunks.clone(),
                 ))
@@ -276,7 +278,7 @@ async fn decode_torrents(
                 "START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY",
             )
             .await?;
-            let seen = super::commits::epochs(&mut transaction, writers).await?;
+            let seen = super::commits::epochs(&mut transaction, &writers).await?;
             let skipped = stream_torrents(&mut transaction, part, seen, range, &chunks).await?;
             transaction.commit().await?;
             Ok(skipped)
@@ -293,7 +295,7 @@ async fn stream_torrents(
     chunks: &tokio::sync::mpsc::Sender<Chunk>,
 ) -> Result<Vec<(String, String)>, sqlx::Error> {
     const SQL: &str = "SELECT ID, info_hash, DownMultiplier, UpMultiplier, \
-                       Snatched, Status, GroupID, TorrentType \
+                       Snatched, Status, GroupID, TorrentType, Seeders, Leechers \
                        FROM torrents WHERE ID BETWEEN ? AND ? ORDER BY ID";
     let mut skipped = Vec::new();
     let mut multipliers = Multipliers::default();
@@ -343,6 +345,12 @@ fn torrent_row(row: &MySqlRow, multipliers: &mut Multipliers) -> Result<TorrentR
         },
         snatched: int(row, Col(4, "Snatched"))?,
         status: int(row, Col(5, "Status"))?,
+        // Only scrapes of torrents another tracker holds show them: a value out of
+        // range is taken as 0 rather than costing the torrent.
+        stored: StoredCounts {
+            seeders: int(row, Col(8, "Seeders")).unwrap_or(0),
+            leechers: int(row, Col(9, "Leechers")).unwrap_or(0),
+        },
     })
 }
 

@@ -34,6 +34,9 @@ pub struct Store {
     pub limits: std::sync::Arc<limits::ColumnLimits>,
     /// Whether the database has the commit-marker table ([`commits`]); known at start.
     pub commits: bool,
+    /// This tracker's name among those sharing the database (`instance`; empty: the
+    /// only one): its commit markers are its own ([`Store::marker`]).
+    pub instance: String,
 }
 
 /// One single-connection pool per accounting table. A table's writer works
@@ -81,6 +84,18 @@ impl Store {
             stats: RetryStats::new(metrics),
             limits: Default::default(),
             commits: false,
+            instance: String::new(),
+        }
+    }
+
+    /// The `chihaya_commits` row of this tracker's `writer`: the writer's name, prefixed
+    /// with the instance's (`a/users`) when trackers share the database, whose flush
+    /// numbers and journals are each their own.
+    pub fn marker(&self, writer: &str) -> String {
+        if self.instance.is_empty() {
+            writer.to_owned()
+        } else {
+            format!("{}/{}", self.instance, writer)
         }
     }
 

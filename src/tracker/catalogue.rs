@@ -36,6 +36,16 @@ pub struct TorrentRow {
     pub meta: TorrentMeta,
     pub snatched: u32,
     pub status: i32,
+    pub stored: StoredCounts,
+}
+
+/// `Seeders` and `Leechers` as the tracker that holds the torrent's swarm last wrote
+/// them: what a tracker sharing the database with others answers a scrape with for
+/// a torrent another one holds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct StoredCounts {
+    pub seeders: u32,
+    pub leechers: u32,
 }
 
 /// A torrent as the catalogue holds it.
@@ -47,6 +57,8 @@ pub struct Listing {
     pub snatched: u32,
     /// 0 is active; 1 is pruned (a seeder revives it).
     pub status: i32,
+    /// `Seeders` and `Leechers` as read.
+    pub stored: StoredCounts,
     /// The part of the load that read it (see [`Seen`]); [`PUSHED`] for a torrent
     /// only a push told of.
     part: u8,
@@ -116,6 +128,7 @@ impl Catalogue {
                     meta: pushed.meta,
                     snatched: 0,
                     status: pushed.status,
+                    stored: StoredCounts::default(),
                     part: PUSHED,
                 },
             }),
@@ -237,6 +250,7 @@ impl CatalogueBuilder {
             meta: row.meta,
             snatched: row.snatched,
             status: row.status,
+            stored: row.stored,
             part,
         };
         match self.by_hash.entry(row.info_hash) {
@@ -300,6 +314,7 @@ pub(super) mod tests {
             },
             snatched,
             status,
+            stored: StoredCounts::default(),
         }
     }
 

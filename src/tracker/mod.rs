@@ -27,8 +27,8 @@ pub use announce::{
     Event, Implausible, PeerChange, Settings, View, MAX_COUNTER,
 };
 pub use catalogue::{
-    Catalogue, CatalogueBuilder, Listing, PushedTorrent, Seen, Tag, TorrentMeta, TorrentPushes,
-    TorrentRow, Written,
+    Catalogue, CatalogueBuilder, Listing, PushedTorrent, Seen, StoredCounts, Tag, TorrentMeta,
+    TorrentPushes, TorrentRow, Written,
 };
 pub use deltas::{
     AnnounceDeltas, HistoryDelta, SnatchDelta, TorrentDelta, TransferIp, TransferIp6Delta,
@@ -37,7 +37,7 @@ pub use deltas::{
 pub use failure::{Failure, RATE_LIMIT_RETRY_SECS, REFUSAL_REASONS};
 pub use limit::{RequestLimiter, RetryAfter};
 pub use pushed::{Overlay, PushClock, Pushed};
-pub use scrape::{scrape, ScrapeFile, MAX_SCRAPE_HASHES};
+pub use scrape::{scrape, Elsewhere, ScrapeFile, MAX_SCRAPE_HASHES};
 pub use snapshot::{
     ClientChange, Clients, GroupFreeleech, HitAndRuns, Multipliers, PeerCounts, PeerGauges, Pushes,
     SmallPushes, Snapshots, User, Users,

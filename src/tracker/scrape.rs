@@ -18,16 +18,27 @@ pub struct ScrapeFile {
     pub incomplete: u32,
 }
 
+/// Where the peers of a torrent this tracker has none of may be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Elsewhere {
+    /// Nowhere: this is the only tracker, so the torrent has no peers.
+    Nowhere,
+    /// With another tracker sharing the database (`instance`), which routes by
+    /// info_hash: the counts that tracker last wrote, as the catalogue read them.
+    Stored,
+}
+
 /// Appends to `files`, sorted by hash and without duplicates, every requested torrent
 /// that is tracked and not download-disabled for `user`. Status is not checked, so
-/// pruned torrents show. A torrent without a live swarm has no peers, and the
-/// catalogue's `Snatched`.
+/// pruned torrents show. A torrent without peers here has the counts `elsewhere`
+/// says, and the catalogue's `Snatched` with what this tracker has not written yet.
 pub fn scrape(
     catalogue: &Catalogue,
     swarms: &Swarms,
     hit_and_runs: &HitAndRuns,
     user: &User,
     hashes: &[InfoHash],
+    elsewhere: Elsewhere,
     files: &mut Vec<ScrapeFile>,
 ) {
     let mut wanted = hashes.to_vec();
@@ -41,22 +52,22 @@ pub fn scrape(
             continue;
         }
         let shard = swarms.shard(listing.id);
-        let file = match shard.get(listing.id) {
-            Some(live) => ScrapeFile {
-                info_hash,
-                complete: count(live.swarm.seeders()),
-                downloaded: live.downloaded(catalogue, &listing),
-                incomplete: count(live.swarm.leechers()),
-            },
-            None => ScrapeFile {
-                info_hash,
-                complete: 0,
-                downloaded: listing.snatched,
-                incomplete: 0,
-            },
+        let live = shard.get(listing.id);
+        let downloaded = live.map_or(listing.snatched, |live| {
+            live.downloaded(catalogue, &listing)
+        });
+        let (complete, incomplete) = match (live.filter(|l| !l.swarm.is_empty()), elsewhere) {
+            (Some(live), _) => (count(live.swarm.seeders()), count(live.swarm.leechers())),
+            (None, Elsewhere::Stored) => (listing.stored.seeders, listing.stored.leechers),
+            (None, Elsewhere::Nowhere) => (0, 0),
         };
         drop(shard);
-        files.push(file);
+        files.push(ScrapeFile {
+            info_hash,
+            complete,
+            downloaded,
+            incomplete,
+        });
     }
 }
 

@@ -47,6 +47,7 @@ fn world_with(status: i32, up: f64, down: f64) -> World {
         },
         snatched: 10,
         status,
+        stored: Default::default(),
     };
     World {
         clients: Clients::new(vec![(b"-TR".to_vec().into(), ClientId(1))]),
@@ -829,6 +830,7 @@ fn scrape_filters_unknown_and_download_disabled_and_dedups() {
         &w.hit_and_runs,
         &user(1),
         &[HASH, InfoHash([1; 20]), HASH],
+        Elsewhere::Nowhere,
         &mut files,
     );
     assert_eq!(
@@ -849,9 +851,48 @@ fn scrape_filters_unknown_and_download_disabled_and_dedups() {
         &w.hit_and_runs,
         &blocked,
         &[HASH],
+        Elsewhere::Nowhere,
         &mut files,
     );
     assert!(files.is_empty());
+}
+
+#[test]
+fn a_tracker_among_several_scrapes_the_torrents_others_hold_from_the_database() {
+    let mut w = world();
+    let stored = StoredCounts {
+        seeders: 7,
+        leechers: 3,
+    };
+    let mut row = crate::tracker::catalogue::tests::row(3, 7, 0, 10);
+    row.stored = stored;
+    w.catalogue
+        .store(Arc::new(Catalogue::from_rows(1, [0, 0], [row])));
+    let scraped = |w: &World, elsewhere| {
+        let mut files = Vec::new();
+        let catalogue = w.catalogue.load();
+        scrape(
+            &catalogue,
+            &w.swarms,
+            &w.hit_and_runs,
+            &user(1),
+            &[HASH],
+            elsewhere,
+            &mut files,
+        );
+        files
+            .iter()
+            .map(|f| (f.complete, f.downloaded, f.incomplete))
+            .collect::<Vec<_>>()
+    };
+    // No peers here: the counts its holder wrote; a lone tracker knows there are none.
+    assert_eq!(scraped(&w, Elsewhere::Stored), [(7, 10, 3)]);
+    assert_eq!(scraped(&w, Elsewhere::Nowhere), [(0, 10, 0)]);
+    // Once this tracker holds the swarm, its own peers count, and its completion.
+    let mut completed = request(1, 0, 0, 0);
+    completed.event = Event::Completed;
+    w.ok(&user(1), &completed, T0);
+    assert_eq!(scraped(&w, Elsewhere::Stored), [(1, 11, 0)]);
 }
 
 mod gauges {
