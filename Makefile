@@ -3,8 +3,9 @@
 #   make build     release build of chihaya, cc and bencode
 #   make test      find or start MariaDB (scripts/ensure-db.sh), install the
 #                  BitTorrent clients, systemd's tools and strace of the tests
-#                  (scripts/ensure-clients.sh) and prometheus
-#                  (scripts/ensure-prometheus.sh), then cargo test
+#                  (scripts/ensure-clients.sh), prometheus
+#                  (scripts/ensure-prometheus.sh) and haproxy
+#                  (scripts/ensure-haproxy.sh), then cargo test
 #   make run       build, demo database `chihaya` with the fixtures, run the tracker
 #   make db-stop   stop the private mariadbd that ensure-db may have started
 #   make bench     benchmark on 127.0.0.1 (bench/README.md); make bench-reload
@@ -43,6 +44,7 @@ build:
 test:
 	@scripts/ensure-clients.sh
 	@scripts/ensure-prometheus.sh
+	@scripts/ensure-haproxy.sh
 	@out=$$(scripts/ensure-db.sh); url=$${out#DATABASE_URL=}; \
 	echo "DATABASE_URL=$$url $(CARGO) test --all-targets $(TEST_ARGS)"; \
 	DATABASE_URL="$$url" $(CARGO) test --all-targets $(TEST_ARGS)
