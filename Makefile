@@ -12,6 +12,8 @@
 #   make bench-hostile  what a hostile member can do (bench/README.md)
 #   make bench-push  push API: push to next announce, announces under pushes
 #                  (1,000,000 torrents by default; bench/README.md)
+#   make bench-scale  announces direct, through HAProxy to one tracker, and to
+#                  two trackers sharded by info_hash (bench/README.md)
 #   make bench-db  MariaDB's CPU per row of each accounting statement (bench/README.md)
 #   make fmt       check formatting        make lint   clippy, warnings are errors
 #   make docker    build the chihaya-rs image
@@ -35,7 +37,7 @@ DEMO_INFO_HASH := 59FC5431B11C761C94CD3EB90825EA6E6DC8A5F1
 DEMO_PEER_ID := -TR2940-abcdefghijkl
 DEMO_TRACKER := http://127.0.0.1:34000
 
-.PHONY: build test run bench bench-reload bench-hostile bench-push bench-db docker db-stop fmt lint clean
+.PHONY: build test run bench bench-reload bench-hostile bench-push bench-scale bench-db docker db-stop fmt lint clean
 
 build:
 	$(CARGO) build --release --bins
@@ -84,6 +86,12 @@ bench-hostile:
 # from a push to the announce that sees it, and announces under pushes vs alone.
 bench-push:
 	CARGO='$(CARGO)' bench/push.sh
+
+# Scaling out (bench/README.md): one tracker direct, then HAProxy
+# (contrib/haproxy/chihaya.cfg, addresses rewritten) in front of it, then in front
+# of two trackers "a" and "b"; announces/s, latency and CPU per announce of each.
+bench-scale:
+	CARGO='$(CARGO)' bench/scale.sh
 
 # Statement shape and size (bench/README.md): examples/bench_db against the
 # database chihaya_benchdb (recreated, dropped at the end unless BENCH_KEEP=1).
