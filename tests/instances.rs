@@ -120,3 +120,49 @@ async fn instances_keep_their_own_markers_and_journals_and_a_crash_counts_nothin
     assert_eq!(log.0.code(), Some(1), "{}", log.1);
     assert!(log.1.contains("belongs to another database"), "{}", log.1);
 }
+
+/// Reloads and flushes only when asked.
+fn sharded(name: &str) -> String {
+    format!(
+        r#"{{"instance": "{name}", "intervals": {{"announce_drift": 0, "flush": 3600, "database_reload": 3600}}}}"#
+    )
+}
+
+#[tokio::test]
+async fn an_instance_back_from_an_absence_credits_nothing_another_credited() {
+    let db = TestDb::new().await;
+    let dsn = db.dsn();
+    let a = TestTracker::on(db, &sharded("a")[1..sharded("a").len() - 1]).await;
+    // b shares a's database.
+    let loaded = chihaya::config::Config::from_parts(Some(&sharded("b")), Some(&dsn)).unwrap();
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let b_dir = TempDir::new("instance-b");
+    let b = chihaya::server::app::Tracker::start(loaded.config, b_dir.files(), Some(listener))
+        .await
+        .unwrap();
+
+    // A seeder on torrent 3 announces to a, then (a out of the ring) twice to b, which
+    // credits its second announce; then to a again, once a's clock is min_announce on.
+    let seed = Announce::new(PASSKEY_1, HASH_3, "s", 0);
+    answered(a.addr, &seed.clone().transfer(0, 0)).await;
+    answered(a.addr, &seed.clone().transfer(1000, 0)).await;
+    answered(b.addr, &seed.clone().transfer(2000, 0)).await;
+    answered(b.addr, &seed.clone().transfer(3000, 0)).await;
+    a.tracker().shared.clock.advance(Duration::from_secs(900));
+    answered(a.addr, &seed.clone().transfer(4000, 0)).await;
+    a.flush().await;
+    assert!(b.flush(WAIT).await);
+    // 1,000 through a, 1,000 through b; not the 3,000 a's stale baseline would give.
+    let rawup = a.db.rows("SELECT rawup FROM users_main WHERE ID = 1").await;
+    assert_eq!(rawup, [["2000"]]);
+
+    // A peer announcing within min_announce keeps its baseline (the test's own
+    // seconds count too).
+    a.tracker().shared.clock.advance(Duration::from_secs(800));
+    answered(a.addr, &seed.clone().transfer(4500, 0)).await;
+    a.flush().await;
+    let rawup = a.db.rows("SELECT rawup FROM users_main WHERE ID = 1").await;
+    assert_eq!(rawup, [["2500"]]);
+    b.shutdown(WAIT).await;
+    a.stop().await;
+}

@@ -205,6 +205,9 @@ fn try_announce(request: &HttpRequest, state: &HttpState, user: &User) -> Result
         peers: &snapshots.peers,
     };
     let now = shared.clock.now();
+    if !shared.config.instance.is_empty() {
+        crate::server::absence::check(shared, now);
+    }
     PEERS.with(|peers| {
         // A panic while borrowed unwinds through the RefMut, which releases it.
         let mut peers = peers.borrow_mut();

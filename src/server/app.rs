@@ -143,6 +143,7 @@ impl Tracker {
                 &snapshots.swarms,
                 &snapshots.peers,
             );
+            shared.absence.restored(snapshots.swarms.newest_announce());
         }
         // transfer_ips6 is optional: without it IPv6 per-IP rows are skipped and
         // counted, and nothing else changes. Known before the spill file is replayed.

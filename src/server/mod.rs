@@ -4,6 +4,7 @@
 //! at start and written periodically (`peer_cache`), the journal's replay at start
 //! (`recovery`) and handing memory back (`memory`).
 
+pub mod absence;
 pub mod app;
 pub mod memory;
 pub mod peer_cache;

@@ -34,6 +34,8 @@ pub struct Shared {
     pub started: Instant,
     /// The time every part of the process goes by.
     pub clock: Clock,
+    /// When the last announce was answered (with `instance`: [`crate::server::absence`]).
+    pub absence: crate::server::absence::Absence,
 }
 
 impl Shared {
@@ -54,6 +56,7 @@ impl Shared {
             implausible_log: Throttle::new(Duration::from_secs(60)),
             started: Instant::now(),
             clock: Clock::default(),
+            absence: Default::default(),
         }
     }
 }

@@ -302,6 +302,22 @@ impl Swarms {
         dropped
     }
 
+    /// The newest announce of any peer (Unix seconds; 0 without peers). Walks every
+    /// peer: for start-up.
+    pub fn newest_announce(&self) -> i64 {
+        let mut newest = 0u32;
+        self.for_each_shard(|shard| {
+            for (_, live) in shard.iter() {
+                for (_, peer, _) in live.swarm.iter() {
+                    let v4 = peer.v4.as_ref().map(|e| e.seen.get());
+                    let v6 = peer.v6.as_ref().map(|e| e.seen.get());
+                    newest = newest.max(v4.unwrap_or(0)).max(v6.unwrap_or(0));
+                }
+            }
+        });
+        i64::from(newest)
+    }
+
     /// Live torrents (walks the shards: for tests and checks).
     pub fn count(&self) -> usize {
         let mut count = 0;
