@@ -20,7 +20,6 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=apt-lib.sh
 . "$REPO/scripts/apt-lib.sh"
 
-POLICY=/usr/sbin/policy-rc.d
 # The packaged service's config: how its processes are told from the test's.
 PACKAGED_CONFIG=/etc/haproxy/haproxy.cfg
 
@@ -33,15 +32,8 @@ if ! can_apt; then
 fi
 
 say "the scale-out test needs haproxy"
-temporary_policy=
-if [[ ! -e $POLICY ]]; then
-  # Exit status 101: "action not allowed", so invoke-rc.d and deb-systemd-invoke
-  # start nothing.
-  printf '#!/bin/sh\nexit 101\n' >"$POLICY" && chmod 755 "$POLICY" && temporary_policy=1
-fi
-apt_install --no-install-recommends haproxy ||
+apt_install_no_start haproxy ||
   say "apt-get could not install it; the scale-out test will be skipped"
-[[ -n $temporary_policy ]] && rm -f "$POLICY"
 
 # Whatever started anyway: stop the processes running the packaged config (its
 # master runs as root, its workers as haproxy); the test's own haproxy runs

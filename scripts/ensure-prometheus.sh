@@ -19,8 +19,6 @@ REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 # shellcheck source-path=SCRIPTDIR source=apt-lib.sh
 . "$REPO/scripts/apt-lib.sh"
 
-POLICY=/usr/sbin/policy-rc.d
-
 command -v prometheus >/dev/null && command -v promtool >/dev/null && exit 0
 if ! can_apt; then
   say "not installed: prometheus (not root or no apt-get); the Prometheus test will be skipped." \
@@ -29,15 +27,9 @@ if ! can_apt; then
 fi
 
 say "the Prometheus test needs prometheus"
-temporary_policy=
-if [[ ! -e $POLICY ]]; then
-  # Exit status 101: "action not allowed", so invoke-rc.d starts nothing.
-  printf '#!/bin/sh\nexit 101\n' >"$POLICY" && chmod 755 "$POLICY" && temporary_policy=1
-fi
 # Recommends would bring prometheus-node-exporter and its own service along.
-apt_install --no-install-recommends prometheus ||
+apt_install_no_start prometheus ||
   say "apt-get could not install it; the Prometheus test will be skipped"
-[[ -n $temporary_policy ]] && rm -f "$POLICY"
 
 # Whatever started anyway (an init script ignoring the policy): stop the package's
 # daemon, which runs as the user prometheus; ours run as whoever runs the tests.
