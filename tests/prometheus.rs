@@ -10,8 +10,8 @@
 
 mod common;
 
-use std::net::{SocketAddr, TcpListener};
-use std::path::{Path, PathBuf};
+use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
@@ -29,43 +29,12 @@ const ALERTS_TEST: &str = "contrib/prometheus/alerts_test.yml";
 const RATE_INTERVAL: &str = "1m";
 
 fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "prometheus: {line}");
+    tools::say("prometheus", line);
 }
 
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
-/// Whether `prometheus` and `promtool` are there; false (the test is skipped) when they
-/// are not, except on CI, where that fails the test.
+/// Whether `prometheus` and `promtool` are there ([`tools::present_or_skip`]).
 fn tools_present() -> bool {
-    if on_path(PROMETHEUS) && on_path(PROMTOOL) {
-        return true;
-    }
-    let needed = format!(
-        "{PROMETHEUS} and {PROMTOOL} are needed (Debian package prometheus; `make test` \
-         installs it when run as root)"
-    );
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set and Prometheus is missing: {needed}"
-    );
-    say(&format!("SKIPPED: {needed}"));
-    false
-}
-
-/// A port free a moment ago on 127.0.0.1 (Prometheus takes a port number, not a socket).
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-        .port()
+    tools::present_or_skip("prometheus", &[PROMETHEUS, PROMTOOL], "package prometheus")
 }
 
 /// Our own `prometheus`, killed when dropped (a failing test included).
@@ -106,11 +75,11 @@ impl Prometheus {
                 "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\n  evaluation_interval: 1s\n\
                  rule_files: [\"{}\"]\n\
                  scrape_configs:\n  - job_name: chihaya\n    authorization: {{ credentials: \"{TOKEN}\" }}\n    static_configs: [{{ targets: [\"{target}\"] }}]\n",
-                repo_path(ALERTS).display()
+                tools::repo_path(ALERTS).display()
             ),
         )
         .expect("write prometheus.yml");
-        let addr = SocketAddr::from(([127, 0, 0, 1], free_port()));
+        let addr = tools::free_addr();
         let log = dir.0.join("prometheus.log");
         let out = std::fs::File::create(&log).expect("prometheus log");
         let err = out.try_clone().expect("prometheus log");
@@ -338,9 +307,10 @@ async fn every_dashboard_query_answers_and_no_alert_fires_on_a_healthy_tracker()
     if !tools_present() {
         return;
     }
-    let dashboard: Value =
-        serde_json::from_str(&std::fs::read_to_string(repo_path(DASHBOARD)).expect(DASHBOARD))
-            .expect("the dashboard is JSON");
+    let dashboard: Value = serde_json::from_str(
+        &std::fs::read_to_string(tools::repo_path(DASHBOARD)).expect(DASHBOARD),
+    )
+    .expect("the dashboard is JSON");
     let mut exprs = Vec::new();
     strings_under(&dashboard["panels"], "expr", &mut exprs);
     assert!(

@@ -34,11 +34,6 @@ const TORRENT_ID: u32 = 4;
 const TRANSMISSION_CLIENT: u32 = 4;
 const ARIA2_CLIENT: u32 = 5;
 
-fn on_path(program: &str) -> bool {
-    std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()))
-}
-
 /// The bencoded info dictionary of a one-file private torrent (keys in sorted order).
 fn info_dictionary(data: &[u8]) -> Vec<u8> {
     let mut pieces = Vec::with_capacity(data.len().div_ceil(PIECE_LENGTH) * 20);
@@ -218,21 +213,10 @@ fn remote(rpc: u16, args: &[&str]) -> Result<String, String> {
     }
 }
 
-/// A port for a client to listen on (bound here and released). The tracker binds port
-/// 0 and says which it got; the clients take a port number and do not, so for them
-/// this small race remains.
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .map(|addr| addr.port())
-        .expect("a free port on 127.0.0.1")
-}
-
 /// A line on the real stderr, past the test harness's capture: whether this test ran,
 /// and with which clients, belongs in every `make test` log.
 fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "real_clients: {line}");
+    tools::say("real_clients", line);
 }
 
 fn version(program: &str, flag: &str) -> String {
@@ -252,18 +236,8 @@ fn version(program: &str, flag: &str) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
-    if ![SEEDER, REMOTE, LEECHER].iter().all(|p| on_path(p)) {
-        let needed = format!(
-            "{SEEDER}, {REMOTE} and {LEECHER} are needed (Debian packages \
-             transmission-daemon, transmission-cli and aria2; `make test` installs them \
-             when run as root)"
-        );
-        // On CI a missing client is a broken set-up, not a reason to pass.
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and the real clients are missing: {needed}"
-        );
-        say(&format!("SKIPPED: {needed}"));
+    let packages = "packages transmission-daemon, transmission-cli and aria2";
+    if !tools::present_or_skip("real_clients", &[SEEDER, REMOTE, LEECHER], packages) {
         return;
     }
     say(&format!(
@@ -315,7 +289,7 @@ async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
     let scrape = format!("/{PASSKEY_1}/scrape?info_hash={}", escape(&info_hash));
 
     // The seeder checks its data, announces, and is in the swarm as a seeder.
-    let rpc = free_port();
+    let rpc = tools::free_addr().port();
     let mut seeder = Client::start(
         "transmission-daemon",
         Command::new(SEEDER)
@@ -330,7 +304,7 @@ async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
                 "--rpc-bind-address",
                 "127.0.0.1",
             ])
-            .args(["--peerport", &free_port().to_string()])
+            .args(["--peerport", &tools::free_addr().port().to_string()])
             .args([
                 "--bind-address-ipv4",
                 "127.0.0.1",
@@ -380,7 +354,7 @@ async fn transmission_seeds_to_aria2_and_every_byte_is_accounted() {
             .arg(format!("--dir={}", leech_dir.display()))
             .args([
                 "--seed-time=0.1",
-                &format!("--listen-port={}", free_port()),
+                &format!("--listen-port={}", tools::free_addr().port()),
                 "--interface=127.0.0.1",
                 "--enable-dht=false",
                 "--enable-dht6=false",

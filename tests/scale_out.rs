@@ -25,7 +25,7 @@ mod common;
 
 use std::collections::BTreeMap;
 use std::io::{BufRead, BufReader};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener};
+use std::net::{Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
@@ -53,49 +53,16 @@ const LEECHER_IP: Ipv4Addr = Ipv4Addr::new(127, 0, 0, 3);
 const SPOOFED: &str = "203.0.113.7";
 
 fn say(line: &str) {
-    use std::io::Write;
-    let _ = writeln!(std::io::stderr(), "scale_out: {line}");
-}
-
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
-}
-
-/// `haproxy` on PATH, or in /usr/sbin where Debian puts it (not on a user's PATH).
-fn haproxy_program() -> Option<PathBuf> {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH")
-        .map(|paths| std::env::split_paths(&paths).collect())
-        .unwrap_or_default();
-    dirs.extend(["/usr/sbin", "/usr/local/sbin"].map(PathBuf::from));
-    dirs.into_iter()
-        .map(|dir| dir.join("haproxy"))
-        .find(|path| path.is_file())
+    tools::say("scale_out", line);
 }
 
 /// The haproxy to run; None (the test is skipped) without one, except on CI, where
 /// that fails the test.
 fn haproxy_or_skip() -> Option<PathBuf> {
-    if let Some(program) = haproxy_program() {
-        return Some(program);
-    }
-    let needed =
-        "haproxy is needed (Debian package haproxy; `make test` installs it when run as root)";
-    assert!(
-        std::env::var_os("CI").is_none(),
-        "CI is set and haproxy is missing: {needed}"
-    );
-    say(&format!("SKIPPED: {needed}"));
-    None
+    tools::present_or_skip("scale_out", &["haproxy"], "package haproxy")
+        .then(|| tools::find("haproxy"))
+        .flatten()
 }
-
-/// A port free a moment ago on 127.0.0.1 (HAProxy takes an address, not a socket).
-fn free_addr() -> SocketAddr {
-    TcpListener::bind("127.0.0.1:0")
-        .and_then(|listener| listener.local_addr())
-        .expect("a free port")
-}
-
-// ---- hashes and their escapings ----
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
@@ -320,7 +287,8 @@ fn is_root() -> bool {
 /// addresses on the instances'. Not root, it runs as whoever runs the test, so the
 /// lines that drop root (`chroot`, `user`, `group`) go.
 fn concrete_config(front: SocketAddr, servers: [SocketAddr; 2]) -> String {
-    let shipped = std::fs::read_to_string(repo_path(SHIPPED)).expect("read the shipped config");
+    let shipped =
+        std::fs::read_to_string(tools::repo_path(SHIPPED)).expect("read the shipped config");
     let mut text = shipped;
     for (from, to) in [
         ("    bind :80\n".to_owned(), format!("    bind {front}\n")),
@@ -349,7 +317,8 @@ fn concrete_config(front: SocketAddr, servers: [SocketAddr; 2]) -> String {
 
 /// The shipped backend's `balance hash` expression.
 fn balance_expression() -> String {
-    let shipped = std::fs::read_to_string(repo_path(SHIPPED)).expect("read the shipped config");
+    let shipped =
+        std::fs::read_to_string(tools::repo_path(SHIPPED)).expect("read the shipped config");
     let lines: Vec<&str> = shipped
         .lines()
         .filter_map(|line| line.trim().strip_prefix("balance hash "))
@@ -373,7 +342,8 @@ fn probe_config(probe: SocketAddr) -> String {
 /// The number of connections haproxy may take here: the shipped `maxconn` needs about
 /// two descriptors per connection, more than a test box may allow (`-n` overrides it).
 fn maxconn_override() -> Option<u64> {
-    let shipped = std::fs::read_to_string(repo_path(SHIPPED)).expect("read the shipped config");
+    let shipped =
+        std::fs::read_to_string(tools::repo_path(SHIPPED)).expect("read the shipped config");
     let maxconn: u64 = shipped
         .lines()
         .find_map(|line| line.trim().strip_prefix("maxconn "))
@@ -418,7 +388,7 @@ impl Haproxy {
 
     fn spawn(program: &Path, servers: [SocketAddr; 2]) -> Haproxy {
         let dir = TempDir::new("haproxy");
-        let (addr, probe) = (free_addr(), free_addr());
+        let (addr, probe) = (tools::free_addr(), tools::free_addr());
         let config = dir.0.join("chihaya.cfg");
         let probe_file = dir.0.join("probe.cfg");
         std::fs::write(&config, concrete_config(addr, servers)).expect("write the config");
@@ -648,28 +618,6 @@ async fn seeder_then_leecher(via: Via, hashes: &[[u8; 20]], i: usize) {
     );
 }
 
-/// One scrape entry as the tracker writes it.
-fn files_entry(hash: &[u8; 20], complete: u32, downloaded: u32, incomplete: u32) -> Vec<u8> {
-    let mut out = b"20:".to_vec();
-    out.extend_from_slice(hash);
-    out.extend_from_slice(
-        format!("d8:completei{complete}e10:downloadedi{downloaded}e10:incompletei{incomplete}ee")
-            .as_bytes(),
-    );
-    out
-}
-
-fn scrape_body(entries: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = b"d5:filesd".to_vec();
-    for entry in entries {
-        out.extend_from_slice(entry);
-    }
-    out.extend_from_slice(
-        b"e5:flagsd20:min_request_intervali900ee8:intervali900e12:min intervali900ee",
-    );
-    out
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
@@ -691,8 +639,8 @@ async fn scrape(addr: SocketAddr, hashes: &[&[u8; 20]], how: Escaping) -> Respon
 /// scrape shows `counts` (complete, downloaded, incomplete); the other, holding no
 /// swarm for it, shows zeros. Returns 0 for a, 1 for b.
 async fn owner(cluster: &Cluster, hashes: &[[u8; 20]], i: usize, counts: (u32, u32, u32)) -> usize {
-    let held = scrape_body(&[files_entry(&hashes[i], counts.0, counts.1, counts.2)]);
-    let none = scrape_body(&[files_entry(&hashes[i], 0, 0, 0)]);
+    let held = scrape_body(&[scrape_entry(&hashes[i], counts.0, counts.1, counts.2)]);
+    let none = scrape_body(&[scrape_entry(&hashes[i], 0, 0, 0)]);
     let mut bodies = Vec::new();
     for addr in [cluster.a.addr, cluster.b.addr] {
         bodies.push(scrape(addr, &[&hashes[i]], Escaping::Upper).await.body);
@@ -746,7 +694,7 @@ async fn haproxy_hashes_the_info_hash_the_tracker_decodes() {
     let check = Command::new(&program)
         .arg("-c")
         .arg("-f")
-        .arg(repo_path(SHIPPED))
+        .arg(tools::repo_path(SHIPPED))
         .output()
         .expect("haproxy -c");
     assert!(
@@ -755,7 +703,7 @@ async fn haproxy_hashes_the_info_hash_the_tracker_decodes() {
         String::from_utf8_lossy(&check.stderr)
     );
     // No trackers behind it: only the probe frontend is asked.
-    let haproxy = Haproxy::start(&program, [free_addr(), free_addr()]).await;
+    let haproxy = Haproxy::start(&program, [tools::free_addr(), tools::free_addr()]).await;
     for hash in hashes() {
         for how in ESCAPINGS {
             let sent = escaped(&hash, how);
@@ -883,7 +831,7 @@ async fn swarms_are_sharded_by_decoded_info_hash() {
     let want = scrape_body(
         &sorted
             .iter()
-            .map(|h| files_entry(h, 1, 0, 1))
+            .map(|h| scrape_entry(h, 1, 0, 1))
             .collect::<Vec<_>>(),
     );
     for first_on in [0, 1] {
@@ -899,7 +847,7 @@ async fn swarms_are_sharded_by_decoded_info_hash() {
         let r = scrape(cluster.haproxy.addr, &order, Escaping::RawLower).await;
         if r.body != want {
             let wrong: Vec<(usize, &str)> = (0..TORRENTS)
-                .filter(|&i| !contains(&r.body, &files_entry(&hashes[i], 1, 0, 1)))
+                .filter(|&i| !contains(&r.body, &scrape_entry(&hashes[i], 1, 0, 1)))
                 .map(|i| (FIRST_ID + i, ["a", "b"][owners[i]]))
                 .collect();
             panic!(

@@ -4,27 +4,6 @@ mod common;
 
 use common::*;
 
-fn files_entry(hash: &str, complete: u32, downloaded: u32, incomplete: u32) -> Vec<u8> {
-    let mut out = b"20:".to_vec();
-    out.extend_from_slice(&unhex(hash));
-    out.extend_from_slice(
-        format!("d8:completei{complete}e10:downloadedi{downloaded}e10:incompletei{incomplete}ee")
-            .as_bytes(),
-    );
-    out
-}
-
-fn scrape_body(entries: &[Vec<u8>]) -> Vec<u8> {
-    let mut out = b"d5:filesd".to_vec();
-    for entry in entries {
-        out.extend_from_slice(entry);
-    }
-    out.extend_from_slice(
-        b"e5:flagsd20:min_request_intervali900ee8:intervali900e12:min intervali900ee",
-    );
-    out
-}
-
 fn hashes(list: &[&str]) -> String {
     list.iter()
         .map(|h| format!("info_hash={}", escape(&unhex(h))))
@@ -48,9 +27,9 @@ async fn counts_sorted_deduplicated_and_pruned_shown() {
     assert_eq!(r.header("content-type"), Some("text/plain"));
     // Sorted by raw hash bytes: 16A8… < 59FC… < 72EF…; unknown hash left out.
     let want = scrape_body(&[
-        files_entry(HASH_2, 0, 0, 1),
-        files_entry(HASH_3, 1, 0, 0),
-        files_entry(HASH_1, 0, 2, 0),
+        scrape_entry(&unhex(HASH_2), 0, 0, 1),
+        scrape_entry(&unhex(HASH_3), 1, 0, 0),
+        scrape_entry(&unhex(HASH_1), 0, 2, 0),
     ]);
     assert_eq!(r.body, want, "{}", r.text());
     t.stop().await;
@@ -65,7 +44,10 @@ async fn download_disabled_users_see_only_their_hit_and_runs() {
             hashes(&[HASH_1, HASH_2, HASH_3])
         ))
         .await;
-    assert_eq!(r.body, scrape_body(&[files_entry(HASH_2, 0, 0, 0)]));
+    assert_eq!(
+        r.body,
+        scrape_body(&[scrape_entry(&unhex(HASH_2), 0, 0, 0)])
+    );
     t.stop().await;
 }
 
@@ -89,7 +71,10 @@ async fn without_hashes_and_with_too_many() {
     let r = t
         .get(&format!("/{PASSKEY_1}/scrape?{}", hashes(&hundred)))
         .await;
-    assert_eq!(r.body, scrape_body(&[files_entry(HASH_3, 0, 0, 0)]));
+    assert_eq!(
+        r.body,
+        scrape_body(&[scrape_entry(&unhex(HASH_3), 0, 0, 0)])
+    );
     let hundred_one = vec![HASH_3; 101];
     let r = t
         .get(&format!("/{PASSKEY_1}/scrape?{}", hashes(&hundred_one)))

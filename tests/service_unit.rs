@@ -30,31 +30,9 @@ const WAIT: Duration = Duration::from_secs(30);
 /// (the peer cache write may end after it, then the journal is closed).
 const STOP_MARGIN_SECS: u64 = 15;
 
-fn say(line: &str) {
-    eprintln!("service_unit: {line}");
-}
-
-/// Whether `program` is on PATH. If not, says the test is skipped, or fails it when
-/// `CI` is set: there a missing tool is a broken set-up, not a reason to pass.
+/// Whether `program` is there ([`tools::present_or_skip`]).
 fn have(program: &str, package: &str) -> bool {
-    let found = std::env::var_os("PATH")
-        .is_some_and(|paths| std::env::split_paths(&paths).any(|dir| dir.join(program).is_file()));
-    if !found {
-        let needed = format!(
-            "{program} is needed (Debian package {package}; `make test` installs it when run \
-             as root)"
-        );
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "CI is set and {program} is missing: {needed}"
-        );
-        say(&format!("SKIPPED: {needed}"));
-    }
-    found
-}
-
-fn repo_path(path: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join(path)
+    tools::present_or_skip("service_unit", &[program], &format!("package {package}"))
 }
 
 /// The unit file as systemd reads it: `(section, key, value)` in file order.
@@ -65,7 +43,7 @@ struct Unit {
 
 impl Unit {
     fn read() -> Unit {
-        let path = repo_path(UNIT);
+        let path = tools::repo_path(UNIT);
         let text = std::fs::read_to_string(&path)
             .unwrap_or_else(|e| panic!("read {}: {e}", path.display()));
         let mut section = String::new();
@@ -296,7 +274,7 @@ fn sysusers_snippet_makes_the_user_the_unit_runs_as() {
     let unit = Unit::read();
     let root = TempDir::new("unit-sysusers");
     std::fs::create_dir_all(root.0.join("etc")).unwrap();
-    let snippet = repo_path(SYSUSERS);
+    let snippet = tools::repo_path(SYSUSERS);
     let out = Command::new("systemd-sysusers")
         .arg(format!("--root={}", root.0.display()))
         .arg(&snippet)

@@ -7,6 +7,7 @@
 pub mod process;
 pub mod prom;
 pub mod proxy;
+pub mod tools;
 
 use std::net::{SocketAddr, TcpListener};
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -531,6 +532,30 @@ impl Announce {
         target.push_str(&self.extra);
         target
     }
+}
+
+/// One entry of a scrape's `files`, as the tracker writes it.
+pub fn scrape_entry(hash: &[u8; 20], complete: u32, downloaded: u32, incomplete: u32) -> Vec<u8> {
+    let mut out = b"20:".to_vec();
+    out.extend_from_slice(hash);
+    out.extend_from_slice(
+        format!("d8:completei{complete}e10:downloadedi{downloaded}e10:incompletei{incomplete}ee")
+            .as_bytes(),
+    );
+    out
+}
+
+/// A scrape's body with these `files` entries (in the order given) and the default
+/// scrape interval.
+pub fn scrape_body(entries: &[Vec<u8>]) -> Vec<u8> {
+    let mut out = b"d5:filesd".to_vec();
+    for entry in entries {
+        out.extend_from_slice(entry);
+    }
+    out.extend_from_slice(
+        b"e5:flagsd20:min_request_intervali900ee8:intervali900e12:min intervali900ee",
+    );
+    out
 }
 
 /// The bencoded failure body for `reason` and `interval`.
