@@ -266,6 +266,13 @@ ensure_dataset() {
   rm -rf "$RUN_DIR/dataset"
 }
 
+# timed_dataset : ensure_dataset, and say how long it took.
+timed_dataset() {
+  local t0=$SECONDS
+  ensure_dataset
+  say "dataset ready after $((SECONDS - t0)) s"
+}
+
 # bench_py SCRIPT ARG... : python3 bench/SCRIPT against TRACKER_BIN, RUN_DIR, the
 # dataset's sidecar and the bench database (its DSN for the trackers, and the
 # arguments of its own mariadb client, which reads the password from the

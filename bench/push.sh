@@ -44,9 +44,7 @@ main() {
   tracker_binary measuring
   ensure_db
   ensure_wrk
-  local t0=$SECONDS
-  ensure_dataset
-  say "dataset ready after $((SECONDS - t0)) s"
+  timed_dataset
   bench_py push.py --mariadb-pid "$MARIADB_PID" --wrk "$(command -v wrk)" \
     --iterations "$BENCH_PUSH_ITERATIONS" --duration "$BENCH_DURATION" \
     --push-rate "$BENCH_PUSH_RATE" --push-batch "$BENCH_PUSH_BATCH" \

@@ -39,9 +39,7 @@ main() {
   ensure_db
   ensure_wrk
   ensure_haproxy
-  local t0=$SECONDS
-  ensure_dataset
-  say "dataset ready after $((SECONDS - t0)) s"
+  timed_dataset
   bench_py scale.py --mariadb-pid "$MARIADB_PID" --wrk "$(command -v wrk)" \
     --haproxy "$(command -v haproxy)" --haproxy-cfg "$HAPROXY_CFG" \
     --duration "$BENCH_DURATION" --peers "$BENCH_PEERS" --conns "$BENCH_CONNS" \
