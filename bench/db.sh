@@ -18,10 +18,6 @@ set -euo pipefail
 PROG=bench-db
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-# shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
-. "$REPO/scripts/db-lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
-. "$REPO/scripts/apt-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$BENCH/lib.sh"
 
@@ -33,9 +29,6 @@ BENCH_DB_TABLES=${BENCH_DB_TABLES:-users,torrents,history,ips}
 BENCH_DB_MAX_SECONDS=${BENCH_DB_MAX_SECONDS:-600}
 CARGO=${CARGO:-cargo}
 
-RUN_DIR=''
-DSN=''
-MARIADB_PID=''
 DB_CREATED=0
 
 cleanup() {
@@ -56,12 +49,7 @@ main() {
   [[ $BENCH_DB_FLUSHES =~ ^[1-9][0-9]*$ ]] || die "BENCH_DB_FLUSHES must be a positive integer"
   [[ $BENCH_DB_MAX_SECONDS =~ ^[1-9][0-9]*$ ]] || die "BENCH_DB_MAX_SECONDS must be a positive integer"
 
-  RUN_DIR=$BENCH/runs/$(date +%Y%m%d-%H%M%S)-db
-  mkdir -p "$RUN_DIR"
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  say "run directory $RUN_DIR"
+  start_run db cleanup
 
   (cd "$REPO" && "$CARGO" build --release --example bench_db)
   local bin=${CARGO_TARGET_DIR:-target}

@@ -60,35 +60,32 @@ key=value ...` line per scenario on stdout (logfmt: a value with spaces is a JSO
 string), also written to DIR/summary.txt. Exit status 1 when a scenario failed to run.
 """
 
-import argparse
-import atexit
 import bisect
 import collections
 import json
 import os
 import re
-import secrets
 import selectors
-import signal
 import socket
 import statistics
-import subprocess
 import sys
 import threading
 import time
 import traceback
-import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+import common  # noqa: E402
 import probe  # noqa: E402  (cpu_seconds, rss_mb)
+from common import (  # noqa: E402
+    Harness, HttpConn, Report, ScenarioError, failure_reason, http_request, msum,
+    parse_response, say, stop_all,
+)
 
-READY = b"Ready and accepting new connections on"
+common.PROG = "hostile"
 MIB = 1 << 20
 U64_MAX = (1 << 64) - 1
 FLOOD_CONNS = 8
-STARTUP_TIMEOUT = 120
-STOP_TIMEOUT = 60
 SCENARIOS = [
     "overflow",
     "peer_flood",
@@ -101,187 +98,13 @@ SCENARIOS = [
 ]
 
 
-def say(msg):
-    print(f"hostile: {msg}", file=sys.stderr, flush=True)
-
-
-class ScenarioError(Exception):
-    pass
-
-
-# --------------------------------------------------------------------- data --
-class Dataset:
-    """The sidecar of bench/dataset.py: client prefixes, passkeys, info hashes."""
-
-    def __init__(self, path):
-        self.clients, self.passkeys, self.hashes = [], [], []
-        lists = {"[clients]": self.clients, "[users]": self.passkeys, "[torrents]": self.hashes}
-        with open(path, encoding="ascii") as f:
-            if f.readline().strip() != "chihaya-bench-dataset 1":
-                sys.exit(f"hostile: {path} is not a bench/dataset.py sidecar")
-            f.readline()
-            target = None
-            for line in f:
-                line = line.rstrip("\n")
-                if line.startswith("["):
-                    target = lists.get(line)
-                elif target is not None:
-                    target.append(line)
-        if len(self.passkeys) < 100 or len(self.hashes) < 100 or not self.clients:
-            sys.exit("hostile: the dataset needs at least 100 users and 100 torrents")
-
-    def passkey(self, uid):
-        return self.passkeys[uid - 1]
-
-    def info_hash(self, tid):
-        """The info_hash of torrent tid, percent-escaped for a query string."""
-        return urllib.parse.quote_from_bytes(bytes.fromhex(self.hashes[tid - 1]), safe="")
-
-
-class Mysql:
-    """One mariadb client process kept open; query() returns rows of strings."""
-
-    END = "__hostile_end__"
-
-    def __init__(self, argv, log_path):
-        self._log = open(log_path, "ab")
-        self.proc = subprocess.Popen(
-            argv + ["-N", "-B", "-n", "--force"],
-            stdin=subprocess.PIPE,
-            stdout=subprocess.PIPE,
-            stderr=self._log,
-            text=True,
-            bufsize=1,
-        )
-
-    def query(self, sql):
-        self.proc.stdin.write(sql.strip().rstrip(";") + f";\nSELECT '{self.END}';\n")
-        self.proc.stdin.flush()
-        rows = []
-        while True:
-            line = self.proc.stdout.readline()
-            if not line:
-                raise ScenarioError("the mariadb client exited")
-            line = line.rstrip("\n")
-            if line == self.END:
-                return rows
-            rows.append(line.split("\t"))
-
-    def value(self, sql):
-        rows = self.query(sql)
-        return rows[0][0] if rows and rows[0] else None
-
-    def close(self):
-        try:
-            self.proc.stdin.close()
-            self.proc.wait(timeout=5)
-        except (OSError, subprocess.TimeoutExpired):
-            self.proc.kill()
-        self._log.close()
-
-
 # --------------------------------------------------------------------- HTTP --
-CONTENT_LENGTH = re.compile(rb"\r\ncontent-length:[ \t]*(\d+)", re.I)
-CONN_CLOSE = re.compile(rb"\r\nconnection:[ \t]*close", re.I)
-FAILURE = re.compile(rb"14:failure reason(\d+):")
 INCOMPLETE = re.compile(rb"10:incompletei(\d+)e")
-
-
-def http_request(path, host, headers=()):
-    extra = "".join(f"{k}: {v}\r\n" for k, v in headers)
-    return f"GET {path} HTTP/1.1\r\nHost: {host}\r\n{extra}\r\n".encode("latin-1")
-
-
-def parse_response(buf, at_eof=False):
-    """(status, head, body, keep_alive) of the first complete response in buf (which
-    loses it), or None. Without Content-Length the body runs to the close."""
-    end = buf.find(b"\r\n\r\n")
-    if end < 0:
-        return None
-    head = bytes(buf[:end])
-    m = CONTENT_LENGTH.search(head)
-    if m:
-        total = end + 4 + int(m.group(1))
-        if len(buf) < total:
-            return None
-    elif at_eof:
-        total = len(buf)
-    else:
-        return None
-    body = bytes(buf[end + 4 : total])
-    del buf[:total]
-    try:
-        status = int(head[9:12])
-    except ValueError:
-        status = 0
-    return status, head, body, bool(m) and not CONN_CLOSE.search(head)
-
-
-def failure_reason(body):
-    m = FAILURE.search(body)
-    if not m:
-        return None
-    start = m.end()
-    return body[start : start + int(m.group(1))].decode("utf-8", "replace")
 
 
 def incomplete(body):
     m = INCOMPLETE.search(body)
     return int(m.group(1)) if m else None
-
-
-class HttpConn:
-    """A blocking keep-alive HTTP/1.1 connection, reopened when the server closes it."""
-
-    def __init__(self, addr, timeout=10.0):
-        self.addr = addr
-        self.host = f"{addr[0]}:{addr[1]}"
-        self.timeout = timeout
-        self.sock = None
-        self.buf = bytearray()
-
-    def _open(self):
-        self.sock = socket.create_connection(self.addr, timeout=self.timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf.clear()
-
-    def close(self):
-        if self.sock:
-            self.sock.close()
-        self.sock = None
-
-    def get(self, path, headers=()):
-        """(status, body) of GET path; one retry when a reused connection was closed."""
-        data = http_request(path, self.host, headers)
-        for attempt in (0, 1):
-            reused = self.sock is not None
-            if not reused:
-                self._open()
-            try:
-                self.sock.sendall(data)
-                status, _, body, keep = self._read()
-            except (ConnectionError, EOFError):
-                self.close()
-                if reused and attempt == 0:
-                    continue
-                raise
-            if not keep:
-                self.close()
-            return status, body
-        raise AssertionError("unreachable")
-
-    def _read(self):
-        while True:
-            r = parse_response(self.buf)
-            if r:
-                return r
-            chunk = self.sock.recv(262144)
-            if not chunk:
-                r = parse_response(self.buf, at_eof=True)
-                if r:
-                    return r
-                raise EOFError("connection closed before a response")
-            self.buf += chunk
 
 
 class _FloodConn:
@@ -402,156 +225,8 @@ def announce_path(passkey, info_hash, peer_id, port=51413, uploaded=0, downloade
     return f"/{passkey}/announce?{q}{pad}"
 
 
-# ------------------------------------------------------------------ metrics --
-SAMPLE = re.compile(r"^([A-Za-z_:][A-Za-z0-9_:]*)(\{[^}]*\})?\s+(\S+)")
-LABEL = re.compile(r'(\w+)="((?:[^"\\]|\\.)*)"')
-
-
-def parse_metrics(text):
-    out = []
-    for line in text.splitlines():
-        m = SAMPLE.match(line)
-        if m:
-            try:
-                value = float(m.group(3))
-            except ValueError:
-                continue
-            out.append((m.group(1), dict(LABEL.findall(m.group(2) or "")), value))
-    return out
-
-
-def msum(samples, name, **labels):
-    """Sum of the samples of `name` whose labels include `labels`."""
-    return sum(v for n, lab, v in samples
-               if n == name and all(lab.get(k) == x for k, x in labels.items()))
-
-
 def p50_ms(latencies):
     return round(statistics.median(latencies) * 1000, 3) if latencies else None
-
-
-# ----------------------------------------------------------------- trackers --
-RUNNING = []
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-class Tracker:
-    """A chihaya process with its own directory, config, log, cache and spill file."""
-
-    def __init__(self, h, name, config=None, dsn="default", drain_timeout=10, umask=-1):
-        self.h = h
-        self.dir = os.path.join(h.run_dir, name)
-        os.makedirs(self.dir, exist_ok=True)
-        self.port = free_port()
-        self.addr = ("127.0.0.1", self.port)
-        cfg = {"addr": f"127.0.0.1:{self.port}", "admin_token": h.token, "log_flushes": False}
-        cfg.update(config or {})
-        self.config_path = os.path.join(self.dir, "config.json")
-        with open(self.config_path, "w") as f:
-            json.dump(cfg, f, indent=2)
-        self.log_path = os.path.join(self.dir, "tracker.log")
-        self.cache_path = os.path.join(self.dir, "peer-cache.bin")
-        self.spill_path = os.path.join(self.dir, "accounting-spill.jsonl")
-        self.journal_path = os.path.join(self.dir, "journal")
-        env = dict(os.environ)
-        env.pop("DB_DSN", None)
-        if dsn == "default":
-            dsn = h.args.dsn
-        if dsn:
-            env["DB_DSN"] = dsn
-        self._log = open(self.log_path, "ab")
-        self.t0 = time.monotonic()
-        self.proc = subprocess.Popen(
-            [h.args.binary, "--config", self.config_path, "--peer-cache", self.cache_path,
-             "--spill", self.spill_path, "--journal", self.journal_path,
-             "--drain-timeout", str(drain_timeout)],
-            stdin=subprocess.DEVNULL, stdout=self._log, stderr=self._log,
-            cwd=self.dir, env=env, umask=umask,
-        )
-        RUNNING.append(self)
-
-    @property
-    def pid(self):
-        return self.proc.pid
-
-    def log_bytes(self):
-        with open(self.log_path, "rb") as f:
-            return f.read()
-
-    def last_log_line(self):
-        lines = self.log_bytes().decode("utf-8", "replace").strip().splitlines()
-        return lines[-1] if lines else ""
-
-    def wait_ready(self, timeout):
-        """True when the Ready line shows, False when the process exits or time is up."""
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if READY in self.log_bytes():
-                return True
-            if self.proc.poll() is not None:
-                return READY in self.log_bytes()
-            time.sleep(0.02)
-        return False
-
-    def start(self):
-        if not self.wait_ready(STARTUP_TIMEOUT):
-            rc = self.proc.poll()
-            raise ScenarioError(f"the tracker did not start (exit {rc}): {self.last_log_line()}")
-        say(f"tracker pid {self.pid} on {self.addr[0]}:{self.port} ready after "
-            f"{time.monotonic() - self.t0:.1f} s")
-        return self
-
-    def metrics(self):
-        conn = HttpConn(self.addr)
-        try:
-            status, body = conn.get("/metrics", [("Authorization", f"Bearer {self.h.token}")])
-        finally:
-            conn.close()
-        if status != 200:
-            raise ScenarioError(f"/metrics answered {status}")
-        return parse_metrics(body.decode("utf-8", "replace"))
-
-    def settle_log(self, quiet=0.3, cap=5.0):
-        """(bytes, lines) of the log once it stopped growing for `quiet` seconds."""
-        deadline = time.monotonic() + cap
-        last, since = None, time.monotonic()
-        while True:
-            data = self.log_bytes()
-            now = time.monotonic()
-            if len(data) != last:
-                last, since = len(data), now
-            elif now - since >= quiet or now >= deadline:
-                return len(data), data.count(b"\n")
-            time.sleep(0.05)
-
-    def stop(self, timeout=STOP_TIMEOUT):
-        """SIGTERM, wait (SIGKILL after timeout); returns (exit code, seconds)."""
-        t0 = time.monotonic()
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                say(f"tracker pid {self.pid} still running {timeout} s after SIGTERM, killing it")
-                self.proc.kill()
-                self.proc.wait()
-        if self in RUNNING:
-            RUNNING.remove(self)
-        self._log.close()
-        return self.proc.returncode, time.monotonic() - t0
-
-
-def stop_all():
-    for t in list(RUNNING):
-        try:
-            t.stop()
-        except Exception as e:  # noqa: BLE001 - best effort at exit
-            say(f"stopping tracker pid {t.pid}: {e}")
 
 
 class Proxy:
@@ -626,60 +301,6 @@ class Proxy:
                 except OSError:
                     pass
                 s.close()
-
-
-# ------------------------------------------------------------------ results --
-class Report:
-    """The figures of one scenario: key (machine line), label and shown value (table)."""
-
-    def __init__(self, scenario):
-        self.scenario = scenario
-        self.items = []
-
-    def put(self, key, value, label, shown=None):
-        self.items.append((key, value, label, str(value) if shown is None else shown))
-
-
-def logfmt(value):
-    s = "" if value is None else str(value)
-    return json.dumps(s) if (not s or re.search(r'[\s"=\\]', s)) else s
-
-
-class Harness:
-    def __init__(self, args):
-        self.args = args
-        self.run_dir = args.run_dir
-        self.data = Dataset(args.sidecar)
-        self.token = "hostile-" + secrets.token_hex(12)
-        client = [args.mysql, "--no-defaults", "--connect-timeout=3", "-u", args.db_user]
-        if args.db_socket:
-            client += ["--protocol=socket", f"--socket={args.db_socket}"]
-        else:
-            client += ["--protocol=tcp", "-h", args.db_host, "-P", str(args.db_port)]
-        self.mysql_argv = client + [args.db_name]
-        self.db = self.mysql()
-
-    def mysql(self):
-        return Mysql(self.mysql_argv, os.path.join(self.run_dir, "mariadb-client.log"))
-
-    def tracker(self, name, **kw):
-        return Tracker(self, name, **kw)
-
-    def reset_accounting(self):
-        """Every scenario starts from the dataset's accounting state."""
-        self.db.query(
-            "UPDATE users_main SET Uploaded = 0, Downloaded = 0, rawup = 0, rawdl = 0"
-            " WHERE Uploaded <> 0 OR Downloaded <> 0 OR rawup <> 0 OR rawdl <> 0;"
-            " TRUNCATE transfer_history; TRUNCATE transfer_ips; TRUNCATE transfer_ips6")
-
-    def proxied_dsn(self, port):
-        auth, _, rest = self.args.dsn.rpartition("@")
-        return f"{auth}@tcp(127.0.0.1:{port}){rest[rest.index(')') + 1:]}"
-
-    def upstream(self):
-        if self.args.db_socket:
-            return ("unix", self.args.db_socket)
-        return ("tcp", self.args.db_host, self.args.db_port)
 
 
 # ---------------------------------------------------------------- scenarios --
@@ -1177,44 +798,9 @@ RUNNERS = {name: globals()[f"scenario_{name}"] for name in SCENARIOS}
 
 
 # --------------------------------------------------------------------- main --
-def table(reports, header):
-    rows = [(r.scenario, label, shown) for r in reports for _, _, label, shown in r.items if label]
-    w1 = max([len("scenario")] + [len(a) for a, _, _ in rows])
-    w2 = max([len("figure")] + [len(b) for _, b, _ in rows])
-    out = [header, f"{'scenario':<{w1}}  {'figure':<{w2}}  value", f"{'-' * w1}  {'-' * w2}  -----"]
-    last = None
-    for a, b, c in rows:
-        out.append(f"{a if a != last else '':<{w1}}  {b:<{w2}}  {c}")
-        last = a
-    return "\n".join(out)
-
-
-def machine_line(rep):
-    return "HOSTILE " + " ".join(
-        [f"scenario={rep.scenario}"] + [f"{k}={logfmt(v)}" for k, v, _, _ in rep.items])
-
-
-def give_up(seconds):
-    """The watchdog: whatever hangs, the trackers are stopped and the run ends."""
-    say(f"still running after {seconds:.0f} s: giving up")
-    stop_all()
-    os._exit(124)
-
-
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--sidecar", required=True)
-    ap.add_argument("--dsn", required=True, help="DB_DSN of the bench database")
-    ap.add_argument("--mysql", default="mariadb", help="the mariadb (or mysql) client")
-    ap.add_argument("--db-user", default="root")
-    ap.add_argument("--db-name", default="chihaya_bench")
-    ap.add_argument("--db-host", default="127.0.0.1")
-    ap.add_argument("--db-port", type=int, default=3306)
-    ap.add_argument("--db-socket", default="")
+    ap = common.arg_parser(__doc__, 900)
     ap.add_argument("--only", default="", help="comma-separated scenarios (default all)")
-    ap.add_argument("--timeout", type=float, default=900, help="give up after this many seconds")
     args = ap.parse_args()
     args.scenarios = [s for s in args.only.split(",") if s] or SCENARIOS
     unknown = [s for s in args.scenarios if s not in RUNNERS]
@@ -1225,18 +811,9 @@ def parse_args():
 
 def main():
     args = parse_args()
-    os.makedirs(args.run_dir, exist_ok=True)
-    atexit.register(stop_all)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    watchdog = threading.Timer(args.timeout, give_up, [args.timeout])
-    watchdog.daemon = True
-    watchdog.start()
-    h = Harness(args)
-    try:
-        version = subprocess.run([args.binary, "-V"], capture_output=True, text=True,
-                                 timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        version = "?"
+    common.begin(args)
+    h = Harness(args, "hostile-")
+    version = common.version_of([args.binary, "-V"])
     header = f"bench-hostile: {args.binary} ({version})"
     say(header)
     reports, failed = [], []
@@ -1260,19 +837,15 @@ def main():
             rep.put("seconds", f"{secs:.1f}", "scenario time", f"{secs:.1f} s")
             reports.append(rep)
             say(f"--- {name} done in {secs:.1f} s")
-            say(machine_line(rep))
+            say(common.machine_line("HOSTILE", "scenario", rep.scenario, rep.items))
     except KeyboardInterrupt:
         say("interrupted")
         stop_all()
         return 130
     finally:
         h.db.close()
-    text = table(reports, f"{header}, total {time.monotonic() - t_all:.0f} s")
-    text += "\n" + "\n".join(machine_line(r) for r in reports)
-    print(text, flush=True)
-    with open(os.path.join(args.run_dir, "summary.txt"), "w") as f:
-        f.write(text + "\n")
-    say(f"full output in {os.path.relpath(args.run_dir)}")
+    common.finish(args, common.summary(reports, f"{header}, total {time.monotonic() - t_all:.0f} s",
+                                       "HOSTILE", "scenario"))
     return 1 if failed else 0
 
 

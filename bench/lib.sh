@@ -1,19 +1,114 @@
 # shellcheck shell=bash
 # Set-up steps shared by the bench harnesses (bench/run.sh, bench/hostile.sh,
-# bench/push.sh, bench/scale.sh): release build, MariaDB, wrk, haproxy, the bench
-# dataset. Sourced, not run, after
-# scripts/db-lib.sh and scripts/apt-lib.sh. The caller sets PROG, REPO, BENCH,
-# CARGO, RUN_DIR, BENCH_USERS, BENCH_TORRENTS, BENCH_SEED, BENCH_DB and runs
-# under `set -euo pipefail`.
+# bench/push.sh, bench/scale.sh, bench/db.sh): knobs, run directory, release build,
+# MariaDB, wrk, haproxy, the bench dataset, the Python side. Sourced, not run; it
+# sources scripts/db-lib.sh (say, die, db_client, ...) and scripts/apt-lib.sh. The
+# caller sets PROG, REPO and BENCH and runs under `set -euo pipefail`; the functions
+# read the knobs (dataset_knobs) and CARGO.
+
+# shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
+. "$REPO/scripts/db-lib.sh"
+# shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
+. "$REPO/scripts/apt-lib.sh"
+
+# What the functions below set: the run directory (start_run), the release
+# directory (build), the tracker under test (tracker_binary, given_binary), the
+# bench database's DSN and the local server's pid (ensure_db).
+RUN_DIR=''
+BIN=''
+TRACKER_BIN=''
+DSN=''
+MARIADB_PID=''
+
+# dataset_knobs : the defaults of the knobs run.sh, hostile.sh, push.sh and
+# scale.sh share (make bench's): the dataset (BENCH_USERS, BENCH_TORRENTS,
+# BENCH_SEED, BENCH_DB), BENCH_BINARY, BENCH_KEEP, CARGO. A harness with another
+# default for BENCH_TORRENTS sets it before.
+dataset_knobs() {
+  BENCH_USERS=${BENCH_USERS:-10000}
+  BENCH_TORRENTS=${BENCH_TORRENTS:-100000}
+  BENCH_SEED=${BENCH_SEED:-1}
+  BENCH_DB=${BENCH_DB:-chihaya_bench}
+  BENCH_BINARY=${BENCH_BINARY:-}
+  BENCH_KEEP=${BENCH_KEEP:-0}
+  CARGO=${CARGO:-cargo}
+}
+
+# check_int NAME VALUE MIN : die unless VALUE is an integer >= MIN.
+check_int() {
+  if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 < $3)); then
+    die "$1 must be an integer >= $3 (got '$2')"
+  fi
+}
+
+# check_dataset_knobs : the dataset knobs of hostile.sh, push.sh and scale.sh
+# (at least 100 users and 100 torrents: bench/common.py wants them), and python3.
+check_dataset_knobs() {
+  check_int BENCH_USERS "$BENCH_USERS" 100
+  check_int BENCH_TORRENTS "$BENCH_TORRENTS" 100
+  check_int BENCH_SEED "$BENCH_SEED" 0
+  [[ $BENCH_DB =~ ^[A-Za-z0-9_]+$ ]] || die "BENCH_DB must be a plain name"
+  command -v python3 >/dev/null || die "python3 is needed"
+}
+
+# start_run NAME [CLEANUP] : RUN_DIR=$BENCH/runs/<timestamp>-NAME (<timestamp>
+# alone when NAME is empty), and the traps: CLEANUP (default cleanup_run) at exit,
+# also on error or Ctrl-C.
+start_run() {
+  local cleanup=${2:-cleanup_run}
+  RUN_DIR=$BENCH/runs/$(date +%Y%m%d-%H%M%S)${1:+-$1}
+  mkdir -p "$RUN_DIR"
+  # shellcheck disable=SC2064 # the function's name, now
+  trap "$cleanup" EXIT
+  trap 'exit 130' INT
+  trap 'exit 143' TERM
+  say "run directory $RUN_DIR"
+}
+
+# cleanup_run : the exit trap of hostile.sh, push.sh and scale.sh. Removes the
+# dataset files and, unless BENCH_KEEP=1, the trackers' peer caches and journals
+# (a few MB to tens of MB each), in RUN_DIR/<tracker>/ or RUN_DIR/<phase>/<tracker>/.
+cleanup_run() {
+  local rc=$?
+  trap - EXIT INT TERM
+  if [[ -n $RUN_DIR ]]; then
+    rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt"
+    [[ $BENCH_KEEP == 1 ]] || rm -rf "$RUN_DIR"/*/peer-cache.bin* "$RUN_DIR"/*/journal \
+      "$RUN_DIR"/*/*/peer-cache.bin* "$RUN_DIR"/*/*/journal
+    ((rc == 0)) || say "FAILED (exit $rc); logs are in $RUN_DIR"
+  fi
+  exit "$rc"
+}
 
 # build [CARGO_BUILD_ARG...] : release build of the binaries (plus the extra
 # arguments, e.g. --example baseline); sets BIN to the release directory.
+# shellcheck disable=SC2120 # run.sh passes its examples
 build() {
   (cd "$REPO" && "$CARGO" build --release --bins "$@")
   BIN=${CARGO_TARGET_DIR:-target}
   [[ $BIN == /* ]] || BIN=$REPO/$BIN
   BIN=$BIN/release
   [[ -x $BIN/chihaya ]] || die "built binaries not found in $BIN"
+}
+
+# given_binary : TRACKER_BIN=BENCH_BINARY as an absolute path; dies unless it is
+# an executable.
+given_binary() {
+  [[ -x $BENCH_BINARY ]] || die "BENCH_BINARY=$BENCH_BINARY is not an executable"
+  TRACKER_BIN=$(cd "$(dirname "$BENCH_BINARY")" && pwd)/$(basename "$BENCH_BINARY")
+}
+
+# tracker_binary WHAT : TRACKER_BIN, the tracker under test: BENCH_BINARY, not
+# built (says "not building: WHAT <path>"), or this checkout's release build.
+tracker_binary() {
+  if [[ -n $BENCH_BINARY ]]; then
+    given_binary
+    say "not building: $1 $TRACKER_BIN"
+  else
+    # shellcheck disable=SC2119 # build's arguments are extra cargo arguments: none here
+    build
+    TRACKER_BIN=$BIN/chihaya
+  fi
 }
 
 # ensure_db : a MariaDB that answers; sets the DB_* variables, DSN, MARIADB_PID.
@@ -169,4 +264,30 @@ ensure_dataset() {
     load_dataset
   fi
   rm -rf "$RUN_DIR/dataset"
+}
+
+# timed_dataset : ensure_dataset, and say how long it took.
+timed_dataset() {
+  local t0=$SECONDS
+  ensure_dataset
+  say "dataset ready after $((SECONDS - t0)) s"
+}
+
+# bench_py SCRIPT ARG... : python3 bench/SCRIPT against TRACKER_BIN, RUN_DIR, the
+# dataset's sidecar and the bench database (its DSN for the trackers, and the
+# arguments of its own mariadb client, which reads the password from the
+# environment), then ARG... Not exec: the exit trap removes the sidecar afterwards.
+# The script handles Ctrl-C itself (stops its trackers), so this waits for it.
+bench_py() {
+  local script=$1
+  shift
+  local -a db=(--mysql "$MARIADB_CLIENT" --db-user "$DB_USER" --db-name "$BENCH_DB")
+  if [[ -n $DB_SOCKET ]]; then
+    db+=(--db-socket "$DB_SOCKET")
+  else
+    db+=(--db-host "$DB_HOST" --db-port "$DB_PORT")
+  fi
+  ((DB_HAS_PASS)) && export MYSQL_PWD=$DB_PASS
+  python3 "$BENCH/$script" --binary "$TRACKER_BIN" --run-dir "$RUN_DIR" \
+    --sidecar "$RUN_DIR/dataset.txt" --dsn "$DSN" "${db[@]}" "$@"
 }

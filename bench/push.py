@@ -49,46 +49,29 @@ Exit status 1 when a step failed to run or a check failed (a first announce afte
 push that was not a success, a sanity announce that succeeded, a refused push).
 """
 
-import argparse
-import atexit
 import gc
 import http.client
 import json
 import math
 import os
 import secrets
-import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
-import traceback
 import urllib.parse
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile  # noqa: E402  (Harness, Report, table, logfmt, msum, stop_all)
-import probe  # noqa: E402  (cpu_seconds, host_busy_seconds, wait_pending)
+import common  # noqa: E402
+import probe  # noqa: E402  (cpu_seconds, host_busy_seconds)
+from common import BenchError, ratio, say  # noqa: E402
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
+common.PROG = "bench-push"
 SANITY = 10  # announces that must fail before their push
 RELOAD_WITH_PUSH = 86400
-WRK_TIMEOUT = "5s"
-DRAIN_CAP = 60
 RETRY_FOR = 2.0  # seconds a failed first announce after a push is repeated
 MISSING = b"This torrent does not exist"
-
-
-def say(msg):
-    print(f"bench-push: {msg}", file=sys.stderr, flush=True)
-
-
-hostile.say = say  # hostile's Tracker reports under this script's prefix
-
-
-class BenchError(Exception):
-    pass
 
 
 def pct(values, p):
@@ -108,18 +91,10 @@ def dist(values):
     return ms(pct(values, 50)), ms(pct(values, 99)), ms(max(values) if values else None)
 
 
-def ratio(a, b):
-    try:
-        return f"{float(a) / float(b):.2f}"
-    except (TypeError, ValueError, ZeroDivisionError):
-        return ""
-
-
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.h = hostile.Harness(args)  # the sidecar, the mariadb client, trackers
-        self.h.token = "bench-push-admin-" + secrets.token_hex(12)
+        self.h = common.Harness(args, "bench-push-admin-")  # the sidecar, the mariadb client, trackers
         self.push_token = "bench-push-" + secrets.token_hex(16)
         self.data = self.h.data
         self.users = len(self.data.passkeys)
@@ -171,31 +146,11 @@ class Bench:
 
     # --------------------------------------------------------------- wrk --
     def wrk(self, label, seconds, mode):
-        """Runs wrk with bench/announce.lua; returns the BENCH line as a dict plus
-        wrk's CPU seconds (wrk_cpu_s)."""
-        a = self.args
-        cmd = [a.wrk, "-t1", f"-c{a.conns}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT,
-               "-s", os.path.join(BENCH_DIR, "announce.lua"), f"http://127.0.0.1:{self.tracker.port}",
-               "--", f"dataset={a.sidecar}", f"peers={a.peers}", f"seed={a.seed}", f"mode={mode}"]
-        log_path = os.path.join(a.run_dir, f"wrk-{label}.log")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise BenchError(f"wrk ({label}) exited {proc.returncode}, see {log_path}")
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f if line.startswith("BENCH ")]
-        if not lines:
-            raise BenchError(f"no result from wrk ({label}), see {log_path}")
-        out = dict(w.split("=", 1) for w in lines[-1].split()[1:] if "=" in w)
-        out["wrk_cpu_s"] = usage.ru_utime + usage.ru_stime
-        return out
+        """common.run_wrk against the tracker."""
+        return common.run_wrk(self.args, label, self.tracker.port, seconds, mode)
 
     def drain(self, what):
-        secs = probe.wait_pending(f"http://127.0.0.1:{self.tracker.port}/metrics", self.h.token,
-                                  DRAIN_CAP, 0.05, time.monotonic())
-        say(f"accounting rows of the {what} written after {secs} s")
+        say(f"accounting rows of the {what} written after {self.tracker.wait_written()} s")
 
     # ------------------------------------------------------------ phases --
     def start(self, rep):
@@ -205,14 +160,14 @@ class Bench:
         self.tracker = t.start()
         startup = time.monotonic() - t.t0
         m = t.metrics()
-        self.reloads0 = hostile.msum(m, "chihaya_reload_seconds_count", type="torrents")
-        self.pushed0 = hostile.msum(m, "chihaya_push_operations_total", op="update_torrent")
+        self.reloads0 = common.msum(m, "chihaya_reload_seconds_count", type="torrents")
+        self.pushed0 = common.msum(m, "chihaya_push_operations_total", op="update_torrent")
         rep.put("startup_s", f"{startup:.1f}", "tracker start-up (Ready line)", f"{startup:.1f} s")
 
     def fill(self, rep):
         t0 = time.monotonic()
         r = self.wrk("populate", 60 + self.args.peers // 1000, "populate")
-        peers = hostile.msum(self.tracker.metrics(), "chihaya_peers")
+        peers = common.msum(self.tracker.metrics(), "chihaya_peers")
         secs = time.monotonic() - t0
         say(f"fill: {r.get('answered')} of {self.args.peers} announces answered, ok {r.get('ok')}, "
             f"failures {r.get('failures')}, in {secs:.1f} s; tracker holds {int(peers)} peers")
@@ -313,7 +268,7 @@ class Bench:
                 t2 = time.perf_counter()
                 if not (status == 200 and body.startswith(b"d8:complete")):
                     first_failed += 1
-                    why = hostile.failure_reason(body) or f"HTTP {status}"
+                    why = common.failure_reason(body) or f"HTTP {status}"
                     reasons[why] = reasons.get(why, 0) + 1
                     while time.perf_counter() - t1 < RETRY_FOR:
                         time.sleep(0.001)
@@ -358,9 +313,9 @@ class Bench:
 
     def checks(self, rep, pushed_ops):
         m = self.tracker.metrics()
-        reloads = hostile.msum(m, "chihaya_reload_seconds_count", type="torrents") - self.reloads0
-        counted = hostile.msum(m, "chihaya_push_operations_total", op="update_torrent") - self.pushed0
-        refused = hostile.msum(m, "chihaya_push_refused_total")
+        reloads = common.msum(m, "chihaya_reload_seconds_count", type="torrents") - self.reloads0
+        counted = common.msum(m, "chihaya_push_operations_total", op="update_torrent") - self.pushed0
+        refused = common.msum(m, "chihaya_push_refused_total")
         rep.put("reloads", int(reloads), "torrent reloads during the bench (want 0)")
         rep.put("pushed_ops", int(counted), "update_torrent operations the tracker counted",
                 f"{int(counted)} (this script sent {pushed_ops})")
@@ -415,28 +370,12 @@ class PushLoop(threading.Thread):
 
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--sidecar", required=True)
-    ap.add_argument("--dsn", required=True, help="DB_DSN of the bench database")
-    ap.add_argument("--mysql", default="mariadb", help="the mariadb (or mysql) client")
-    ap.add_argument("--db-user", default="root")
-    ap.add_argument("--db-name", default="chihaya_bench")
-    ap.add_argument("--db-host", default="127.0.0.1")
-    ap.add_argument("--db-port", type=int, default=3306)
-    ap.add_argument("--db-socket", default="")
-    ap.add_argument("--mariadb-pid", default="", help="the local mariadbd, for its CPU")
+    ap = common.arg_parser(__doc__, 1800)
+    common.add_load_args(ap)
     ap.add_argument("--iterations", type=int, default=2000, help="push → announce iterations")
-    ap.add_argument("--duration", type=int, default=15, help="seconds of each wrk run")
     ap.add_argument("--push-rate", type=float, default=200,
                     help="push operations per second during the load (0: as fast as answered)")
     ap.add_argument("--push-batch", type=int, default=10, help="operations per push request")
-    ap.add_argument("--peers", type=int, default=200000, help="simulated peers of the load")
-    ap.add_argument("--conns", type=int, default=64, help="wrk connections")
-    ap.add_argument("--seed", type=int, default=1, help="peer population seed")
-    ap.add_argument("--wrk", default="wrk")
-    ap.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
     args = ap.parse_args()
     if args.iterations < 1 or args.duration < 1 or args.push_batch < 1 or args.push_rate < 0:
         ap.error("--iterations, --duration and --push-batch must be positive, --push-rate >= 0")
@@ -445,55 +384,23 @@ def parse_args():
     return args
 
 
-def give_up(seconds):
-    say(f"still running after {seconds:.0f} s: giving up")
-    hostile.stop_all()
-    os._exit(124)
-
-
-def table(reports, header):
-    rows = [(r.scenario, label, shown) for r in reports for _, _, label, shown in r.items if label]
-    w1 = max([len("section")] + [len(a) for a, _, _ in rows])
-    w2 = max([len("figure")] + [len(b) for _, b, _ in rows])
-    out = [header, f"{'section':<{w1}}  {'figure':<{w2}}  value", f"{'-' * w1}  {'-' * w2}  -----"]
-    last = None
-    for a, b, c in rows:
-        out.append(f"{a if a != last else '':<{w1}}  {b:<{w2}}  {c}")
-        last = a
-    return "\n".join(out)
-
-
-def machine_line(rep):
-    return "PUSH " + " ".join(
-        [f"section={rep.scenario}"] + [f"{k}={hostile.logfmt(v)}" for k, v, _, _ in rep.items])
-
-
 def main():
     args = parse_args()
-    os.makedirs(args.run_dir, exist_ok=True)
-    atexit.register(hostile.stop_all)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    watchdog = threading.Timer(args.timeout, give_up, [args.timeout])
-    watchdog.daemon = True
-    watchdog.start()
+    common.begin(args)
     t_all = time.monotonic()
     say(f"reading the sidecar {args.sidecar}")
     b = Bench(args)
     gc.freeze()  # the sidecar's million strings: out of the collector's way
-    try:
-        version = subprocess.run([args.binary, "-V"], capture_output=True, text=True,
-                                 timeout=10).stdout.strip()
-    except (OSError, subprocess.TimeoutExpired):
-        version = "?"
+    version = common.version_of([args.binary, "-V"])
     rate = (f"{args.push_rate:g} ops/s" if args.push_rate > 0 else "as fast as answered")
     header = (f"bench-push: {args.binary} ({version}); {b.users} users, {b.torrents} torrents, "
               f"{args.peers} peers; wrk 1 thread, {args.conns} connections, {args.duration} s per run; "
               f"pushes during the load: {rate} in batches of {args.push_batch}")
     say(header.split(": ", 1)[1])
-    tracker_rep = hostile.Report("tracker")
-    alone, both = hostile.Report("announces_alone"), hostile.Report("announces_with_pushes")
-    after = hostile.Report("announces_after_pushes")
-    cmp_rep, nxt = hostile.Report("ratios"), hostile.Report("push_to_announce")
+    tracker_rep = common.Report("tracker")
+    alone, both = common.Report("announces_alone"), common.Report("announces_with_pushes")
+    after = common.Report("announces_after_pushes")
+    cmp_rep, nxt = common.Report("ratios"), common.Report("push_to_announce")
     failed = None
     pushed_ops = 0
     try:
@@ -535,13 +442,10 @@ def main():
             cmp_rep.items.append((f"{key}_cpu_ratio", r_cpu, None, None))
     except KeyboardInterrupt:
         say("interrupted")
-        hostile.stop_all()
+        common.stop_all()
         return 130
     except Exception as e:  # noqa: BLE001 - report it, stop the tracker
-        failed = f"{type(e).__name__}: {e}"
-        say(f"FAILED: {failed}")
-        if not isinstance(e, BenchError):
-            traceback.print_exc()
+        failed = common.failed_with(e)
     finally:
         if b.tracker is not None:
             rc, secs = b.tracker.stop()
@@ -555,12 +459,8 @@ def main():
     tracker_rep.put("checks", "ok" if not b.failed_checks else "; ".join(b.failed_checks),
                     "checks", "all passed" if not b.failed_checks else "FAILED: " + "; ".join(b.failed_checks))
     reports = [r for r in (nxt, alone, both, after, cmp_rep, tracker_rep) if r.items]
-    text = table(reports, f"{header}; total {time.monotonic() - t_all:.0f} s")
-    text += "\n" + "\n".join(machine_line(r) for r in reports)
-    print(text, flush=True)
-    with open(os.path.join(args.run_dir, "summary.txt"), "w") as f:
-        f.write(text + "\n")
-    say(f"full output in {os.path.relpath(args.run_dir)}")
+    common.finish(args, common.summary(reports, f"{header}; total {time.monotonic() - t_all:.0f} s",
+                                       "PUSH", "section"))
     return 1 if failed or b.failed_checks else 0
 
 

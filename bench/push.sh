@@ -19,18 +19,11 @@ set -euo pipefail
 PROG=bench-push
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-# shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
-. "$REPO/scripts/db-lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
-. "$REPO/scripts/apt-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$BENCH/lib.sh"
 
-BENCH_USERS=${BENCH_USERS:-10000}
 BENCH_TORRENTS=${BENCH_TORRENTS:-1000000}
-BENCH_SEED=${BENCH_SEED:-1}
-BENCH_DB=${BENCH_DB:-chihaya_bench}
-BENCH_BINARY=${BENCH_BINARY:-}
+dataset_knobs
 BENCH_PUSH_ITERATIONS=${BENCH_PUSH_ITERATIONS:-2000}
 BENCH_DURATION=${BENCH_DURATION:-15}
 BENCH_DURATION=${BENCH_DURATION%s}
@@ -38,82 +31,21 @@ BENCH_PUSH_RATE=${BENCH_PUSH_RATE:-200}
 BENCH_PUSH_BATCH=${BENCH_PUSH_BATCH:-10}
 BENCH_PEERS=${BENCH_PEERS:-200000}
 BENCH_CONNS=${BENCH_CONNS:-64}
-BENCH_KEEP=${BENCH_KEEP:-0}
-CARGO=${CARGO:-cargo}
-
-RUN_DIR=''
-BIN=''
-DSN=''
-MARIADB_PID=''
-
-cleanup() {
-  local rc=$?
-  trap - EXIT INT TERM
-  if [[ -n $RUN_DIR ]]; then
-    rm -rf "$RUN_DIR/dataset" "$RUN_DIR/dataset.txt"
-    # The peer cache and the journal (tens of MB); BENCH_KEEP=1 keeps them.
-    [[ $BENCH_KEEP == 1 ]] || rm -rf "$RUN_DIR"/*/peer-cache.bin* "$RUN_DIR"/*/journal
-    ((rc == 0)) || say "FAILED (exit $rc); logs are in $RUN_DIR"
-  fi
-  exit "$rc"
-}
-
-# check_int NAME VALUE MIN : die unless VALUE is an integer >= MIN.
-check_int() {
-  if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 < $3)); then
-    die "$1 must be an integer >= $3 (got '$2')"
-  fi
-}
 
 main() {
-  check_int BENCH_USERS "$BENCH_USERS" 100
-  check_int BENCH_TORRENTS "$BENCH_TORRENTS" 100
-  check_int BENCH_SEED "$BENCH_SEED" 0
+  check_dataset_knobs
   check_int BENCH_PUSH_ITERATIONS "$BENCH_PUSH_ITERATIONS" 1
   check_int BENCH_DURATION "$BENCH_DURATION" 1
   check_int BENCH_PUSH_RATE "$BENCH_PUSH_RATE" 0
   check_int BENCH_PUSH_BATCH "$BENCH_PUSH_BATCH" 1
   check_int BENCH_PEERS "$BENCH_PEERS" 1
   check_int BENCH_CONNS "$BENCH_CONNS" 1
-  [[ $BENCH_DB =~ ^[A-Za-z0-9_]+$ ]] || die "BENCH_DB must be a plain name"
-  command -v python3 >/dev/null || die "python3 is needed"
-
-  RUN_DIR=$BENCH/runs/$(date +%Y%m%d-%H%M%S)-push
-  mkdir -p "$RUN_DIR"
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
-  say "run directory $RUN_DIR"
-
-  local binary
-  if [[ -n $BENCH_BINARY ]]; then
-    [[ -x $BENCH_BINARY ]] || die "BENCH_BINARY=$BENCH_BINARY is not an executable"
-    binary=$(cd "$(dirname "$BENCH_BINARY")" && pwd)/$(basename "$BENCH_BINARY")
-    say "not building: measuring $binary"
-  else
-    # shellcheck disable=SC2119 # build's arguments are extra cargo arguments: none here
-    build
-    binary=$BIN/chihaya
-  fi
+  start_run push
+  tracker_binary measuring
   ensure_db
   ensure_wrk
-  local t0=$SECONDS
-  ensure_dataset
-  say "dataset ready after $((SECONDS - t0)) s"
-
-  local -a db=(--mysql "$MARIADB_CLIENT" --db-user "$DB_USER" --db-name "$BENCH_DB")
-  if [[ -n $DB_SOCKET ]]; then
-    db+=(--db-socket "$DB_SOCKET")
-  else
-    db+=(--db-host "$DB_HOST" --db-port "$DB_PORT")
-  fi
-  # The mariadb client of push.py reads the password from the environment.
-  ((DB_HAS_PASS)) && export MYSQL_PWD=$DB_PASS
-  # Not exec: the trap removes the sidecar afterwards. push.py handles Ctrl-C
-  # itself (stops its tracker), so wait for it.
-  python3 "$BENCH/push.py" --binary "$binary" --run-dir "$RUN_DIR" \
-    --sidecar "$RUN_DIR/dataset.txt" --dsn "$DSN" "${db[@]}" \
-    --mariadb-pid "$MARIADB_PID" --wrk "$(command -v wrk)" \
+  timed_dataset
+  bench_py push.py --mariadb-pid "$MARIADB_PID" --wrk "$(command -v wrk)" \
     --iterations "$BENCH_PUSH_ITERATIONS" --duration "$BENCH_DURATION" \
     --push-rate "$BENCH_PUSH_RATE" --push-batch "$BENCH_PUSH_BATCH" \
     --peers "$BENCH_PEERS" --conns "$BENCH_CONNS" --seed "$BENCH_SEED"

@@ -17,10 +17,6 @@ set -euo pipefail
 PROG=bench
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 BENCH=$REPO/bench
-# shellcheck source-path=SCRIPTDIR source=../scripts/db-lib.sh
-. "$REPO/scripts/db-lib.sh"
-# shellcheck source-path=SCRIPTDIR source=../scripts/apt-lib.sh
-. "$REPO/scripts/apt-lib.sh"
 # shellcheck source-path=SCRIPTDIR source=lib.sh
 . "$BENCH/lib.sh"
 
@@ -31,17 +27,12 @@ if [[ $BENCH_RELOAD == 1 ]]; then
 else
   BENCH_TORRENTS=${BENCH_TORRENTS:-100000}
 fi
-BENCH_USERS=${BENCH_USERS:-10000}
+dataset_knobs # BENCH_USERS, BENCH_SEED, BENCH_DB, BENCH_KEEP, BENCH_BINARY, CARGO
 BENCH_PEERS=${BENCH_PEERS:-200000}
 BENCH_CONNS=${BENCH_CONNS:-64}
 BENCH_DURATION=${BENCH_DURATION:-20}
 BENCH_DURATION=${BENCH_DURATION%s}
-BENCH_SEED=${BENCH_SEED:-1}
-BENCH_DB=${BENCH_DB:-chihaya_bench}
 BENCH_BODY_BYTES=${BENCH_BODY_BYTES:-}
-BENCH_KEEP=${BENCH_KEEP:-0}
-BENCH_BINARY=${BENCH_BINARY:-}
-CARGO=${CARGO:-cargo}
 
 WRK_TIMEOUT=5s
 FLUSH_INTERVAL=3 # the tracker's default intervals.flush
@@ -52,11 +43,8 @@ DRAIN_CAP=60
 STARTUP_TIMEOUT=180
 
 # ---------------------------------------------------------------- state --
-RUN_DIR=''
-BIN=''
-TRACKER_BIN='' # $BIN/chihaya, or BENCH_BINARY
-DSN=''
-MARIADB_PID=''
+# RUN_DIR, BIN, TRACKER_BIN ($BIN/chihaya, or BENCH_BINARY), DSN, MARIADB_PID:
+# bench/lib.sh.
 TOKEN=''
 TRACKER_PID=''
 TRACKER_URL=''
@@ -65,13 +53,6 @@ declare -A R=()      # results: R[label.name]
 declare -a PHASES=() # "name seconds" of each phase, for the summary
 
 # ----------------------------------------------------------------- helpers --
-# check_int NAME VALUE : die unless VALUE is a positive integer.
-check_int() {
-  if [[ ! $2 =~ ^[0-9]+$ ]] || ((10#$2 == 0)); then
-    die "$1 must be a positive integer (got '$2')"
-  fi
-}
-
 # calc EXPR : awk arithmetic, for floats.
 calc() {
   awk "BEGIN { print $1 }"
@@ -125,15 +106,14 @@ per_request() {
 }
 
 # --------------------------------------------------------------- setup --
-# build, ensure_db, ensure_wrk and make_dataset are in bench/lib.sh.
+# build, given_binary, ensure_db, ensure_wrk and make_dataset are in bench/lib.sh.
 build_bench() {
   build --example baseline --example bench_reads
   [[ -x $BIN/examples/baseline && -x $BIN/examples/bench_reads ]] ||
     die "built binaries not found in $BIN"
   TRACKER_BIN=$BIN/chihaya
   if [[ -n $BENCH_BINARY ]]; then
-    [[ -x $BENCH_BINARY ]] || die "BENCH_BINARY=$BENCH_BINARY is not an executable"
-    TRACKER_BIN=$(cd "$(dirname "$BENCH_BINARY")" && pwd)/$(basename "$BENCH_BINARY")
+    given_binary
     say "tracker under test: $TRACKER_BIN (BENCH_BINARY; the baseline and bench_reads are this checkout's)"
   fi
 }
@@ -616,27 +596,21 @@ print_phases() {
 
 # ---------------------------------------------------------------- main --
 main() {
-  check_int BENCH_USERS "$BENCH_USERS"
-  check_int BENCH_TORRENTS "$BENCH_TORRENTS"
-  check_int BENCH_PEERS "$BENCH_PEERS"
-  check_int BENCH_CONNS "$BENCH_CONNS"
-  check_int BENCH_DURATION "$BENCH_DURATION"
-  [[ $BENCH_SEED =~ ^[0-9]+$ ]] || die "BENCH_SEED must be a non-negative integer"
+  check_int BENCH_USERS "$BENCH_USERS" 1
+  check_int BENCH_TORRENTS "$BENCH_TORRENTS" 1
+  check_int BENCH_PEERS "$BENCH_PEERS" 1
+  check_int BENCH_CONNS "$BENCH_CONNS" 1
+  check_int BENCH_DURATION "$BENCH_DURATION" 1
+  check_int BENCH_SEED "$BENCH_SEED" 0
   [[ $BENCH_DB =~ ^[A-Za-z0-9_]+$ ]] || die "BENCH_DB must be a plain name"
-  [[ -z $BENCH_BODY_BYTES ]] || check_int BENCH_BODY_BYTES "$BENCH_BODY_BYTES"
+  [[ -z $BENCH_BODY_BYTES ]] || check_int BENCH_BODY_BYTES "$BENCH_BODY_BYTES" 1
   command -v python3 >/dev/null || die "python3 is needed"
   [[ $BENCH_RELOAD == 1 ]] && PROG=bench-reload
 
-  local stamp
-  stamp=$(date +%Y%m%d-%H%M%S)
-  [[ $BENCH_RELOAD == 1 ]] && stamp+=-reload
-  RUN_DIR=$BENCH/runs/$stamp
-  mkdir -p "$RUN_DIR"
-  trap cleanup EXIT
-  trap 'exit 130' INT
-  trap 'exit 143' TERM
+  local name=''
+  [[ $BENCH_RELOAD == 1 ]] && name=reload
+  start_run "$name" cleanup
   TOKEN=bench-$(od -An -N12 -tx1 /dev/urandom | tr -d ' \n')
-  say "run directory $RUN_DIR"
 
   phase build build_bench
   phase "database" ensure_db

@@ -48,29 +48,21 @@ failed: a fill announce or a run announce that was not a success, a HAProxy serv
 reported DOWN, a tracker of phase 3 that answered no announce of the run.
 """
 
-import argparse
-import atexit
 import grp
 import os
 import pwd
 import re
 import resource
-import secrets
-import signal
-import subprocess
 import sys
-import threading
 import time
-import traceback
 
 sys.dont_write_bytecode = True  # no __pycache__ in bench/
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-import hostile  # noqa: E402  (Harness, Tracker, Report, HttpConn, logfmt, msum, stop_all)
-import probe  # noqa: E402  (cpu_seconds, host_busy_seconds, wait_pending)
+import common  # noqa: E402
+import probe  # noqa: E402  (cpu_seconds, host_busy_seconds)
+from common import BenchError, ratio, say  # noqa: E402
 
-BENCH_DIR = os.path.dirname(os.path.abspath(__file__))
-WRK_TIMEOUT = "5s"
-DRAIN_CAP = 60
+common.PROG = "bench-scale"
 HAPROXY_READY_TIMEOUT = 15
 HAPROXY_STOP_TIMEOUT = 10
 ANNOUNCES = "chihaya_announce_duration_seconds_count"
@@ -81,24 +73,6 @@ PHASES = [
     ("haproxy_2", "HAProxy → a, b", ["a", "b"], True),
 ]
 FD_ALERT = "Cannot raise FD limit"
-
-
-def say(msg):
-    print(f"bench-scale: {msg}", file=sys.stderr, flush=True)
-
-
-hostile.say = say  # hostile's Tracker reports under this script's prefix
-
-
-class BenchError(Exception):
-    pass
-
-
-def ratio(a, b):
-    try:
-        return f"{float(a) / float(b):.2f}"
-    except (TypeError, ValueError, ZeroDivisionError):
-        return ""
 
 
 # ------------------------------------------------------------------ haproxy --
@@ -173,14 +147,16 @@ def global_maxconn(text):
     return None
 
 
-class HAProxy:
+class HAProxy(common.Child):
     """haproxy -db -f FILE in its own directory; stopped at exit like the trackers."""
+
+    what = "haproxy"
 
     def __init__(self, bench, phase, servers):
         self.b = bench
         self.dir = os.path.join(bench.args.run_dir, phase, "haproxy")
         os.makedirs(self.dir, exist_ok=True)
-        self.port = hostile.free_port()
+        self.port = common.free_port()
         self.cfg_path = os.path.join(self.dir, "haproxy.cfg")
         with open(self.cfg_path, "w") as f:
             f.write(rewrite_cfg(bench.cfg_text, self.port, servers, bench.keep_privileges))
@@ -188,23 +164,15 @@ class HAProxy:
         self.log_path = os.path.join(self.dir, "haproxy.log")
         self.proc = None
 
-    @property
-    def pid(self):
-        return self.proc.pid
-
     def _spawn(self):
         cmd = [self.b.args.haproxy, "-db"]
         if self.b.maxconn_override:
             cmd += ["-n", str(self.b.maxconn_override)]
         cmd += ["-f", self.cfg_path]
-        self._log = open(self.log_path, "ab")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=self._log, cwd=self.dir)
-        hostile.RUNNING.append(self)
+        self.spawn(cmd, self.log_path, cwd=self.dir)
 
     def log_text(self):
-        with open(self.log_path, "rb") as f:
-            return f.read().decode("utf-8", "replace")
+        return self.log_bytes().decode("utf-8", "replace")
 
     def start(self):
         t0 = time.monotonic()
@@ -225,7 +193,7 @@ class HAProxy:
                 last = text.strip().splitlines()[-1:] or ["(nothing)"]
                 raise BenchError(f"haproxy exited {self.proc.returncode}: {last[0]} (see {self.log_path})")
             try:
-                conn = hostile.HttpConn(("127.0.0.1", self.port), timeout=1.0)
+                conn = common.HttpConn(("127.0.0.1", self.port), timeout=1.0)
                 try:
                     status, _ = conn.get("/check")
                 finally:
@@ -247,26 +215,14 @@ class HAProxy:
 
     def stop(self, timeout=HAPROXY_STOP_TIMEOUT):
         """SIGTERM (with -db: stop now), wait (SIGKILL after timeout); returns the exit code."""
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                say(f"haproxy pid {self.pid} still running {timeout} s after SIGTERM, killing it")
-                self.proc.kill()
-                self.proc.wait()
-        if self in hostile.RUNNING:
-            hostile.RUNNING.remove(self)
-        self._log.close()
-        return self.proc.returncode
+        return self.terminate(timeout)
 
 
 # -------------------------------------------------------------------- bench --
 class Bench:
     def __init__(self, args):
         self.args = args
-        self.h = hostile.Harness(args)  # the sidecar, the mariadb client, trackers
-        self.h.token = "bench-scale-admin-" + secrets.token_hex(12)
+        self.h = common.Harness(args, "bench-scale-admin-")  # the sidecar, the mariadb client, trackers
         with open(args.haproxy_cfg) as f:
             self.cfg_text = f.read()
         self.keep_privileges = privileges_usable(self.cfg_text)
@@ -274,28 +230,6 @@ class Bench:
         self.maxconn_override = None
         self.mariadb_pid = args.mariadb_pid or None
         self.failed_checks = []
-
-    def wrk(self, label, port, seconds, mode):
-        """wrk with bench/announce.lua against 127.0.0.1:port; the BENCH line as a dict
-        plus wrk's CPU seconds (wrk_cpu_s)."""
-        a = self.args
-        cmd = [a.wrk, "-t1", f"-c{a.conns}", f"-d{seconds}s", "--timeout", WRK_TIMEOUT,
-               "-s", os.path.join(BENCH_DIR, "announce.lua"), f"http://127.0.0.1:{port}",
-               "--", f"dataset={a.sidecar}", f"peers={a.peers}", f"seed={a.seed}", f"mode={mode}"]
-        log_path = os.path.join(a.run_dir, f"wrk-{label}.log")
-        with open(log_path, "wb") as log:
-            proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT)
-            _, status, usage = os.wait4(proc.pid, 0)
-            proc.returncode = os.waitstatus_to_exitcode(status)
-        if proc.returncode != 0:
-            raise BenchError(f"wrk ({label}) exited {proc.returncode}, see {log_path}")
-        with open(log_path, encoding="utf-8", errors="replace") as f:
-            lines = [line for line in f if line.startswith("BENCH ")]
-        if not lines:
-            raise BenchError(f"no result from wrk ({label}), see {log_path}")
-        out = dict(w.split("=", 1) for w in lines[-1].split()[1:] if "=" in w)
-        out["wrk_cpu_s"] = usage.ru_utime + usage.ru_stime
-        return out
 
     def phase(self, key, names, proxied):
         """One phase from scratch; returns its figures (a dict)."""
@@ -321,22 +255,20 @@ class Bench:
 
             # The fill.
             t0 = time.monotonic()
-            f = self.wrk(f"{key}-populate", port, 60 + a.peers // 1000, "populate")
+            f = common.run_wrk(a, f"{key}-populate", port, 60 + a.peers // 1000, "populate")
             r["fill_s"] = time.monotonic() - t0
             r["fill_ok"] = int(f.get("ok", 0))
-            r["peers"] = {n: int(hostile.msum(t.metrics(), "chihaya_peers")) for n, t in trackers.items()}
+            r["peers"] = {n: int(common.msum(t.metrics(), "chihaya_peers")) for n, t in trackers.items()}
             say(f"fill: {f.get('ok')} of {a.peers} announces OK, failures {f.get('failures')}, in "
                 f"{r['fill_s']:.1f} s; peers held: "
                 + ", ".join(f"{n} {p}" for n, p in r["peers"].items()))
             if r["fill_ok"] != a.peers:
                 self.failed_checks.append(f"{key}: {r['fill_ok']} of {a.peers} fill announces OK")
             for n, t in trackers.items():
-                secs = probe.wait_pending(f"http://127.0.0.1:{t.port}/metrics", self.h.token,
-                                          DRAIN_CAP, 0.05, time.monotonic())
-                say(f"accounting rows of the fill written by {n} after {secs} s")
+                say(f"accounting rows of the fill written by {n} after {t.wait_written()} s")
 
             # The measured run.
-            before = {n: hostile.msum(t.metrics(), ANNOUNCES) for n, t in trackers.items()}
+            before = {n: common.msum(t.metrics(), ANNOUNCES) for n, t in trackers.items()}
             pids = {f"tracker_{n}": t.pid for n, t in trackers.items()}
             if hp:
                 pids["haproxy"] = hp.pid
@@ -344,7 +276,7 @@ class Bench:
                 pids["mariadb"] = self.mariadb_pid
             cpu0 = {k: probe.cpu_seconds(p) for k, p in pids.items()}
             host0, w0 = probe.host_busy_seconds(), time.monotonic()
-            w = self.wrk(f"{key}-run", port, a.duration, "run")
+            w = common.run_wrk(a, f"{key}-run", port, a.duration, "run")
             r["wall_s"] = time.monotonic() - w0
             host1 = probe.host_busy_seconds()
             cpu1 = {k: probe.cpu_seconds(p) for k, p in pids.items()}
@@ -352,7 +284,7 @@ class Bench:
                           for k in pids}
             r["host_cpu_s"] = host1 - host0
             r["wrk"] = w
-            after = {n: hostile.msum(t.metrics(), ANNOUNCES) for n, t in trackers.items()}
+            after = {n: common.msum(t.metrics(), ANNOUNCES) for n, t in trackers.items()}
             r["announces"] = {n: int(after[n] - before[n]) for n in names}
             say(f"{key}: {float(w['rps']):.0f} announces/s, p50 {w['p50_ms']} ms, p99 {w['p99_ms']} ms, "
                 f"failures {w['failures']}, non200 {w['non200']}; announces answered: "
@@ -497,58 +429,23 @@ def render(header, results, ratio_lines, notes):
 
 
 def parse_args():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--binary", required=True)
-    ap.add_argument("--run-dir", required=True)
-    ap.add_argument("--sidecar", required=True)
-    ap.add_argument("--dsn", required=True, help="DB_DSN of the bench database")
+    ap = common.arg_parser(__doc__, 1800)
     ap.add_argument("--haproxy-cfg", required=True, help="contrib/haproxy/chihaya.cfg")
     ap.add_argument("--haproxy", default="haproxy")
-    ap.add_argument("--mysql", default="mariadb", help="the mariadb (or mysql) client")
-    ap.add_argument("--db-user", default="root")
-    ap.add_argument("--db-name", default="chihaya_bench")
-    ap.add_argument("--db-host", default="127.0.0.1")
-    ap.add_argument("--db-port", type=int, default=3306)
-    ap.add_argument("--db-socket", default="")
-    ap.add_argument("--mariadb-pid", default="", help="the local mariadbd, for its CPU")
-    ap.add_argument("--duration", type=int, default=15, help="seconds of each measured wrk run")
-    ap.add_argument("--peers", type=int, default=200000, help="simulated peers")
-    ap.add_argument("--conns", type=int, default=64, help="wrk connections")
-    ap.add_argument("--seed", type=int, default=1, help="peer population seed")
-    ap.add_argument("--wrk", default="wrk")
-    ap.add_argument("--timeout", type=float, default=1800, help="give up after this many seconds")
+    common.add_load_args(ap)
     args = ap.parse_args()
     if args.duration < 1 or args.peers < 1 or args.conns < 1:
         ap.error("--duration, --peers and --conns must be positive")
     return args
 
 
-def give_up(seconds):
-    say(f"still running after {seconds:.0f} s: giving up")
-    hostile.stop_all()
-    os._exit(124)
-
-
-def version_of(cmd):
-    try:
-        out = subprocess.run(cmd, capture_output=True, text=True, timeout=10).stdout
-    except (OSError, subprocess.TimeoutExpired):
-        return "?"
-    return (out.strip().splitlines() or ["?"])[0]
-
-
 def main():
     args = parse_args()
-    os.makedirs(args.run_dir, exist_ok=True)
-    atexit.register(hostile.stop_all)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
-    watchdog = threading.Timer(args.timeout, give_up, [args.timeout])
-    watchdog.daemon = True
-    watchdog.start()
+    common.begin(args)
     t_all = time.monotonic()
     b = Bench(args)
-    version = version_of([args.binary, "-V"])
-    hp_version = version_of([args.haproxy, "-v"])
+    version = common.version_of([args.binary, "-V"])
+    hp_version = common.version_of([args.haproxy, "-v"])
     m = re.search(r"version (\S+)", hp_version)
     hp_version = m.group(1) if m else hp_version
     ncpu = os.cpu_count() or 1
@@ -562,14 +459,11 @@ def main():
             results[key] = b.phase(key, names, proxied)
     except KeyboardInterrupt:
         say("interrupted")
-        hostile.stop_all()
+        common.stop_all()
         return 130
     except Exception as e:  # noqa: BLE001 - report it, stop what runs
-        failed = f"{type(e).__name__}: {e}"
-        say(f"FAILED: {failed}")
-        if not isinstance(e, BenchError):
-            traceback.print_exc()
-        hostile.stop_all()
+        failed = common.failed_with(e)
+        common.stop_all()
     finally:
         b.h.db.close()
 
@@ -625,13 +519,9 @@ def main():
                  ("cpus", ncpu), ("total_s", f"{time.monotonic() - t_all:.0f}"), ("checks", checks)]
     sections.append(("run", run_items))
     text = render(f"{header}; total {time.monotonic() - t_all:.0f} s", results, ratio_lines, notes)
-    text += "\n\n" + "\n".join(
-        "SCALE " + " ".join([f"section={name}"] + [f"{k}={hostile.logfmt(v)}" for k, v in items])
-        for name, items in sections)
-    print(text, flush=True)
-    with open(os.path.join(args.run_dir, "summary.txt"), "w") as f:
-        f.write(text + "\n")
-    say(f"full output in {os.path.relpath(args.run_dir)}")
+    text += "\n\n" + "\n".join(common.machine_line("SCALE", "section", name, items)
+                                for name, items in sections)
+    common.finish(args, text)
     return 1 if failed or b.failed_checks else 0
 
 
