@@ -168,10 +168,8 @@ ensure_wrk() {
 }
 
 # ensure_haproxy : haproxy (Debian package haproxy, 2.6 on bookworm) for
-# make bench-scale, which runs its own in the foreground. The package would start
-# and enable a haproxy service of its own (/etc/haproxy/haproxy.cfg): while apt-get
-# runs, service starts are refused by a temporary /usr/sbin/policy-rc.d (exit 101)
-# unless the box has one already, and a service that came up anyway is stopped.
+# make bench-scale, which runs its own in the foreground: installed as for the tests
+# (scripts/ensure-haproxy.sh: the package's own service is kept from starting).
 ensure_haproxy() {
   command -v haproxy >/dev/null && return 0
   if ! can_apt; then
@@ -179,27 +177,7 @@ ensure_haproxy() {
       "install it (e.g. 'sudo apt-get install haproxy') and run make bench-scale again"
   fi
   say "haproxy not found"
-  local policy=/usr/sbin/policy-rc.d temporary='' ok=1 pid
-  if [[ ! -e $policy ]]; then
-    printf '#!/bin/sh\nexit 101\n' >"$policy" && chmod 755 "$policy" && temporary=1
-  fi
-  apt_install --no-install-recommends haproxy || ok=0
-  [[ -n $temporary ]] && rm -f "$policy"
-  # The packaged service is the haproxy reading /etc/haproxy/haproxy.cfg; any other
-  # haproxy on the box is someone else's and is left alone.
-  if command -v systemctl >/dev/null && systemctl is-active --quiet haproxy 2>/dev/null; then
-    say "stopping the haproxy service the package started"
-    systemctl stop haproxy 2>/dev/null || true
-  fi
-  if command -v pgrep >/dev/null; then
-    for pid in $(pgrep -x haproxy 2>/dev/null); do
-      if tr '\0' ' ' <"/proc/$pid/cmdline" 2>/dev/null | grep -qF /etc/haproxy/haproxy.cfg; then
-        say "stopping the haproxy service the package started (pid $pid)"
-        kill "$pid" 2>/dev/null || true
-      fi
-    done
-  fi
-  ((ok)) || die "could not install haproxy with apt-get"
+  "$REPO/scripts/ensure-haproxy.sh"
   command -v haproxy >/dev/null || die "haproxy still not found after apt-get install"
 }
 
