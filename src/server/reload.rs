@@ -121,11 +121,10 @@ pub async fn load(
     let counts_drift = cycle == Cycle::Reload && shared.config.push_enabled();
     let drift = |n: u64| {
         if counts_drift && n > 0 {
-            let label = kind.metric_label().unwrap_or("global_freeleech");
             shared
                 .metrics
                 .push_drift
-                .with_label_values(&[label])
+                .with_label_values(&[kind.type_label()])
                 .inc_by(n);
             tracing::info!(
                 "{} reload: {} rows changed that no push had",
