@@ -16,7 +16,7 @@ use std::collections::hash_map::Entry;
 use std::sync::Arc;
 
 use super::hash::HashMap;
-use super::pushed::{Overlay, Pushed};
+use super::pushed::{self, Overlay, Pushed};
 use super::types::{GroupId, InfoHash, TorrentId, TorrentType};
 
 /// What the database says about a torrent, apart from its id and hash.
@@ -147,29 +147,17 @@ impl Catalogue {
     /// (the load could not see them) and the tracker's own writes (`Snatched`, a
     /// revived `Status`): the changes a push should have brought and did not.
     pub fn drift(&self, old: &Catalogue, shown: u64) -> u64 {
-        let pushed_later = |hash: &InfoHash| self.pushed.pushed_after(hash, shown);
-        let same = |was: &Listing, now: &Listing| {
-            was.id == now.id && was.meta == now.meta && !(was.status == 0 && now.status != 0)
-        };
-        let mut drift = 0;
-        for (hash, now) in &self.by_hash {
-            if !pushed_later(hash) && !old.get(hash).is_some_and(|was| same(&was, now)) {
-                drift += 1;
-            }
-        }
-        // Torrents `old` showed that the load did not find.
-        let gone = |hash: &InfoHash| !self.by_hash.contains_key(hash) && !pushed_later(hash);
-        for hash in old.by_hash.keys() {
-            if gone(hash) && old.get(hash).is_some() {
-                drift += 1;
-            }
-        }
-        for (hash, pushed) in old.pushed.entries() {
-            if pushed.is_some() && !old.by_hash.contains_key(&hash) && gone(&hash) {
-                drift += 1;
-            }
-        }
-        drift
+        let pushed_only = old.pushed.added(|hash| old.by_hash.contains_key(hash));
+        pushed::drift(
+            self.by_hash.iter().map(|(hash, listing)| (hash, *listing)),
+            old.by_hash.keys().chain(&pushed_only),
+            |hash| old.get(hash),
+            |was, now| {
+                was.id == now.id && was.meta == now.meta && !(was.status == 0 && now.status != 0)
+            },
+            |hash| self.by_hash.contains_key(hash),
+            |hash| self.pushed.pushed_after(hash, shown),
+        )
     }
 
     /// Whether `info_hash` is still the torrent `id`.

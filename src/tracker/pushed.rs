@@ -153,6 +153,22 @@ impl<K: Eq + Hash, V: Clone> Overlay<K, V> {
         count
     }
 
+    /// The keys pushed with a value (not removed) that `loaded` does not have: with
+    /// the loaded keys, every key a snapshot shows.
+    pub fn added(&self, loaded: impl Fn(&K) -> bool) -> Vec<K>
+    where
+        K: Clone,
+    {
+        if !self.any.load(Ordering::Acquire) {
+            return Vec::new();
+        }
+        self.read()
+            .iter()
+            .filter(|(key, change)| change.value.is_some() && !loaded(key))
+            .map(|(key, _)| key.clone())
+            .collect()
+    }
+
     /// The keys and values of the changes in effect (`None`: removed).
     pub fn entries(&self) -> Vec<(K, Option<V>)>
     where
@@ -174,6 +190,26 @@ impl<K: Eq + Hash, V: Clone> Overlay<K, V> {
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
+}
+
+/// How many rows a reload changed that pushes should have brought: the rows it
+/// loaded (`loaded`) that are not the `same` as what the snapshot before showed
+/// (`was`, loaded or pushed), and the keys that snapshot showed (`shown_before`) that
+/// the load did not find (`found`). Keys pushed after the load began
+/// (`pushed_later`) are left out: the load could not see them.
+pub fn drift<'a, K: 'a, V>(
+    loaded: impl Iterator<Item = (&'a K, V)>,
+    shown_before: impl Iterator<Item = &'a K>,
+    was: impl Fn(&K) -> Option<V>,
+    same: impl Fn(&V, &V) -> bool,
+    found: impl Fn(&K) -> bool,
+    pushed_later: impl Fn(&K) -> bool,
+) -> u64 {
+    let changed = loaded.filter(|(key, now)| {
+        !pushed_later(key) && !was(key).is_some_and(|before| same(&before, now))
+    });
+    let gone = shown_before.filter(|key| !found(key) && !pushed_later(key) && was(key).is_some());
+    (changed.count() + gone.count()) as u64
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use arc_swap::ArcSwap;
 
 use super::catalogue::{Catalogue, TorrentPushes};
 use super::hash::{HashMap, HashSet};
-use super::pushed::{Overlay, PushClock, Pushed};
+use super::pushed::{self, Overlay, PushClock, Pushed};
 use super::swarm::Tally;
 use super::swarms::Swarms;
 use super::types::{ClientId, GroupId, Passkey, PeerId, TorrentId, TorrentType, UserId};
@@ -113,44 +113,16 @@ impl Users {
     /// showed, loaded or pushed, leaving out passkeys pushed after push number
     /// `shown`: the changes a push should have brought and did not.
     pub fn drift(&self, old: &Users, shown: u64) -> u64 {
-        drift(
-            self.by_passkey.iter().map(|(k, v)| (k, Some(*v))),
-            old.by_passkey.keys(),
-            old.pushed.entries(),
+        let pushed_only = old.pushed.added(|k| old.by_passkey.contains_key(k));
+        pushed::drift(
+            self.by_passkey.iter().map(|(k, user)| (k, *user)),
+            old.by_passkey.keys().chain(&pushed_only),
             |k| old.get(k.as_bytes()),
+            PartialEq::eq,
             |k| self.by_passkey.contains_key(k),
             |k| self.pushed.pushed_after(k, shown),
         )
     }
-}
-
-/// The rows a reload changed that pushes should have: those loaded (`now`) that
-/// differ from what the snapshot before showed (`was`), and those it showed (loaded,
-/// `old_loaded`, or pushed, `old_pushed`) that the load did not find (`found`); keys
-/// pushed during the load (`pushed_later`) left out.
-fn drift<'a, K: 'a + Clone, V: PartialEq>(
-    now: impl Iterator<Item = (&'a K, Option<V>)>,
-    old_loaded: impl Iterator<Item = &'a K>,
-    old_pushed: Vec<(K, Option<V>)>,
-    was: impl Fn(&K) -> Option<V>,
-    found: impl Fn(&K) -> bool,
-    pushed_later: impl Fn(&K) -> bool,
-) -> u64 {
-    let mut drift = 0;
-    for (key, value) in now {
-        if !pushed_later(key) && was(key) != value {
-            drift += 1;
-        }
-    }
-    let gone = |key: &K| !found(key) && !pushed_later(key) && was(key).is_some();
-    drift += old_loaded.filter(|key| gone(key)).count() as u64;
-    for (key, value) in old_pushed {
-        // A pushed key the old snapshot had loaded is counted above.
-        if value.is_some() && gone(&key) {
-            drift += 1;
-        }
-    }
-    drift
 }
 
 /// Pushed hit-and-runs: set is marked, removed is cleared.
@@ -198,19 +170,13 @@ impl HitAndRuns {
     /// downloads are disabled now (`disabled`): a load reads no others, and for no
     /// others do they matter.
     pub fn drift(&self, old: &HitAndRuns, shown: u64, disabled: &HashSet<UserId>) -> u64 {
-        let counted = |pair: &(UserId, TorrentId)| disabled.contains(&pair.0);
-        let was =
-            |&(user, torrent): &(UserId, TorrentId)| old.contains(user, torrent).then_some(());
-        let mut old_pushed = old.pushed.entries();
-        old_pushed.retain(|(pair, _)| counted(pair));
-        drift(
-            self.pairs
-                .iter()
-                .filter(|pair| counted(pair))
-                .map(|pair| (pair, Some(()))),
-            old.pairs.iter().filter(|pair| counted(pair)),
-            old_pushed,
-            was,
+        let counted = |pair: &&(UserId, TorrentId)| disabled.contains(&pair.0);
+        let pushed_only = old.pushed.added(|pair| old.pairs.contains(pair));
+        pushed::drift(
+            self.pairs.iter().filter(counted).map(|pair| (pair, ())),
+            old.pairs.iter().chain(&pushed_only).filter(counted),
+            |&(user, torrent)| old.contains(user, torrent).then_some(()),
+            PartialEq::eq,
             |pair| self.pairs.contains(pair),
             |pair| self.pushed.pushed_after(pair, shown),
         )
@@ -520,6 +486,12 @@ mod tests {
         assert_eq!(new.get(b"d"), Some(user(4, false)));
         assert_eq!(new.get(b"b"), None);
         assert_eq!(new.download_disabled(), HashSet::from_iter([UserId(1)]));
+
+        // A load that finds nobody: a (loaded, and pushed since: one row, not two), c
+        // (loaded) and d (pushed only).
+        pushes.set(key(b"a"), 3, Some(user(1, false)));
+        let gone = Users::default().with_pushes(Arc::clone(&pushes));
+        assert_eq!(gone.drift(&new, 3), 3);
 
         // Hit-and-runs count only for users whose downloads are disabled: user 2's
         // leave the load because user 2 may download again, not because of a miss.
