@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use super::parse::BadField;
 use super::Operation;
-use crate::tracker::{ClientChange, Passkey, Snapshots, User};
+use crate::tracker::{Passkey, Snapshots, User};
 
 /// A request that cannot be made as it stands (the tracker's state refuses it, not
 /// its form): nothing was made.
@@ -43,20 +43,10 @@ pub fn apply(snapshots: &Snapshots, ops: &[Operation], array: bool) -> Result<()
                         pushes.torrents.set(*info_hash, push, None);
                     }
                 }
-                Operation::ApproveClient { id, prefix } => {
-                    let change = ClientChange::Approve {
-                        id: *id,
-                        prefix: prefix.clone(),
-                    };
+                Operation::Client(change) => {
                     let list = clients.unwrap_or_else(|| snapshots.clients.load_full());
-                    clients = Some(Arc::new(list.changed(&change)));
-                    small.clients.push((push, change));
-                }
-                Operation::RemoveClient { id } => {
-                    let change = ClientChange::Remove { id: *id };
-                    let list = clients.unwrap_or_else(|| snapshots.clients.load_full());
-                    clients = Some(Arc::new(list.changed(&change)));
-                    small.clients.push((push, change));
+                    clients = Some(Arc::new(list.changed(change)));
+                    small.clients.push((push, change.clone()));
                 }
                 Operation::SetGlobalFreeleech { on } => {
                     small.global_freeleech = push;

@@ -14,7 +14,7 @@ mod parse;
 pub use apply::{apply, Refused};
 pub use parse::{parse, BadField, Request};
 
-use crate::tracker::{ClientId, InfoHash, Passkey, PushedTorrent, TorrentId, User, UserId};
+use crate::tracker::{ClientChange, InfoHash, Passkey, PushedTorrent, TorrentId, User, UserId};
 
 /// Most operations one request may carry.
 pub const MAX_OPERATIONS: usize = 10_000;
@@ -59,13 +59,8 @@ pub enum Operation {
         old: Passkey,
         new: Passkey,
     },
-    ApproveClient {
-        id: ClientId,
-        prefix: Box<[u8]>,
-    },
-    RemoveClient {
-        id: ClientId,
-    },
+    /// A client approved or no longer approved.
+    Client(ClientChange),
     SetGlobalFreeleech {
         on: bool,
     },
@@ -87,8 +82,8 @@ impl Operation {
             Operation::UpdateUser { user: Some(_), .. } => "update_user",
             Operation::UpdateUser { user: None, .. } => "disable_user",
             Operation::ChangePasskey { .. } => "change_passkey",
-            Operation::ApproveClient { .. } => "approve_client",
-            Operation::RemoveClient { .. } => "remove_client",
+            Operation::Client(ClientChange::Approve { .. }) => "approve_client",
+            Operation::Client(ClientChange::Remove { .. }) => "remove_client",
             Operation::SetGlobalFreeleech { .. } => "set_global_freeleech",
             Operation::HitAndRun { open: true, .. } => "mark_hit_and_run",
             Operation::HitAndRun { open: false, .. } => "clear_hit_and_run",

@@ -8,8 +8,8 @@ use std::fmt;
 use super::{Operation, MAX_OPERATIONS};
 use crate::config::json::Json;
 use crate::tracker::{
-    ClientId, GroupId, InfoHash, Passkey, PushedTorrent, TorrentId, TorrentMeta, TorrentType, User,
-    UserId,
+    ClientChange, ClientId, GroupId, InfoHash, Passkey, PushedTorrent, TorrentId, TorrentMeta,
+    TorrentType, User, UserId,
 };
 
 /// Why a body was refused, and where.
@@ -296,13 +296,13 @@ fn operation(at: &str, item: Json) -> Result<Operation, BadField> {
             }
             Operation::ChangePasskey { old, new }
         }
-        "approve_client" => Operation::ApproveClient {
+        "approve_client" => Operation::Client(ClientChange::Approve {
             id: ClientId(fields.id("id")?),
             prefix: fields.text("peer_id")?.into_bytes().into(),
-        },
-        "remove_client" => Operation::RemoveClient {
+        }),
+        "remove_client" => Operation::Client(ClientChange::Remove {
             id: ClientId(fields.id("id")?),
-        },
+        }),
         "set_global_freeleech" => Operation::SetGlobalFreeleech {
             on: match fields.required("on")? {
                 Json::Bool(on) => on,
