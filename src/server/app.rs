@@ -143,7 +143,10 @@ impl Tracker {
                 &snapshots.swarms,
                 &snapshots.peers,
             );
-            shared.absence.restored(snapshots.swarms.newest_announce());
+            // Only a tracker among several can have been out of a load balancer's ring.
+            if !shared.config.instance.is_empty() {
+                shared.absence.restored(snapshots.swarms.newest_announce());
+            }
         }
         // transfer_ips6 is optional: without it IPv6 per-IP rows are skipped and
         // counted, and nothing else changes. Known before the spill file is replayed.
